@@ -1,0 +1,2 @@
+namespace OnnxDeconv;
+internal static class AssemblyMarker { }
