@@ -1,0 +1,98 @@
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+
+namespace OnnxDeconv.GraphRewrite.Graph;
+
+/// <summary>
+/// Read-only lookups over one graph: who produces a value, who consumes it, which values are constant
+/// (initializers or Constant nodes), graph inputs/outputs and the opset of each domain.
+/// Build a new index after editing the graph.
+/// </summary>
+public sealed class GraphIndex
+{
+    private readonly Dictionary<string, NodeProto> _producers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<NodeProto>> _consumers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TensorProto> _initializers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ValueInfoProto> _valueInfo = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _graphInputs = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _graphOutputs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _opsets = new(StringComparer.Ordinal);
+
+    public GraphProto Graph { get; }
+    public ModelProto? Model { get; }
+
+    public GraphIndex(ModelProto model) : this(model.Graph, model.OpsetImport) => Model = model;
+
+    public GraphIndex(GraphProto graph, IEnumerable<OperatorSetIdProto> opsets)
+    {
+        Graph = graph;
+        foreach (var o in opsets)
+            _opsets[Ops.IsDefaultDomain(o.Domain) ? Ops.DefaultDomain : o.Domain] = o.Version;
+        foreach (var t in graph.Initializer) _initializers[t.Name] = t;
+        foreach (var i in graph.Input) _graphInputs.Add(i.Name);
+        foreach (var o in graph.Output) _graphOutputs.Add(o.Name);
+        foreach (var v in graph.Input.Concat(graph.Output).Concat(graph.ValueInfo)) _valueInfo.TryAdd(v.Name, v);
+        foreach (var n in graph.Node)
+        {
+            foreach (var o in n.Output)
+                if (o.Length > 0) _producers.TryAdd(o, n);
+            foreach (var i in n.Input)
+            {
+                if (i.Length == 0) continue;
+                if (!_consumers.TryGetValue(i, out var list)) _consumers[i] = list = [];
+                if (!list.Contains(n)) list.Add(n);
+            }
+        }
+    }
+
+    /// <summary>The node that produces <paramref name="value"/>, or null for graph inputs, initializers and unknown names.</summary>
+    public NodeProto? Producer(string value) => _producers.GetValueOrDefault(value);
+
+    /// <summary>Nodes that read <paramref name="value"/> (each once, in graph order). Subgraph reads are not included.</summary>
+    public IReadOnlyList<NodeProto> Consumers(string value) =>
+        _consumers.TryGetValue(value, out var l) ? l : [];
+
+    public bool IsGraphInput(string value) => _graphInputs.Contains(value);
+    public bool IsGraphOutput(string value) => _graphOutputs.Contains(value);
+
+    public TensorProto? Initializer(string value) => _initializers.GetValueOrDefault(value);
+
+    /// <summary>
+    /// The constant tensor behind <paramref name="value"/>: an initializer that is not overridable as a graph input,
+    /// or the value attribute of a Constant node. Null when the value is not a compile-time constant.
+    /// </summary>
+    public TensorProto? Constant(string value)
+    {
+        if (_initializers.TryGetValue(value, out var t))
+            return _graphInputs.Contains(value) ? null : t; // an initializer that is also an input can be overridden at run time
+        var p = Producer(value);
+        if (p is not null && p.OpType == Ops.Constant.OpType && Ops.IsDefaultDomain(p.Domain))
+            return Attributes.GetTensor(p, Ops.Constant.Value);
+        return null;
+    }
+
+    public bool IsConstant(string value) => Constant(value) is not null;
+
+    public ValueInfoProto? ValueInfo(string value) => _valueInfo.GetValueOrDefault(value);
+
+    /// <summary>Static shape of <paramref name="value"/> from value_info/inputs/outputs or a constant; -1 for unknown dims; null if rank unknown.</summary>
+    public long[]? Shape(string value)
+    {
+        var c = Constant(value);
+        if (c is not null) return c.Dims.ToArray();
+        var vi = ValueInfo(value);
+        var tt = vi?.Type?.TensorType;
+        if (tt?.Shape is null) return null;
+        return tt.Shape.Dim.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : -1).ToArray();
+    }
+
+    /// <summary>Opset version imported for <paramref name="domain"/> ("" = default ONNX domain), or null if not imported.</summary>
+    public long? Opset(string domain) =>
+        _opsets.TryGetValue(Ops.IsDefaultDomain(domain) ? Ops.DefaultDomain : domain, out var v) ? v : null;
+
+    public IReadOnlyDictionary<string, long> Opsets => _opsets;
+
+    /// <summary>Every value name the graph defines (inputs, initializers, node outputs).</summary>
+    public IEnumerable<string> DefinedNames =>
+        _graphInputs.Concat(_initializers.Keys).Concat(_producers.Keys).Distinct(StringComparer.Ordinal);
+}

@@ -1,0 +1,94 @@
+using System.Runtime.InteropServices;
+using Google.Protobuf;
+using OnnxDeconv.GraphRewrite.Onnx;
+
+namespace OnnxDeconv.GraphRewrite.IO;
+
+/// <summary>Conversions between <see cref="TensorProto"/> and plain arrays (inline data only; external data is resolved by <see cref="ModelIO"/>).</summary>
+public static class Tensors
+{
+    public static TensorProto FromFloats(string name, long[] dims, ReadOnlySpan<float> data)
+    {
+        CheckCount(name, dims, data.Length);
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
+        t.Dims.AddRange(dims);
+        t.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(data));
+        return t;
+    }
+
+    public static TensorProto FromInt64s(string name, long[] dims, ReadOnlySpan<long> data)
+    {
+        CheckCount(name, dims, data.Length);
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
+        t.Dims.AddRange(dims);
+        t.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(data));
+        return t;
+    }
+
+    public static long ElementCount(IEnumerable<long> dims)
+    {
+        long n = 1;
+        foreach (var d in dims)
+        {
+            if (d < 0) throw new InvalidDataException($"negative dimension {d}");
+            n = checked(n * d);
+        }
+        return n;
+    }
+
+    /// <summary>Float data of an inline FLOAT tensor (raw_data or float_data).</summary>
+    public static float[] ToFloats(TensorProto t)
+    {
+        if (t.DataType != (int)TensorProto.Types.DataType.Float)
+            throw new InvalidDataException($"tensor '{t.Name}': expected FLOAT, got {(TensorProto.Types.DataType)t.DataType}");
+        if (t.DataLocation == TensorProto.Types.DataLocation.External)
+            throw new InvalidDataException($"tensor '{t.Name}': data is external; load it through ModelIO first");
+        long n = ElementCount(t.Dims);
+        if (t.HasRawData)
+        {
+            if (t.RawData.Length != n * sizeof(float))
+                throw new InvalidDataException($"tensor '{t.Name}': raw_data has {t.RawData.Length} bytes, shape needs {n * sizeof(float)}");
+            return MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray();
+        }
+        if (t.FloatData.Count != n)
+            throw new InvalidDataException($"tensor '{t.Name}': float_data has {t.FloatData.Count} values, shape needs {n}");
+        return t.FloatData.ToArray();
+    }
+
+    /// <summary>Integer data of an inline INT64 or INT32 tensor.</summary>
+    public static long[] ToInt64s(TensorProto t)
+    {
+        if (t.DataLocation == TensorProto.Types.DataLocation.External)
+            throw new InvalidDataException($"tensor '{t.Name}': data is external; load it through ModelIO first");
+        long n = ElementCount(t.Dims);
+        switch ((TensorProto.Types.DataType)t.DataType)
+        {
+            case TensorProto.Types.DataType.Int64:
+                if (t.HasRawData)
+                {
+                    if (t.RawData.Length != n * sizeof(long))
+                        throw new InvalidDataException($"tensor '{t.Name}': raw_data has {t.RawData.Length} bytes, shape needs {n * sizeof(long)}");
+                    return MemoryMarshal.Cast<byte, long>(t.RawData.Span).ToArray();
+                }
+                if (t.Int64Data.Count != n) throw new InvalidDataException($"tensor '{t.Name}': int64_data has {t.Int64Data.Count} values, shape needs {n}");
+                return t.Int64Data.ToArray();
+            case TensorProto.Types.DataType.Int32:
+                if (t.HasRawData)
+                {
+                    if (t.RawData.Length != n * sizeof(int))
+                        throw new InvalidDataException($"tensor '{t.Name}': raw_data has {t.RawData.Length} bytes, shape needs {n * sizeof(int)}");
+                    return MemoryMarshal.Cast<byte, int>(t.RawData.Span).ToArray().Select(v => (long)v).ToArray();
+                }
+                if (t.Int32Data.Count != n) throw new InvalidDataException($"tensor '{t.Name}': int32_data has {t.Int32Data.Count} values, shape needs {n}");
+                return t.Int32Data.Select(v => (long)v).ToArray();
+            default:
+                throw new InvalidDataException($"tensor '{t.Name}': expected INT64 or INT32, got {(TensorProto.Types.DataType)t.DataType}");
+        }
+    }
+
+    private static void CheckCount(string name, long[] dims, int count)
+    {
+        if (ElementCount(dims) != count)
+            throw new ArgumentException($"tensor '{name}': {count} values for shape [{string.Join(",", dims)}]");
+    }
+}

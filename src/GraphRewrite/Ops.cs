@@ -1,0 +1,100 @@
+namespace OnnxDeconv.GraphRewrite;
+
+/// <summary>
+/// Op types, domains and attribute names in one place: rewrites and reports never spell them inline.
+/// </summary>
+public static class Ops
+{
+    /// <summary>The default ONNX domain ("" and "ai.onnx" are the same domain).</summary>
+    public const string DefaultDomain = "";
+    public const string OnnxDomainAlias = "ai.onnx";
+
+    public static bool IsDefaultDomain(string? domain) => string.IsNullOrEmpty(domain) || domain == OnnxDomainAlias;
+
+    public static class ConvTranspose
+    {
+        public const string OpType = "ConvTranspose";
+        public const string AutoPad = "auto_pad";
+        public const string Dilations = "dilations";
+        public const string Group = "group";
+        public const string KernelShape = "kernel_shape";
+        public const string OutputPadding = "output_padding";
+        public const string OutputShape = "output_shape";
+        public const string Pads = "pads";
+        public const string Strides = "strides";
+    }
+
+    public static class Conv
+    {
+        public const string OpType = "Conv";
+        public const string AutoPad = "auto_pad";
+        public const string Dilations = "dilations";
+        public const string Group = "group";
+        public const string KernelShape = "kernel_shape";
+        public const string Pads = "pads";
+        public const string Strides = "strides";
+    }
+
+    public static class Resize
+    {
+        public const string OpType = "Resize";
+        public const string Mode = "mode";
+        public const string CoordinateTransformationMode = "coordinate_transformation_mode";
+        public const string NearestMode = "nearest_mode";
+        public const string Axes = "axes";
+        public const string KeepAspectRatioPolicy = "keep_aspect_ratio_policy";
+        public const string ExcludeOutside = "exclude_outside";
+        public const string CubicCoeffA = "cubic_coeff_a";
+        public const string ExtrapolationValue = "extrapolation_value";
+        public const string AntiAlias = "antialias";
+    }
+
+    public static class Upsample
+    {
+        public const string OpType = "Upsample";
+        public const string Mode = "mode";
+        public const string Scales = "scales";
+    }
+
+    public static class DepthToSpace
+    {
+        public const string OpType = "DepthToSpace";
+        public const string BlockSize = "blocksize";
+        public const string Mode = "mode";
+        public const string ModeCrd = "CRD";
+        public const string ModeDcr = "DCR";
+    }
+
+    public static class BatchNormalization
+    {
+        public const string OpType = "BatchNormalization";
+        public const string Epsilon = "epsilon";
+        public const string Momentum = "momentum";
+    }
+
+    public static class LeakyRelu
+    {
+        public const string OpType = "LeakyRelu";
+        public const string Alpha = "alpha";
+    }
+
+    public static class Clip
+    {
+        public const string OpType = "Clip";
+        public const string Min = "min";
+        public const string Max = "max";
+    }
+
+    public static class Slice { public const string OpType = "Slice"; }
+    public static class Pad { public const string OpType = "Pad"; public const string Mode = "mode"; }
+    public static class Reshape { public const string OpType = "Reshape"; }
+    public static class Transpose { public const string OpType = "Transpose"; public const string Perm = "perm"; }
+    public static class Concat { public const string OpType = "Concat"; public const string Axis = "axis"; }
+    public static class Unsqueeze { public const string OpType = "Unsqueeze"; public const string Axes = "axes"; }
+    public static class Constant { public const string OpType = "Constant"; public const string Value = "value"; }
+    public static class Relu { public const string OpType = "Relu"; }
+    public static class Sigmoid { public const string OpType = "Sigmoid"; }
+    public static class Tanh { public const string OpType = "Tanh"; }
+    public static class Add { public const string OpType = "Add"; }
+    public static class Identity { public const string OpType = "Identity"; }
+}

@@ -1,2 +1,0 @@
-namespace OnnxDeconv;
-internal static class AssemblyMarker { }

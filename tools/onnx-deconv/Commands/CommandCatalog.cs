@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace OnnxDeconv.Cli.Commands;
+
+/// <summary>Every subcommand, one class each; add a line here for a new command.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield break;
+    }
+}
