@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
+using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.Onnx;
 
 namespace OnnxDeconv.GraphRewrite.IO;
@@ -6,38 +8,279 @@ namespace OnnxDeconv.GraphRewrite.IO;
 /// <summary>A model file could not be read or written; the message names the file and what is wrong.</summary>
 public sealed class ModelFormatException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>How <see cref="ModelIO.Save(ModelProto, string, ModelSaveOptions)"/> writes a model.</summary>
+public sealed record ModelSaveOptions
+{
+    /// <summary>
+    /// Initializers whose data has at least this many bytes are written to the side file <see cref="ExternalDataFile"/>.
+    /// Null: tensors that are inline stay inline; tensors that are already external stay where they are when the
+    /// model is saved into the folder it came from, and are copied into the side file when it is saved elsewhere.
+    /// </summary>
+    public long? ExternalDataThreshold { get; init; }
+
+    /// <summary>Side file name, relative to the model's folder (no <c>..</c>, not absolute). Default: "{model file name}.data".</summary>
+    public string? ExternalDataFile { get; init; }
+
+    /// <summary>Folder the model's existing external locations are relative to. Default: where <see cref="ModelIO.Load(string)"/> read it.</summary>
+    public string? SourceDirectory { get; init; }
+
+    /// <summary>Each tensor's offset in the side file is a multiple of this (ONNX Runtime can map aligned data directly).</summary>
+    public int Alignment { get; init; } = 64;
+
+    /// <summary>Writes a SHA-1 "checksum" entry for each external tensor.</summary>
+    public bool WriteChecksums { get; init; }
+
+    /// <summary>Puts every graph in topological order first (graphs already in order are untouched).</summary>
+    public bool SortTopologically { get; init; } = true;
+
+    /// <summary>The largest serialized model protobuf can hold; lowered only by tests to exercise the check cheaply.</summary>
+    internal long MaxModelBytes { get; init; } = int.MaxValue;
+}
+
 /// <summary>
 /// Lossless model IO: load then save without edits gives the same bytes (Google.Protobuf keeps unknown fields,
 /// onnx.proto mirrors upstream packing). Saves are atomic: temp file in the target folder, then rename.
+/// External data (tensor bytes in side files) is resolved against the folder the model was loaded from and is
+/// treated as untrusted (see <see cref="ExternalData"/>).
 /// </summary>
 public static class ModelIO
 {
+    private static readonly ConditionalWeakTable<ModelProto, string> Sources = new();
+
     public static ModelProto Load(string path)
     {
+        var full = Path.GetFullPath(path);
         byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
+        try
+        {
+            var info = new FileInfo(full);
+            if (Directory.Exists(full)) throw new ModelFormatException($"{path}: is a directory, not a model file");
+            if (!info.Exists) throw new ModelFormatException($"{path}: file not found");
+            if (info.Length > Array.MaxLength)
+                throw new ModelFormatException($"{path}: {info.Length} bytes is over protobuf's 2 GB limit; such models must keep their weights in external data");
+            bytes = File.ReadAllBytes(full);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new ModelFormatException($"{path}: cannot read: {e.Message}", e); }
-        return Parse(bytes, path);
+        var model = Parse(bytes, path);
+        Sources.AddOrUpdate(model, Path.GetDirectoryName(full) ?? ".");
+        return model;
     }
 
     public static ModelProto Parse(byte[] bytes, string sourceName)
     {
-        try
-        {
-            var model = ModelProto.Parser.ParseFrom(bytes);
-            if (model.Graph is null)
-                throw new ModelFormatException($"{sourceName}: not an ONNX model (no graph)");
-            return model;
-        }
+        if (bytes.Length == 0) throw new ModelFormatException($"{sourceName}: empty file (0 bytes), not an ONNX model");
+        ModelProto model;
+        try { model = ModelProto.Parser.ParseFrom(bytes); }
         catch (InvalidProtocolBufferException e)
-        { throw new ModelFormatException($"{sourceName}: not a valid ONNX model (corrupt or truncated protobuf: {e.Message})", e); }
+        { throw new ModelFormatException($"{sourceName}: not a valid ONNX model, the file is truncated or corrupt ({e.Message})", e); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or OverflowException or IndexOutOfRangeException)
+        { throw new ModelFormatException($"{sourceName}: not a valid ONNX model, the file is corrupt ({e.Message})", e); }
+
+        // A file cut exactly between two fields still parses; what ONNX requires tells it apart.
+        if (!model.HasIrVersion)
+            throw new ModelFormatException($"{sourceName}: not an ONNX model (no ir_version; wrong file type or truncated)");
+        if (model.Graph is null)
+            throw new ModelFormatException($"{sourceName}: not an ONNX model or truncated (no graph)");
+        if (model.IrVersion >= 3 && model.OpsetImport.Count == 0)
+            throw new ModelFormatException($"{sourceName}: no opset_import (required since IR version 3; truncated file?)");
+        return model;
     }
 
-    public static byte[] Serialize(ModelProto model) => model.ToByteArray();
+    /// <summary>The folder the model was loaded from (its external data is relative to it), or null for models built in memory.</summary>
+    public static string? SourceDirectory(ModelProto model) => Sources.TryGetValue(model, out var d) ? d : null;
+
+    /// <summary>Declares the folder <paramref name="model"/>'s external locations are relative to (e.g. after cloning a loaded model).</summary>
+    public static void SetSourceDirectory(ModelProto model, string directory) =>
+        Sources.AddOrUpdate(model, Path.GetFullPath(directory));
+
+    /// <summary>A tensor's data as little-endian bytes, inline or external (relative to where <paramref name="model"/> was loaded from).</summary>
+    public static byte[] TensorBytes(ModelProto model, TensorProto tensor) => ExternalData.ReadBytes(tensor, SourceDirectory(model));
+
+    /// <summary>A FLOAT tensor's values, inline or external (relative to where <paramref name="model"/> was loaded from).</summary>
+    public static float[] TensorFloats(ModelProto model, TensorProto tensor) => ExternalData.ReadFloats(tensor, SourceDirectory(model));
+
+    /// <summary>Serializes to bytes (external references are kept as they are); fails clearly over protobuf's 2 GB limit.</summary>
+    public static byte[] Serialize(ModelProto model)
+    {
+        CheckSize(model, "model", int.MaxValue);
+        return model.ToByteArray();
+    }
 
     /// <summary>Writes <paramref name="model"/> to <paramref name="path"/> atomically (temp + rename).</summary>
-    public static void Save(ModelProto model, string path) => AtomicFile.Write(path, stream => model.WriteTo(stream));
+    public static void Save(ModelProto model, string path) => Save(model, path, new ModelSaveOptions());
+
+    /// <summary>
+    /// Writes <paramref name="model"/> to <paramref name="path"/> atomically, with its external data (if any, or if
+    /// <see cref="ModelSaveOptions.ExternalDataThreshold"/> asks for it) in a side file beside it, also written
+    /// atomically and streamed one tensor at a time. The in-memory model is never modified. Renames never follow a
+    /// symlink at the target names, and the side file must stay inside the model's folder.
+    /// </summary>
+    public static void Save(ModelProto model, string path, ModelSaveOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var full = Path.GetFullPath(path);
+        var outDir = Path.GetDirectoryName(full) ?? ".";
+        if (Directory.Exists(full)) throw new ModelFormatException($"{path}: is a directory");
+
+        // Clone lazily: tensor bytes (ByteString) are shared, so a clone costs only the structure.
+        var work = model;
+        ModelProto Mutable() => ReferenceEquals(work, model) ? work = model.Clone() : work;
+
+        if (options.SortTopologically && Topology.AllGraphs(model).Any(g => !Topology.IsSorted(g)))
+        {
+            try { Topology.SortInPlace(Mutable()); }
+            catch (GraphCycleException e) { throw new ModelFormatException($"{path}: cannot save: {e.Message}", e); }
+        }
+
+        var sourceDir = options.SourceDirectory is { } sd ? Path.GetFullPath(sd) : SourceDirectory(model);
+        var tensors = AllTensors(model).ToList();
+        bool anyExternal = tensors.Any(ExternalData.IsExternal);
+        bool sameFolder = sourceDir is not null && Directory.Exists(outDir)
+                          && PathSafety.RealPath(sourceDir) == PathSafety.RealPath(outDir);
+        bool carry = anyExternal && (!sameFolder || options.ExternalDataThreshold is not null || options.ExternalDataFile is not null);
+        bool move = options.ExternalDataThreshold is { } threshold
+                    && model.Graph is not null
+                    && Topology.AllGraphs(model.Graph).SelectMany(g => g.Initializer).Any(t => Externalizable(t, threshold));
+
+        if (!carry && !move)
+        {
+            CheckSize(work, path, options.MaxModelBytes);
+            AtomicFile.Write(full, s => work.WriteTo(s));
+            return;
+        }
+        if (anyExternal && sourceDir is null)
+            throw new ModelFormatException(
+                $"{path}: cannot save: the model has external data but the folder it is relative to is unknown (not loaded from a file); set ModelSaveOptions.SourceDirectory");
+
+        Mutable();
+        var sideName = options.ExternalDataFile ?? Path.GetFileName(full) + ".data";
+        var sidePath = SidePath(outDir, sideName, path);
+        var location = sideName.Replace('\\', '/');
+        var initializers = new HashSet<TensorProto>(work.Graph is null ? [] : Topology.AllGraphs(work.Graph).SelectMany(g => g.Initializer), ReferenceEqualityComparer.Instance);
+
+        using var side = AtomicFile.Begin(sidePath);
+        using var main = AtomicFile.Begin(full);
+        long position = 0;
+        int align = Math.Max(1, options.Alignment);
+        foreach (var t in AllTensors(work))
+        {
+            bool external = ExternalData.IsExternal(t);
+            if (!external && !(options.ExternalDataThreshold is { } thr && initializers.Contains(t) && Externalizable(t, thr)))
+                continue;
+            long pad = (align - position % align) % align;
+            if (pad > 0) { side.Stream.Write(new byte[pad]); position += pad; }
+            long offset = position;
+            string? checksum;
+            long length;
+            if (external)
+            {
+                ExternalData.Region region;
+                try { region = ExternalData.Locate(t, sourceDir!); }
+                catch (ModelFormatException e) { throw new ModelFormatException($"{path}: cannot save: {e.Message}", e); }
+                checksum = ExternalData.CopyTo(region, side.Stream, t.Name);
+                length = region.Length;
+            }
+            else
+            {
+                var bytes = t.HasRawData ? t.RawData.Memory : ExternalData.InlineBytes(t);
+                side.Stream.Write(bytes.Span);
+                length = bytes.Length;
+                checksum = options.WriteChecksums ? Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(bytes.Span)) : null;
+            }
+            position += length;
+            ExternalData.SetExternal(t, location, offset, length, options.WriteChecksums ? checksum : null);
+        }
+        side.Stream.Flush(flushToDisk: true);
+
+        CheckSize(work, path, options.MaxModelBytes);
+        work.WriteTo(main.Stream);
+        main.Stream.Flush(flushToDisk: true);
+        // The data first: a model file never points at data that is not there yet.
+        side.Commit();
+        main.Commit();
+    }
+
+    private static string SidePath(string outDir, string sideName, string path)
+    {
+        string Fail(string why) => throw new ModelFormatException($"{path}: external data file '{sideName}' refused: {why}");
+        if (sideName.Length == 0 || sideName.Contains('\0')) Fail("empty or contains NUL");
+        if (Path.IsPathRooted(sideName) || sideName.StartsWith('/') || sideName.StartsWith('\\') || sideName.Contains(':'))
+            Fail("must be relative to the model's folder");
+        if (sideName.Split('/', '\\').Any(p => p is ".." or "." or ""))
+            Fail("must not contain '..', '.' or empty path segments");
+        var sidePath = Path.GetFullPath(Path.Combine(outDir, sideName.Replace('\\', '/')));
+        Directory.CreateDirectory(outDir);
+        var sideDir = Path.GetDirectoryName(sidePath) ?? outDir;
+        var realOut = PathSafety.RealPath(outDir);
+        var realSideDir = PathSafety.RealPath(sideDir);
+        if (realSideDir != realOut && !ExternalData.IsInside(realOut, realSideDir))
+            Fail($"its folder resolves (through a symlink) to {realSideDir}, outside the output folder {realOut}");
+        return Path.Combine(realSideDir, Path.GetFileName(sidePath));
+    }
+
+    /// <summary>Inline numeric tensor with at least <paramref name="threshold"/> bytes whose data matches its shape.</summary>
+    private static bool Externalizable(TensorProto t, long threshold)
+    {
+        if (ExternalData.IsExternal(t)) return false;
+        long? expected;
+        try { expected = ExternalData.ExpectedByteLength(t); }
+        catch (Exception e) when (e is InvalidDataException or OverflowException) { return false; }
+        if (expected is null || expected < threshold) return false;
+        if (t.HasRawData) return t.RawData.Length == expected;
+        try { return ExternalData.InlineBytes(t).Length == expected; }
+        catch (ModelFormatException) { return false; } // malformed data stays inline, untouched
+    }
+
+    /// <summary>Fails clearly when the serialized model would not fit in one protobuf message.</summary>
+    private static void CheckSize(ModelProto model, string path, long limit)
+    {
+        // CalculateSize is int arithmetic and wraps past 2 GB: sum the tensors (each under 2 GB) in long first.
+        long tensorBytes = 0;
+        foreach (var t in AllTensors(model)) tensorBytes += t.CalculateSize();
+        long size = tensorBytes >= limit ? tensorBytes : model.CalculateSize();
+        if (size < tensorBytes) size = tensorBytes + (long)uint.MaxValue; // wrapped: certainly over
+        if (size > limit)
+            throw new ModelFormatException(
+                $"{path}: cannot save: the model would be about {size:N0} bytes, over protobuf's limit of {limit:N0}; " +
+                "save it with external data (ModelSaveOptions.ExternalDataThreshold, e.g. 1024)");
+    }
+
+    /// <summary>
+    /// Every tensor of the model: initializers (dense and sparse) and tensor attributes in every graph and subgraph,
+    /// in training graphs and in function bodies.
+    /// </summary>
+    public static IEnumerable<TensorProto> AllTensors(ModelProto model)
+    {
+        foreach (var g in Topology.AllGraphs(model))
+        {
+            foreach (var t in g.Initializer) yield return t;
+            foreach (var s in g.SparseInitializer)
+                foreach (var t in Sparse(s)) yield return t;
+            foreach (var n in g.Node)
+                foreach (var t in AttributeTensors(n)) yield return t;
+        }
+        foreach (var f in model.Functions)
+            foreach (var n in f.Node)
+                foreach (var t in AttributeTensors(n)) yield return t;
+    }
+
+    private static IEnumerable<TensorProto> AttributeTensors(NodeProto n)
+    {
+        foreach (var a in n.Attribute)
+        {
+            if (a.T is not null) yield return a.T;
+            foreach (var t in a.Tensors) yield return t;
+            if (a.SparseTensor is not null) foreach (var t in Sparse(a.SparseTensor)) yield return t;
+            foreach (var s in a.SparseTensors) foreach (var t in Sparse(s)) yield return t;
+        }
+    }
+
+    private static IEnumerable<TensorProto> Sparse(SparseTensorProto s)
+    {
+        if (s.Values is not null) yield return s.Values;
+        if (s.Indices is not null) yield return s.Indices;
+    }
 }
 
 /// <summary>Atomic file writes: a crash or error never leaves a half-written target.</summary>
@@ -45,26 +288,52 @@ public static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {
+        using var pending = Begin(path);
+        write(pending.Stream);
+        pending.Stream.Flush(flushToDisk: true);
+        pending.Commit();
+    }
+
+    /// <summary>
+    /// Starts writing <paramref name="path"/> through a fresh temp file in the same folder (created exclusively, so
+    /// it never follows a planted symlink). <see cref="PendingFile.Commit"/> renames it over the target — the rename
+    /// replaces a symlink at the target rather than writing through it; disposing without commit deletes the temp.
+    /// </summary>
+    public static PendingFile Begin(string path)
+    {
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full) ?? ".";
         Directory.CreateDirectory(dir);
         var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                write(fs);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
+        return new PendingFile(full, tmp, new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16));
     }
 
     public static void WriteAllBytes(string path, byte[] bytes) => Write(path, s => s.Write(bytes));
     public static void WriteAllText(string path, string text) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
+
+    public sealed class PendingFile : IDisposable
+    {
+        private readonly string _target;
+        private readonly string _temp;
+        private bool _committed;
+
+        internal PendingFile(string target, string temp, FileStream stream) { _target = target; _temp = temp; Stream = stream; }
+
+        public FileStream Stream { get; }
+
+        public void Commit()
+        {
+            Stream.Flush(flushToDisk: true);
+            Stream.Dispose();
+            File.Move(_temp, _target, overwrite: true);
+            _committed = true;
+        }
+
+        public void Dispose()
+        {
+            Stream.Dispose();
+            if (_committed) return;
+            try { File.Delete(_temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
 }
