@@ -12,6 +12,7 @@ public sealed class GraphIndex
 {
     private readonly Dictionary<string, NodeProto> _producers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<NodeProto>> _consumers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<NodeProto>> _subgraphReaders = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TensorProto> _initializers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ValueInfoProto> _valueInfo = new(StringComparer.Ordinal);
     private readonly HashSet<string> _graphInputs = new(StringComparer.Ordinal);
@@ -40,17 +41,55 @@ public sealed class GraphIndex
             {
                 if (i.Length == 0) continue;
                 if (!_consumers.TryGetValue(i, out var list)) _consumers[i] = list = [];
-                if (!list.Contains(n)) list.Add(n);
+                if (!list.Any(x => ReferenceEquals(x, n))) list.Add(n);
             }
+            foreach (var sg in Topology.Subgraphs(n))
+                foreach (var r in Topology.OuterReads(sg))
+                {
+                    if (!_subgraphReaders.TryGetValue(r, out var list)) _subgraphReaders[r] = list = [];
+                    if (!list.Any(x => ReferenceEquals(x, n))) list.Add(n);
+                }
         }
     }
 
     /// <summary>The node that produces <paramref name="value"/>, or null for graph inputs, initializers and unknown names.</summary>
     public NodeProto? Producer(string value) => _producers.GetValueOrDefault(value);
 
-    /// <summary>Nodes that read <paramref name="value"/> (each once, in graph order). Subgraph reads are not included.</summary>
+    /// <summary>
+    /// Nodes that read <paramref name="value"/> as a direct input (each once, in graph order). Subgraph reads are not
+    /// included: see <see cref="SubgraphReaders"/> and <see cref="Uses"/>.
+    /// </summary>
     public IReadOnlyList<NodeProto> Consumers(string value) =>
         _consumers.TryGetValue(value, out var l) ? l : [];
+
+    /// <summary>
+    /// Nodes of this graph whose subgraphs (If branches, Loop/Scan bodies, at any depth) read <paramref name="value"/>
+    /// from the outer scope: implicit inputs that <see cref="Consumers"/> does not list.
+    /// </summary>
+    public IReadOnlyList<NodeProto> SubgraphReaders(string value) =>
+        _subgraphReaders.TryGetValue(value, out var l) ? l : [];
+
+    /// <summary>Every node that uses <paramref name="value"/>: direct consumers, then nodes whose subgraphs read it (each once).</summary>
+    public IReadOnlyList<NodeProto> Uses(string value)
+    {
+        var direct = Consumers(value);
+        var implicitReads = SubgraphReaders(value);
+        if (implicitReads.Count == 0) return direct;
+        return direct.Concat(implicitReads.Where(n => !direct.Any(d => ReferenceEquals(d, n)))).ToList();
+    }
+
+    /// <summary>True when anything reads <paramref name="value"/>: a node, a subgraph, or the graph's outputs.</summary>
+    public bool IsUsed(string value) => Uses(value).Count > 0 || IsGraphOutput(value);
+
+    /// <summary>
+    /// True when <paramref name="node"/> is the only user of <paramref name="value"/> and reads it only as a direct
+    /// input: the condition a rewrite needs before folding <paramref name="value"/> into <paramref name="node"/>.
+    /// </summary>
+    public bool IsUsedOnlyBy(string value, NodeProto node)
+    {
+        var uses = Uses(value);
+        return uses.Count == 1 && ReferenceEquals(uses[0], node) && SubgraphReaders(value).Count == 0 && !IsGraphOutput(value);
+    }
 
     public bool IsGraphInput(string value) => _graphInputs.Contains(value);
     public bool IsGraphOutput(string value) => _graphOutputs.Contains(value);

@@ -62,7 +62,9 @@ public class RoundTripTests
         byte[] modelUnknown = Concat(Tag(999, 0), Varint(12345));
         var nodeBytes = Concat(node, nodeUnknown);
         var graphBytes = Concat(Tag(1, 2), Varint(nodeBytes.Length), nodeBytes, Tag(2, 2), Varint(1), "g"u8.ToArray(), graphUnknown);
-        var crafted = Concat(Tag(1, 0), Varint(10), Tag(7, 2), Varint(graphBytes.Length), graphBytes, modelUnknown);
+        byte[] opset = Concat(Tag(2, 0), Varint(17));
+        var crafted = Concat(Tag(1, 0), Varint(10), Tag(7, 2), Varint(graphBytes.Length), graphBytes,
+            Tag(8, 2), Varint(opset.Length), opset, modelUnknown);
 
         var loaded = ModelIO.Parse(crafted, "crafted.onnx");
         Assert.Equal("g", loaded.Graph.Name);
