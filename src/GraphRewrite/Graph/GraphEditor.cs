@@ -81,9 +81,10 @@ public sealed class GraphEditor
     /// Makes every reader of <paramref name="oldValue"/> read <paramref name="newValue"/> instead: node inputs of the
     /// main graph, nodes (and outputs) of subgraphs that read it from the outer scope (not those that define their own
     /// value of that name), and the main graph's outputs as <paramref name="graphOutputs"/> says.
+    /// <paramref name="except"/> keeps its inputs (e.g. a node just inserted after the producer that reads the old value).
     /// Returns how many references changed.
     /// </summary>
-    public int ReplaceAllUses(string oldValue, string newValue, GraphOutputUse graphOutputs = GraphOutputUse.Error)
+    public int ReplaceAllUses(string oldValue, string newValue, GraphOutputUse graphOutputs = GraphOutputUse.Error, NodeProto? except = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(oldValue);
         ArgumentException.ThrowIfNullOrEmpty(newValue);
@@ -93,7 +94,7 @@ public sealed class GraphEditor
             throw new InvalidOperationException(
                 $"value '{oldValue}' is a graph output; choose how to handle it (GraphOutputUse.Keep, Rename or Identity)");
 
-        int changed = ReplaceInNodes(Graph, oldValue, newValue);
+        int changed = ReplaceInNodes(Graph, oldValue, newValue, except);
         switch (graphOutputs)
         {
             case GraphOutputUse.Rename:
@@ -111,18 +112,19 @@ public sealed class GraphEditor
         return changed;
     }
 
-    private static int ReplaceInNodes(GraphProto graph, string oldValue, string newValue)
+    private static int ReplaceInNodes(GraphProto graph, string oldValue, string newValue, NodeProto? except)
     {
         int changed = 0;
         foreach (var n in graph.Node)
         {
+            if (ReferenceEquals(n, except)) continue;
             for (int i = 0; i < n.Input.Count; i++)
                 if (n.Input[i] == oldValue) { n.Input[i] = newValue; changed++; }
             foreach (var sg in Topology.Subgraphs(n))
             {
                 // A subgraph that defines its own value of that name shadows the outer one: its reads are not ours.
                 if (Topology.DefinedNames(sg).Contains(oldValue)) continue;
-                changed += ReplaceInNodes(sg, oldValue, newValue);
+                changed += ReplaceInNodes(sg, oldValue, newValue, except);
                 foreach (var o in sg.Output)
                     if (o.Name == oldValue) { o.Name = newValue; changed++; }
             }
