@@ -45,7 +45,7 @@ public sealed class GeometryException(string attribute, string message) : Except
 /// <summary>
 /// One spatial axis, fully resolved. The output is
 /// <c>O = s*(I-1) + op + d*(K-1) + 1 - pb - pe</c> and <c>y[o] = sum_{i*s + k*d == o + pb} x[i]*w[k]</c>.
-/// <see cref="PadBegin"/>/<see cref="PadEnd"/> may be negative only when output_shape asks for more than the full output.
+/// <see cref="PadBegin"/>/<see cref="PadEnd"/> are never negative (see <see cref="ConvTransposeGeometry.Resolve"/>).
 /// </summary>
 public sealed record AxisGeometry(long Input, long Kernel, long Stride, long Dilation, long PadBegin, long PadEnd, long OutputPadding, long Output)
 {
@@ -157,15 +157,21 @@ public sealed record ConvTransposeGeometry
 
         if (attrs.OutputShape is { } os)
         {
-            // output_shape may list the spatial dims only, or (as some exporters write) the full N, C, spatial shape.
-            long[] spatial = os.Length == r ? os : os.Length == r + 2 ? os[2..] : throw new GeometryException("output_shape",
-                $"output_shape has {os.Length} values; expected {r} (one per spatial axis)");
+            // ONNX shape inference (which ONNX Runtime runs on every node) requires one value per spatial axis; the
+            // [N, C, spatial...] form some exporters write is refused there, so it is refused here too.
+            CheckLength("output_shape", os, r);
             for (int i = 0; i < r; i++)
             {
-                if (spatial[i] <= 0) throw new GeometryException("output_shape", $"output_shape[{i}] is {spatial[i]}; must be positive");
-                long total = full[i] - spatial[i];
+                if (os[i] <= 0) throw new GeometryException("output_shape", $"output_shape[{i}] is {os[i]}; must be positive");
+                long total = full[i] - os[i];
+                // A negative total padding would extend the output past every position the kernel reaches. ONNX
+                // Runtime refuses that ("Explicit output_shape is inconsistent with input spatial dimensions"), so
+                // the geometry refuses it too instead of inventing a meaning.
+                if (total < 0)
+                    throw new GeometryException("output_shape",
+                        $"output_shape[{i}] is {os[i]}, longer than the full output {full[i]} on that axis (stride*(in-1) + output_padding + dilation*(kernel-1) + 1); total padding would be {total}");
                 SplitTotal(total, attrs.AutoPad == AutoPad.SameUpper, out pb[i], out pe[i]);
-                outSize[i] = spatial[i];
+                outSize[i] = os[i];
             }
         }
         else if (attrs.AutoPad is AutoPad.SameUpper or AutoPad.SameLower)
@@ -173,12 +179,12 @@ public sealed record ConvTransposeGeometry
             for (int i = 0; i < r; i++)
             {
                 long target = checked(inputShape[i + 2] * strides[i]);
-                long total = full[i] - target;
-                if (total < 0)
-                    throw new GeometryException("auto_pad",
-                        $"auto_pad={ConvTransposeAttributes.AutoPadName(attrs.AutoPad)} needs total padding {total} < 0 on axis {i} (kernel too small for the stride); ill-defined");
+                // The spec asks for output = input*stride, which needs negative padding when the dilated kernel plus
+                // output_padding is shorter than the stride (total < 0). ONNX Runtime clamps the total to 0 and
+                // returns the full, uncropped output instead; we follow ONNX Runtime so shapes and values agree.
+                long total = Math.Max(0, full[i] - target);
                 SplitTotal(total, attrs.AutoPad == AutoPad.SameUpper, out pb[i], out pe[i]);
-                outSize[i] = target;
+                outSize[i] = full[i] - total;
             }
         }
         else
@@ -213,13 +219,11 @@ public sealed record ConvTransposeGeometry
     }
 
     /// <summary>
-    /// The spec's split of a total padding: SAME_UPPER puts the odd pixel at the end (begin = total/2), everything else
-    /// (SAME_LOWER, NOTSET with output_shape) at the begin. A negative total (output_shape larger than the full output)
-    /// extends the output at the end with zeros/bias, as ONNX Runtime computes it.
+    /// The spec's split of a non-negative total padding, which ONNX Runtime follows: SAME_UPPER puts the odd pixel at
+    /// the end (begin = total/2), everything else (SAME_LOWER, NOTSET or VALID with output_shape) at the begin.
     /// </summary>
     private static void SplitTotal(long total, bool sameUpper, out long begin, out long end)
     {
-        if (total < 0) { begin = 0; end = total; return; }
         begin = sameUpper ? total / 2 : total - total / 2;
         end = total - begin;
     }
