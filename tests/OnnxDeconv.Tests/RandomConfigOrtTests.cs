@@ -20,22 +20,68 @@ public sealed class RandomConfigOrtTests(ITestOutputHelper output)
     public void RandomConfigs_GeometryShapeAndReferenceValues_MatchOnnxRuntime()
     {
         var failures = new List<string>();
+        var coverage = new SortedDictionary<string, int>(StringComparer.Ordinal);
         int ran = 0;
-        var stats = new Dictionary<string, int>();
+        long compared = 0;
         foreach (var c in RandomConvTranspose.Cases(ConvTransposeFlavor.OrtAccepted, FirstSeed, Count))
         {
             ran++;
-            Count1(stats, $"rank{c.Rank}");
-            Count1(stats, ConvTransposeAttributes.AutoPadName(c.Attributes.AutoPad));
-            if (c.Attributes.OutputShape is not null) Count1(stats, "output_shape");
-            if (c.Attributes.Pads is not null) Count1(stats, "pads");
-            if (c.Attributes.Group > 1 && c.Attributes.Group == c.InputShape[1]) Count1(stats, "depthwise");
-            string? problem = Check(c);
+            var (problem, g) = Check(c);
             if (problem is not null) failures.Add($"{c}\n    -> {problem}");
+            if (g is not null)
+            {
+                compared += g.OutputShape.Aggregate(1L, (p, v) => p * v);
+                foreach (var feature in Features(c, g)) coverage[feature] = coverage.GetValueOrDefault(feature) + 1;
+            }
         }
-        output.WriteLine($"{ran} configurations: " + string.Join(", ", stats.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}={kv.Value}")));
-        Assert.True(ran >= 500);
-        Assert.True(failures.Count == 0, $"{failures.Count} of {ran} configurations disagree with ONNX Runtime:\n" + string.Join("\n", failures.Take(25)));
+        output.WriteLine($"{ran} configurations, {compared} output values compared; coverage: "
+            + string.Join(", ", coverage.Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.True(failures.Count == 0,
+            $"{failures.Count} of {ran} configurations disagree with ONNX Runtime:\n" + string.Join("\n", failures.Take(25)));
+        // The generator must keep exercising every behaviour the geometry distinguishes; a silent loss of coverage fails.
+        var missing = AllFeatures.Where(f => coverage.GetValueOrDefault(f) < 5).ToList();
+        Assert.True(missing.Count == 0, "features seen fewer than 5 times: " + string.Join(", ", missing));
+    }
+
+    private static readonly string[] AllFeatures =
+    [
+        "rank1", "rank2", "rank3", "batch2", "group", "depthwise", "dilation", "stride", "output_padding",
+        "pads_asymmetric", "pads_absent", "kernel_shape_absent", "kernel_shape_present", "bias", "no_bias",
+        "W_initializer", "W_input", "opset11", "opset22", "VALID",
+        "output_shape_odd_total_begin", "output_shape_odd_total_end", "output_shape_ignores_pads", "output_shape_extends_end", "output_shape_extends_end_SAME_UPPER",
+        "SAME_UPPER_odd_total", "SAME_LOWER_odd_total", "SAME_negative_total_clamped",
+    ];
+
+    /// <summary>The behaviours one configuration exercises, for the coverage check.</summary>
+    private static IEnumerable<string> Features(ConvTransposeCase c, ConvTransposeGeometry g)
+    {
+        var a = c.Attributes;
+        yield return $"rank{c.Rank}";
+        yield return $"opset{c.Opset}";
+        if (g.Batch == 2) yield return "batch2";
+        if (g.Group > 1) yield return g.InChannelsPerGroup == 1 ? "depthwise" : "group";
+        if (g.Axes.Any(x => x.Dilation > 1)) yield return "dilation";
+        if (g.Axes.Any(x => x.Stride > 1)) yield return "stride";
+        if (g.Axes.Any(x => x.OutputPadding > 0)) yield return "output_padding";
+        if (a.Pads is null && a.OutputShape is null && a.AutoPad == AutoPad.NotSet) yield return "pads_absent";
+        if (a.Pads is not null && a.OutputShape is null && g.Axes.Any(x => x.PadBegin != x.PadEnd)) yield return "pads_asymmetric";
+        yield return a.KernelShape is null ? "kernel_shape_absent" : "kernel_shape_present";
+        yield return c.Bias is null ? "no_bias" : "bias";
+        yield return c.WeightIsInitializer ? "W_initializer" : "W_input";
+        if (a.AutoPad == AutoPad.Valid && a.OutputShape is null) yield return "VALID";
+        bool odd = g.Axes.Any(x => (x.PadBegin + x.PadEnd) % 2 == 1);
+        if (a.OutputShape is not null)
+        {
+            if (odd) yield return a.AutoPad == AutoPad.SameUpper ? "output_shape_odd_total_end" : "output_shape_odd_total_begin";
+            if (a.Pads is not null) yield return "output_shape_ignores_pads";
+            if (g.Axes.Any(x => x.PadEnd < 0))
+                yield return a.AutoPad == AutoPad.SameUpper ? "output_shape_extends_end_SAME_UPPER" : "output_shape_extends_end";
+        }
+        else if (a.AutoPad is AutoPad.SameUpper or AutoPad.SameLower)
+        {
+            if (odd) yield return $"{ConvTransposeAttributes.AutoPadName(a.AutoPad)}_odd_total";
+            if (g.Axes.Any(x => x.FullLength < x.Input * x.Stride)) yield return "SAME_negative_total_clamped";
+        }
     }
 
     [Fact]
@@ -49,10 +95,8 @@ public sealed class RandomConfigOrtTests(ITestOutputHelper output)
         Assert.NotEqual(a.ToString(), RandomConvTranspose.Generate(4243, ConvTransposeFlavor.OrtAccepted).ToString());
     }
 
-    private static void Count1(Dictionary<string, int> d, string key) => d[key] = d.GetValueOrDefault(key) + 1;
-
     /// <summary>Null when geometry, reference and ONNX Runtime agree; otherwise what differs.</summary>
-    internal static string? Check(ConvTransposeCase c)
+    internal static (string? Problem, ConvTransposeGeometry? Geometry) Check(ConvTransposeCase c)
     {
         ConvTransposeGeometry? g = null;
         string? geometryError = null;
@@ -70,6 +114,11 @@ public sealed class RandomConfigOrtTests(ITestOutputHelper output)
         }
         catch (OnnxRuntimeException e) { ortError = e.Message; }
 
+        return (Compare(g, geometryError, ortY, ortShape, ortError, c), g);
+    }
+
+    private static string? Compare(ConvTransposeGeometry? g, string? geometryError, float[]? ortY, long[]? ortShape, string? ortError, ConvTransposeCase c)
+    {
         if (g is null && ortError is not null) return $"both refuse; generator should not produce this (geometry: {geometryError}; ORT: {ortError})";
         if (g is null) return $"geometry refuses but ONNX Runtime accepts with shape {Fmt(ortShape!)}: {geometryError}";
         if (ortError is not null) return $"geometry gives {Fmt(g.OutputShape)} but ONNX Runtime refuses: {ortError}";

@@ -96,7 +96,7 @@ public sealed class ConvTransposeCase
 /// <summary>
 /// Seeded random ConvTranspose configurations covering every attribute: ranks 1-3, batch 1-2, groups (including
 /// depthwise), kernel 1-5, stride 1-4, dilation 1-3, asymmetric pads, output_padding, output_shape (spatial or full
-/// with zero, even and odd total padding), auto_pad NOTSET/SAME_UPPER/SAME_LOWER/VALID, kernel_shape
+/// with zero, even, odd and negative total padding), auto_pad NOTSET/SAME_UPPER/SAME_LOWER/VALID, kernel_shape
 /// present or absent, bias or not. Spatial sizes and channel counts are tiny so hundreds of cases run in seconds.
 /// </summary>
 public static class RandomConvTranspose
@@ -175,11 +175,19 @@ public static class RandomConvTranspose
                     pads[i] = pb; pads[i + r] = pe;
                 }
                 break;
-            case 3: case 4: // output_shape: total padding zero, even or odd (a longer output is refused by ONNX Runtime)
+            case 3: case 4: // output_shape: total padding zero, even, odd, or negative (output extended at the end)
                 outputShape = new long[r];
                 for (int i = 0; i < r; i++)
-                    outputShape[i] = full[i] - rng.Next((int)Math.Min(full[i], 8));
-                if (rng.Next(3) == 0) autoPad = rng.Next(2) == 0 ? AutoPad.SameUpper : AutoPad.SameLower;
+                {
+                    // ONNX Runtime accepts an extension only while extension + output_padding < stride.
+                    long maxExtension = Math.Max(0, stride[i] - 1 - outPad[i]);
+                    outputShape[i] = full[i] - rng.Next(-(int)maxExtension, (int)Math.Min(full[i], 8));
+                }
+                // The total padding is split by auto_pad (SAME_UPPER: odd pixel at the end, otherwise at the begin);
+                // with NOTSET, pads may be present too and are ignored in favour of output_shape.
+                autoPad = rng.Next(6) switch { 0 => AutoPad.SameUpper, 1 => AutoPad.SameLower, 2 => AutoPad.Valid, _ => AutoPad.NotSet };
+                if (autoPad == AutoPad.NotSet && rng.Next(3) == 0)
+                    pads = Enumerable.Range(0, 2 * r).Select(_ => (long)rng.Next(3)).ToArray();
                 break;
             case 5: autoPad = AutoPad.SameUpper; break;
             case 6: autoPad = AutoPad.SameLower; break;

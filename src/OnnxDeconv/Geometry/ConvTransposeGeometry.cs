@@ -45,7 +45,8 @@ public sealed class GeometryException(string attribute, string message) : Except
 /// <summary>
 /// One spatial axis, fully resolved. The output is
 /// <c>O = s*(I-1) + op + d*(K-1) + 1 - pb - pe</c> and <c>y[o] = sum_{i*s + k*d == o + pb} x[i]*w[k]</c>.
-/// <see cref="PadBegin"/>/<see cref="PadEnd"/> are never negative (see <see cref="ConvTransposeGeometry.Resolve"/>).
+/// <see cref="PadBegin"/> is never negative; <see cref="PadEnd"/> is negative only when output_shape asks for more than
+/// the full output (the output then extends at the end, where only bias lands).
 /// </summary>
 public sealed record AxisGeometry(long Input, long Kernel, long Stride, long Dilation, long PadBegin, long PadEnd, long OutputPadding, long Output)
 {
@@ -148,6 +149,18 @@ public sealed record ConvTransposeGeometry
                     $"output_padding[{i}] is {outputPadding[i]}; must be < max(stride, dilation) = {limit}");
         }
 
+        if (attrs.Pads is { } padsAttr)
+        {
+            // The spec forbids pads together with auto_pad, and ONNX shape inference (so ONNX Runtime) refuses the
+            // node even when the pads are all zero.
+            if (attrs.AutoPad != AutoPad.NotSet)
+                throw new GeometryException("pads",
+                    $"pads cannot be used together with auto_pad={ConvTransposeAttributes.AutoPadName(attrs.AutoPad)}");
+            CheckLength("pads", padsAttr, 2 * r);
+            for (int i = 0; i < 2 * r; i++)
+                if (padsAttr[i] < 0) throw new GeometryException("pads", $"pads[{i}] is {padsAttr[i]}; must be >= 0");
+        }
+
         var pb = new long[r];
         var pe = new long[r];
         var outSize = new long[r];
@@ -164,13 +177,23 @@ public sealed record ConvTransposeGeometry
             {
                 if (os[i] <= 0) throw new GeometryException("output_shape", $"output_shape[{i}] is {os[i]}; must be positive");
                 long total = full[i] - os[i];
-                // A negative total padding would extend the output past every position the kernel reaches. ONNX
-                // Runtime refuses that ("Explicit output_shape is inconsistent with input spatial dimensions"), so
-                // the geometry refuses it too instead of inventing a meaning.
                 if (total < 0)
-                    throw new GeometryException("output_shape",
-                        $"output_shape[{i}] is {os[i]}, longer than the full output {full[i]} on that axis (stride*(in-1) + output_padding + dilation*(kernel-1) + 1); total padding would be {total}");
-                SplitTotal(total, attrs.AutoPad == AutoPad.SameUpper, out pb[i], out pe[i]);
+                {
+                    // output_shape longer than the full output. ONNX Runtime clamps the total padding to 0 and extends
+                    // the output at the end (only bias lands there), and accepts it only while the extension plus
+                    // output_padding stays below the stride: its output_padding rule applied to the longer output.
+                    // The ONNX reference splits a negative total over both sides instead (the same for -1 without
+                    // SAME_UPPER, the only such conformance case); we follow ONNX Runtime and refuse what it refuses.
+                    if (outputPadding[i] - total >= strides[i])
+                        throw new GeometryException("output_shape",
+                            $"output_shape[{i}] is {os[i]}, {-total} longer than the full output {full[i]} on that axis; with output_padding {outputPadding[i]} that must stay below the stride {strides[i]} (ONNX Runtime refuses it)");
+                    pb[i] = 0;
+                    pe[i] = total;
+                }
+                else
+                {
+                    SplitTotal(total, attrs.AutoPad == AutoPad.SameUpper, out pb[i], out pe[i]);
+                }
                 outSize[i] = os[i];
             }
         }
@@ -189,13 +212,9 @@ public sealed record ConvTransposeGeometry
         }
         else
         {
-            if (attrs.AutoPad == AutoPad.NotSet && attrs.Pads is { } pads)
-            {
-                CheckLength("pads", pads, 2 * r);
-                for (int i = 0; i < 2 * r; i++)
-                    if (pads[i] < 0) throw new GeometryException("pads", $"pads[{i}] is {pads[i]}; must be >= 0");
+            // NOTSET uses the pads attribute (absent = zeros); VALID means no padding (pads cannot be present then).
+            if (attrs.Pads is { } pads)
                 for (int i = 0; i < r; i++) { pb[i] = pads[i]; pe[i] = pads[i + r]; }
-            }
             for (int i = 0; i < r; i++)
             {
                 outSize[i] = full[i] - pb[i] - pe[i];
