@@ -45,7 +45,8 @@ public sealed class GeometryException(string attribute, string message) : Except
 /// <summary>
 /// One spatial axis, fully resolved. The output is
 /// <c>O = s*(I-1) + op + d*(K-1) + 1 - pb - pe</c> and <c>y[o] = sum_{i*s + k*d == o + pb} x[i]*w[k]</c>.
-/// <see cref="PadBegin"/>/<see cref="PadEnd"/> may be negative only when output_shape asks for more than the full output.
+/// <see cref="PadBegin"/> is never negative; <see cref="PadEnd"/> is negative only when output_shape asks for more than
+/// the full output (the output then extends at the end, where only bias lands).
 /// </summary>
 public sealed record AxisGeometry(long Input, long Kernel, long Stride, long Dilation, long PadBegin, long PadEnd, long OutputPadding, long Output)
 {
@@ -148,6 +149,18 @@ public sealed record ConvTransposeGeometry
                     $"output_padding[{i}] is {outputPadding[i]}; must be < max(stride, dilation) = {limit}");
         }
 
+        if (attrs.Pads is { } padsAttr)
+        {
+            // The spec forbids pads together with auto_pad, and ONNX shape inference (so ONNX Runtime) refuses the
+            // node even when the pads are all zero.
+            if (attrs.AutoPad != AutoPad.NotSet)
+                throw new GeometryException("pads",
+                    $"pads cannot be used together with auto_pad={ConvTransposeAttributes.AutoPadName(attrs.AutoPad)}");
+            CheckLength("pads", padsAttr, 2 * r);
+            for (int i = 0; i < 2 * r; i++)
+                if (padsAttr[i] < 0) throw new GeometryException("pads", $"pads[{i}] is {padsAttr[i]}; must be >= 0");
+        }
+
         var pb = new long[r];
         var pe = new long[r];
         var outSize = new long[r];
@@ -157,15 +170,31 @@ public sealed record ConvTransposeGeometry
 
         if (attrs.OutputShape is { } os)
         {
-            // output_shape may list the spatial dims only, or (as some exporters write) the full N, C, spatial shape.
-            long[] spatial = os.Length == r ? os : os.Length == r + 2 ? os[2..] : throw new GeometryException("output_shape",
-                $"output_shape has {os.Length} values; expected {r} (one per spatial axis)");
+            // ONNX shape inference (which ONNX Runtime runs on every node) requires one value per spatial axis; the
+            // [N, C, spatial...] form some exporters write is refused there, so it is refused here too.
+            CheckLength("output_shape", os, r);
             for (int i = 0; i < r; i++)
             {
-                if (spatial[i] <= 0) throw new GeometryException("output_shape", $"output_shape[{i}] is {spatial[i]}; must be positive");
-                long total = full[i] - spatial[i];
-                SplitTotal(total, attrs.AutoPad == AutoPad.SameUpper, out pb[i], out pe[i]);
-                outSize[i] = spatial[i];
+                if (os[i] <= 0) throw new GeometryException("output_shape", $"output_shape[{i}] is {os[i]}; must be positive");
+                long total = full[i] - os[i];
+                if (total < 0)
+                {
+                    // output_shape longer than the full output. ONNX Runtime clamps the total padding to 0 and extends
+                    // the output at the end (only bias lands there), and accepts it only while the extension plus
+                    // output_padding stays below the stride: its output_padding rule applied to the longer output.
+                    // The ONNX reference splits a negative total over both sides instead (the same for -1 without
+                    // SAME_UPPER, the only such conformance case); we follow ONNX Runtime and refuse what it refuses.
+                    if (outputPadding[i] - total >= strides[i])
+                        throw new GeometryException("output_shape",
+                            $"output_shape[{i}] is {os[i]}, {-total} longer than the full output {full[i]} on that axis; with output_padding {outputPadding[i]} that must stay below the stride {strides[i]} (ONNX Runtime refuses it)");
+                    pb[i] = 0;
+                    pe[i] = total;
+                }
+                else
+                {
+                    SplitTotal(total, attrs.AutoPad == AutoPad.SameUpper, out pb[i], out pe[i]);
+                }
+                outSize[i] = os[i];
             }
         }
         else if (attrs.AutoPad is AutoPad.SameUpper or AutoPad.SameLower)
@@ -173,23 +202,19 @@ public sealed record ConvTransposeGeometry
             for (int i = 0; i < r; i++)
             {
                 long target = checked(inputShape[i + 2] * strides[i]);
-                long total = full[i] - target;
-                if (total < 0)
-                    throw new GeometryException("auto_pad",
-                        $"auto_pad={ConvTransposeAttributes.AutoPadName(attrs.AutoPad)} needs total padding {total} < 0 on axis {i} (kernel too small for the stride); ill-defined");
+                // The spec asks for output = input*stride, which needs negative padding when the dilated kernel plus
+                // output_padding is shorter than the stride (total < 0). ONNX Runtime clamps the total to 0 and
+                // returns the full, uncropped output instead; we follow ONNX Runtime so shapes and values agree.
+                long total = Math.Max(0, full[i] - target);
                 SplitTotal(total, attrs.AutoPad == AutoPad.SameUpper, out pb[i], out pe[i]);
-                outSize[i] = target;
+                outSize[i] = full[i] - total;
             }
         }
         else
         {
-            if (attrs.AutoPad == AutoPad.NotSet && attrs.Pads is { } pads)
-            {
-                CheckLength("pads", pads, 2 * r);
-                for (int i = 0; i < 2 * r; i++)
-                    if (pads[i] < 0) throw new GeometryException("pads", $"pads[{i}] is {pads[i]}; must be >= 0");
+            // NOTSET uses the pads attribute (absent = zeros); VALID means no padding (pads cannot be present then).
+            if (attrs.Pads is { } pads)
                 for (int i = 0; i < r; i++) { pb[i] = pads[i]; pe[i] = pads[i + r]; }
-            }
             for (int i = 0; i < r; i++)
             {
                 outSize[i] = full[i] - pb[i] - pe[i];
@@ -213,13 +238,11 @@ public sealed record ConvTransposeGeometry
     }
 
     /// <summary>
-    /// The spec's split of a total padding: SAME_UPPER puts the odd pixel at the end (begin = total/2), everything else
-    /// (SAME_LOWER, NOTSET with output_shape) at the begin. A negative total (output_shape larger than the full output)
-    /// extends the output at the end with zeros/bias, as ONNX Runtime computes it.
+    /// The spec's split of a non-negative total padding, which ONNX Runtime follows: SAME_UPPER puts the odd pixel at
+    /// the end (begin = total/2), everything else (SAME_LOWER, NOTSET or VALID with output_shape) at the begin.
     /// </summary>
     private static void SplitTotal(long total, bool sameUpper, out long begin, out long end)
     {
-        if (total < 0) { begin = 0; end = total; return; }
         begin = sameUpper ? total / 2 : total - total / 2;
         end = total - begin;
     }
