@@ -1,0 +1,166 @@
+using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using R = OnnxDeconv.GraphRewrite.Ops.Resize;
+using U = OnnxDeconv.GraphRewrite.Ops.Upsample;
+using C = OnnxDeconv.GraphRewrite.Ops.Conv;
+
+namespace OnnxDeconv.GraphRewrite.Patterns;
+
+/// <summary>
+/// A Resize or Upsample node whose output feeds a Conv (as its data input X): the "upsample then conv" form of a
+/// transposed convolution (DESIGN.md section 1). Detection only: attributes as resolved with the ONNX defaults of the
+/// node's opset, constant scales where they can be read, and whether the resize is exact integer nearest repetition.
+/// </summary>
+public sealed record ResizeConvPair
+{
+    public required NodeProto Resize { get; init; }
+    public required NodeProto Conv { get; init; }
+    /// <summary>"nearest", "linear", "cubic" (Upsample's "bilinear" is reported as written).</summary>
+    public required string Mode { get; init; }
+    /// <summary>coordinate_transformation_mode in effect ("asymmetric" for Upsample and opset-10 Resize).</summary>
+    public required string CoordinateTransformationMode { get; init; }
+    /// <summary>nearest_mode in effect ("floor" for Upsample and opset-10 Resize, whose nearest is floor(j/s)).</summary>
+    public required string NearestMode { get; init; }
+    /// <summary>Scales per axis when constant (from scales, or from sizes and a known input shape); null otherwise.</summary>
+    public required float[]? Scales { get; init; }
+    /// <summary>Constant sizes input when given instead of scales.</summary>
+    public required long[]? Sizes { get; init; }
+    /// <summary>Other nodes that also read the resized tensor (the upsampled tensor cannot disappear if there are any).</summary>
+    public required int OtherConsumers { get; init; }
+    public required long[]? ConvKernel { get; init; }
+    public required long[]? ConvStrides { get; init; }
+    public required long[]? ConvPads { get; init; }
+    public required long[]? ConvDilations { get; init; }
+    public required long ConvGroup { get; init; }
+    public required string? ConvAutoPad { get; init; }
+    /// <summary>True when u[j] = x[floor(j/s)] for integer s on every spatial axis and 1 on batch/channel.</summary>
+    public required bool IsIntegerNearestRepetition { get; init; }
+    /// <summary>Why it is or is not exact repetition, for reports.</summary>
+    public required string RepetitionNote { get; init; }
+
+    public static bool IsResize(NodeProto node) =>
+        (node.OpType == R.OpType || node.OpType == U.OpType) && Ops.IsDefaultDomain(node.Domain);
+
+    /// <summary>
+    /// Every Resize/Upsample → Conv pair in the graph. <paramref name="shapeOf"/> (optional) gives the concrete shape of a
+    /// value so constant sizes can be turned into scales. Throws <see cref="AttributeException"/> on a malformed attribute.
+    /// </summary>
+    public static IReadOnlyList<ResizeConvPair> FindAll(GraphIndex index, Func<string, long[]?>? shapeOf = null)
+    {
+        var pairs = new List<ResizeConvPair>();
+        foreach (var node in index.Graph.Node)
+        {
+            if (!IsResize(node) || node.Output.Count == 0) continue;
+            var consumers = index.Consumers(node.Output[0]);
+            foreach (var conv in consumers)
+            {
+                if (conv.OpType != C.OpType || !Ops.IsDefaultDomain(conv.Domain) || conv.Input.Count == 0 || conv.Input[0] != node.Output[0])
+                    continue;
+                pairs.Add(Describe(index, node, conv, consumers.Count - 1 + (index.IsGraphOutput(node.Output[0]) ? 1 : 0), shapeOf));
+            }
+        }
+        return pairs;
+    }
+
+    private static ResizeConvPair Describe(GraphIndex index, NodeProto resize, NodeProto conv, int others, Func<string, long[]?>? shapeOf)
+    {
+        long opset = index.Opset(Ops.DefaultDomain) ?? 1;
+        bool isUpsample = resize.OpType == U.OpType;
+        string mode = Attributes.GetString(resize, R.Mode) ?? "nearest";
+        // Upsample and opset-10 Resize have no coordinate_transformation_mode: their nearest is x[floor(j/s)].
+        bool legacy = isUpsample || opset < 11;
+        string ctm = legacy ? "asymmetric" : Attributes.GetString(resize, R.CoordinateTransformationMode) ?? "half_pixel";
+        string nearest = legacy ? "floor" : Attributes.GetString(resize, R.NearestMode) ?? "round_prefer_floor";
+
+        float[]? scales = null;
+        long[]? sizes = null;
+        if (isUpsample)
+            scales = Attributes.GetFloats(resize, U.Scales) ?? ConstFloats(index, resize, 1);
+        else if (opset < 11)
+            scales = ConstFloats(index, resize, 1);
+        else
+        {
+            scales = ConstFloats(index, resize, 2);
+            if (scales is { Length: 0 }) scales = null;
+            sizes = ConstInts(index, resize, 3);
+            var axes = Attributes.GetInts(resize, R.Axes);
+            if (axes is not null) { scales = null; } // partial-axes form: reported as written, not expanded
+            if (scales is null && sizes is not null && axes is null && shapeOf?.Invoke(resize.Input[0]) is { } inShape
+                && inShape.Length == sizes.Length && inShape.All(d => d > 0))
+                scales = sizes.Select((s, i) => (float)s / inShape[i]).ToArray();
+        }
+
+        var (exact, note) = Repetition(mode, ctm, nearest, scales, Attributes.GetInts(resize, R.Axes),
+            Attributes.GetString(resize, R.KeepAspectRatioPolicy), sizes);
+        return new ResizeConvPair
+        {
+            Resize = resize,
+            Conv = conv,
+            Mode = mode,
+            CoordinateTransformationMode = ctm,
+            NearestMode = nearest,
+            Scales = scales,
+            Sizes = sizes,
+            OtherConsumers = others,
+            ConvKernel = Attributes.GetInts(conv, C.KernelShape) ?? (conv.Input.Count > 1 ? index.Shape(conv.Input[1])?.Skip(2).ToArray() : null),
+            ConvStrides = Attributes.GetInts(conv, C.Strides),
+            ConvPads = Attributes.GetInts(conv, C.Pads),
+            ConvDilations = Attributes.GetInts(conv, C.Dilations),
+            ConvGroup = Attributes.GetInt(conv, C.Group) ?? 1,
+            ConvAutoPad = Attributes.GetString(conv, C.AutoPad),
+            IsIntegerNearestRepetition = exact,
+            RepetitionNote = note,
+        };
+    }
+
+    /// <summary>
+    /// The rules of DESIGN.md section 1 (checked against ONNX Runtime): nearest with integer scales is x[floor(j/s)] for
+    /// asymmetric+floor, for half_pixel/pytorch_half_pixel with round_prefer_floor/round_prefer_ceil, and for
+    /// asymmetric+round_prefer_floor only when every scale is 2 (or 1).
+    /// </summary>
+    public static (bool Exact, string Note) Repetition(string mode, string ctm, string nearest, float[]? scales,
+        long[]? axes = null, string? keepAspectRatioPolicy = null, long[]? sizes = null)
+    {
+        if (mode != "nearest") return (false, $"mode '{mode}' interpolates; not a repetition");
+        if (axes is not null) return (false, "axes attribute given: scales apply to a subset of axes (not analysed)");
+        if (sizes is not null && keepAspectRatioPolicy is not null and not "stretch")
+            return (false, $"keep_aspect_ratio_policy '{keepAspectRatioPolicy}' with sizes: effective scale not fixed");
+        if (scales is null) return (false, "scales are not constant (or not known); cannot tell");
+        if (scales.Length < 3) return (false, $"{scales.Length} scales; expected N, C and spatial axes");
+        if (scales[0] != 1f || scales[1] != 1f) return (false, "scales on batch/channel axes are not 1");
+        var spatial = scales.Skip(2).ToArray();
+        if (spatial.Any(s => s < 1f || s != MathF.Floor(s)))
+            return (false, $"spatial scales [{string.Join(", ", spatial)}] are not all integers >= 1");
+        bool roundMode = nearest is "round_prefer_floor" or "round_prefer_ceil";
+        bool ok = (ctm, nearest) switch
+        {
+            ("asymmetric", "floor") => true,
+            ("half_pixel" or "pytorch_half_pixel", _) when roundMode => true,
+            ("asymmetric", "round_prefer_floor") => spatial.All(s => s is 1f or 2f),
+            _ => false,
+        };
+        return ok
+            ? (true, $"integer nearest repetition x[floor(j/s)] with s = [{string.Join(", ", spatial)}] ({ctm} + {nearest})")
+            : (false, $"{ctm} + {nearest} at scales [{string.Join(", ", spatial)}] is not x[floor(j/s)]");
+    }
+
+    private static long[]? ConstInts(GraphIndex index, NodeProto node, int input)
+    {
+        if (node.Input.Count <= input || node.Input[input].Length == 0) return null;
+        var t = index.Constant(node.Input[input]);
+        if (t is null) return null;
+        try { return Tensors.ToInt64s(t); }
+        catch (InvalidDataException) { return null; }
+    }
+
+    private static float[]? ConstFloats(GraphIndex index, NodeProto node, int input)
+    {
+        if (node.Input.Count <= input || node.Input[input].Length == 0) return null;
+        var t = index.Constant(node.Input[input]);
+        if (t is null) return null;
+        if (t.DataType != (int)TensorProto.Types.DataType.Float) return null;
+        try { return Tensors.ToFloats(t); }
+        catch (InvalidDataException) { return null; }
+    }
+}

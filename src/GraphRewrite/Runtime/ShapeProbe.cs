@@ -1,0 +1,174 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.Onnx;
+
+namespace OnnxDeconv.GraphRewrite.Runtime;
+
+/// <summary>Shapes could not be probed; the message says which input needs a concrete shape or what ONNX Runtime refused.</summary>
+public sealed class ShapeProbeException(string message, IReadOnlyList<string>? inputsNeedingShape = null, Exception? inner = null)
+    : Exception(message, inner)
+{
+    /// <summary>Graph inputs that have a symbolic or unknown dimension and no shape was given for.</summary>
+    public IReadOnlyList<string> InputsNeedingShape { get; } = inputsNeedingShape ?? [];
+}
+
+/// <summary>Concrete shapes of a model's graph inputs, and what was assumed to get them.</summary>
+public sealed record ProbeInputs(IReadOnlyDictionary<string, long[]> Shapes, IReadOnlyList<string> Assumptions, IReadOnlyList<string> Missing);
+
+/// <summary>Result of <see cref="ShapeProbe.Probe"/>: concrete shape of each requested value (absent when not a tensor).</summary>
+public sealed record ProbeResult(IReadOnlyDictionary<string, long[]> Shapes, IReadOnlyDictionary<string, long[]> InputShapes, IReadOnlyList<string> Assumptions);
+
+/// <summary>
+/// Finds the concrete shapes of intermediate values by running the model once in ONNX Runtime on zero inputs, with the
+/// wanted values added as extra graph outputs on a copy of the model (static shape inference cannot see through
+/// Reshape/Shape chains and symbolic dims; running is exact). The caller's model is never modified.
+/// </summary>
+public static class ShapeProbe
+{
+    /// <summary>
+    /// Concrete shapes for every real graph input (initializers listed as inputs are left alone): the shape given in
+    /// <paramref name="overrides"/>, else the declared one. A symbolic leading (batch) dimension is taken as 1 and said so
+    /// in Assumptions; any other unknown dimension lists the input in Missing.
+    /// </summary>
+    public static ProbeInputs ResolveInputs(ModelProto model, IReadOnlyDictionary<string, long[]>? overrides = null)
+    {
+        var initializers = model.Graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        var assumptions = new List<string>();
+        var missing = new List<string>();
+        foreach (var name in (overrides?.Keys ?? []).Where(n => !model.Graph.Input.Any(i => i.Name == n)))
+            throw new ShapeProbeException($"--shape names '{name}', which is not a graph input (inputs: {string.Join(", ", RealInputs(model, initializers).Select(i => i.Name))})");
+        foreach (var input in RealInputs(model, initializers))
+        {
+            if (overrides is not null && overrides.TryGetValue(input.Name, out var given))
+            {
+                if (given.Any(d => d < 0))
+                    throw new ShapeProbeException($"--shape {input.Name}: dimensions must be >= 0, got [{string.Join(",", given)}]");
+                shapes[input.Name] = given;
+                continue;
+            }
+            var tt = input.Type?.TensorType;
+            if (tt is null)
+                throw new ShapeProbeException($"graph input '{input.Name}' is not a tensor; shapes cannot be probed");
+            if (tt.Shape is null) { missing.Add(input.Name); continue; }
+            var dims = new long[tt.Shape.Dim.Count];
+            bool ok = true;
+            for (int i = 0; i < dims.Length; i++)
+            {
+                var d = tt.Shape.Dim[i];
+                if (d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue >= 0) dims[i] = d.DimValue;
+                else if (i == 0 && dims.Length >= 2)
+                {
+                    dims[i] = 1;
+                    string sym = d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam ? $"'{d.DimParam}'" : "unknown";
+                    assumptions.Add($"input '{input.Name}': batch dimension {sym} taken as 1");
+                }
+                else ok = false;
+            }
+            if (ok) shapes[input.Name] = dims;
+            else missing.Add(input.Name);
+        }
+        return new ProbeInputs(shapes, assumptions, missing);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="model"/> once on zero inputs and returns the shapes of <paramref name="values"/>.
+    /// Constant values (initializers) and graph inputs are answered without running. <paramref name="externalDataDirectory"/>
+    /// is where tensors stored in side files are found (the model's folder).
+    /// </summary>
+    public static ProbeResult Probe(ModelProto model, IEnumerable<string> values,
+        IReadOnlyDictionary<string, long[]>? inputShapes = null, string? externalDataDirectory = null)
+    {
+        var inputs = ResolveInputs(model, inputShapes);
+        if (inputs.Missing.Count > 0)
+            throw new ShapeProbeException(
+                string.Join("; ", inputs.Missing.Select(m => $"graph input '{m}' has a symbolic or unknown dimension ({DeclaredShape(model, m)}): give it with --shape {m}=d0,d1,...")),
+                inputs.Missing);
+
+        var index = new GraphIndex(model);
+        var result = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        var toRun = new List<string>();
+        foreach (var v in values.Distinct(StringComparer.Ordinal))
+        {
+            if (inputs.Shapes.TryGetValue(v, out var s)) result[v] = s;
+            else if (index.Initializer(v) is { } t) result[v] = t.Dims.ToArray();
+            else if (index.Producer(v) is not null) toRun.Add(v);
+        }
+        if (toRun.Count == 0) return new ProbeResult(result, inputs.Shapes, inputs.Assumptions);
+
+        var copy = model.Clone();
+        var outputs = copy.Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var v in toRun)
+            if (outputs.Add(v)) copy.Graph.Output.Add(new ValueInfoProto { Name = v }); // untyped: ONNX Runtime infers it
+
+        var options = new OrtRunOptions
+        {
+            Configure = externalDataDirectory is null ? null
+                : so => so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", externalDataDirectory),
+        };
+        var feeds = new List<OrtValue>();
+        try
+        {
+            using var runner = CreateRunner(copy, options);
+            var names = new List<string>();
+            foreach (var (name, shape) in inputs.Shapes)
+            {
+                var decl = copy.Graph.Input.First(i => i.Name == name);
+                var type = (TensorElementType)decl.Type.TensorType.ElemType;
+                if (type == TensorElementType.String)
+                    throw new ShapeProbeException($"graph input '{name}' is a string tensor; shapes cannot be probed with zero inputs");
+                var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, type, shape);
+                feeds.Add(value);
+                value.GetTensorMutableRawData().Clear();
+                names.Add(name);
+            }
+            using var runOptions = new RunOptions();
+            using var outs = Run(runner, runOptions, names, feeds, toRun);
+            int k = 0;
+            foreach (var o in outs)
+            {
+                string name = toRun[k++];
+                if (o.OnnxType != OnnxValueType.ONNX_TYPE_TENSOR) continue;
+                result[name] = o.GetTensorTypeAndShape().Shape;
+            }
+        }
+        finally
+        {
+            foreach (var f in feeds) f.Dispose();
+        }
+        return new ProbeResult(result, inputs.Shapes, inputs.Assumptions);
+    }
+
+    private static OrtRunner CreateRunner(ModelProto model, OrtRunOptions options)
+    {
+        try { return new OrtRunner(model, options); }
+        catch (OnnxRuntimeException e)
+        { throw new ShapeProbeException($"ONNX Runtime could not load the model to probe shapes: {e.Message}", null, e); }
+    }
+
+    private static IDisposableReadOnlyCollection<OrtValue> Run(OrtRunner runner, RunOptions runOptions,
+        IReadOnlyCollection<string> names, IReadOnlyCollection<OrtValue> feeds, IReadOnlyCollection<string> outputs)
+    {
+        try { return runner.Session.Run(runOptions, names, feeds, outputs); }
+        catch (OnnxRuntimeException e)
+        { throw new ShapeProbeException($"ONNX Runtime could not run the model on zero inputs to probe shapes: {e.Message}", null, e); }
+    }
+
+    private static IEnumerable<ValueInfoProto> RealInputs(ModelProto model, HashSet<string> initializers) =>
+        model.Graph.Input.Where(i => !initializers.Contains(i.Name));
+
+    /// <summary>"[N,3,H,W]"-style text of a graph input's declared shape.</summary>
+    public static string DeclaredShape(ModelProto model, string input) =>
+        model.Graph.Input.FirstOrDefault(i => i.Name == input) is { } v ? DeclaredShape(v) : "not a graph input";
+
+    /// <summary>"[N,3,H,W]"-style text of a value's declared shape.</summary>
+    public static string DeclaredShape(ValueInfoProto value)
+    {
+        var shape = value.Type?.TensorType?.Shape;
+        if (shape is null) return "no shape declared";
+        return "[" + string.Join(",", shape.Dim.Select(d =>
+            d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam ? d.DimParam : "?")) + "]";
+    }
+}
