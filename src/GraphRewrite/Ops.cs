@@ -97,4 +97,13 @@ public static class Ops
     public static class Tanh { public const string OpType = "Tanh"; }
     public static class Add { public const string OpType = "Add"; }
     public static class Identity { public const string OpType = "Identity"; }
+
+    /// <summary>Attribute values (not names) that models spell: Resize modes, Pad mode.</summary>
+    public static class Values
+    {
+        public const string Nearest = "nearest";
+        public const string Asymmetric = "asymmetric";
+        public const string Floor = "floor";
+        public const string Constant = "constant";
+    }
 }

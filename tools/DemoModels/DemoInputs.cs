@@ -1,0 +1,30 @@
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Runtime;
+using DataType = OnnxDeconv.GraphRewrite.Onnx.TensorProto.Types.DataType;
+
+namespace OnnxDeconv.DemoModels;
+
+/// <summary>Deterministic sample inputs for a model with static float inputs (demo models, tests, benchmarks).</summary>
+public static class DemoInputs
+{
+    /// <summary>One tensor per graph input that is not an initializer: uniform in [-sqrt 3, sqrt 3) (unit variance).</summary>
+    public static IReadOnlyList<TensorValue> For(ModelProto model, ulong seed = DemoModelCatalog.Seed)
+    {
+        var rng = new SplitMix64(seed);
+        var initializers = model.Graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var result = new List<TensorValue>();
+        foreach (var input in model.Graph.Input)
+        {
+            if (initializers.Contains(input.Name)) continue;
+            var tt = input.Type?.TensorType;
+            if (tt is null || tt.ElemType != (int)DataType.Float)
+                throw new InvalidDataException($"input '{input.Name}': only FLOAT tensor inputs get sample data");
+            if (tt.Shape is null || tt.Shape.Dim.Any(d => !d.HasDimValue))
+                throw new InvalidDataException($"input '{input.Name}': shape is not fully static");
+            long[] dims = tt.Shape.Dim.Select(d => d.DimValue).ToArray();
+            long count = dims.Aggregate(1L, (p, d) => checked(p * d));
+            result.Add(TensorValue.Float(input.Name, dims, rng.Uniform(count, MathF.Sqrt(3f))));
+        }
+        return result;
+    }
+}
