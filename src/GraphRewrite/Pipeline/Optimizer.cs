@@ -36,7 +36,7 @@ public static class Optimizer
                 reports.Add(new NodeReport { Node = name, Pattern = Ops.ConvTranspose.OpType, Rewritten = false, Reason = reason });
                 continue;
             }
-            var lowered = ConvTransposeToPortable.Apply(result.Graph, match);
+            var lowered = ConvTransposeToPortable.Apply(result, match);
             reports.Add(new NodeReport
             {
                 Node = name,

@@ -59,7 +59,7 @@ public static class ConvTransposeToPortable
         if (opset is null) return "the model does not import the default ONNX domain";
 
         string wName = node.Input[1];
-        var w = index.Constant(wName);
+        var w = ConstantValue(index, wName);
         if (w is null)
             return index.IsGraphInput(wName)
                 ? $"weights '{wName}' are a graph input, not a constant: they can change at run time"
@@ -69,7 +69,7 @@ public static class ConvTransposeToPortable
         string? bName = node.Input.Count > 2 && node.Input[2].Length > 0 ? node.Input[2] : null;
         if (bName is not null)
         {
-            var b = index.Constant(bName);
+            var b = ConstantValue(index, bName);
             if (b is null) return $"bias '{bName}' is not a constant";
             if (b.DataType != (int)DataType.Float) return $"bias '{bName}' is {(DataType)b.DataType}; only FLOAT is supported";
             if (b.DataLocation == TensorProto.Types.DataLocation.External) return $"bias '{bName}' uses external data";
@@ -101,7 +101,7 @@ public static class ConvTransposeToPortable
             return $"output_padding [{string.Join(",", geometry.Axes.Select(a => a.OutputPadding))}] >= stride: ONNX Runtime rejects this node, so there is nothing to reproduce";
         if (bName is not null)
         {
-            long bCount = Tensors.ElementCount(index.Constant(bName)!.Dims);
+            long bCount = Tensors.ElementCount(ConstantValue(index, bName)!.Dims);
             if (bCount != geometry.OutChannels) return $"bias '{bName}' has {bCount} values; Cout is {geometry.OutChannels}";
         }
 
@@ -115,15 +115,27 @@ public static class ConvTransposeToPortable
         return null;
     }
 
-    /// <summary>Rewrites the matched node in <paramref name="graph"/> (the graph the index was built on). Returns the lowering used.</summary>
-    public static LoweredNodes Apply(GraphProto graph, ConvTransposeMatch match)
+    /// <summary>
+    /// A constant tensor, also counting initializers listed as graph inputs in IR version &lt; 4 models: that IR
+    /// required every initializer to be listed as an input, so the listing does not mark it as meant to be fed.
+    /// </summary>
+    internal static TensorProto? ConstantValue(GraphIndex index, string value)
     {
+        var c = index.Constant(value);
+        if (c is null && index.Model is { IrVersion: < 4 } && index.IsGraphInput(value)) c = index.Initializer(value);
+        return c;
+    }
+
+    /// <summary>Rewrites the matched node in <paramref name="graph"/> (the graph the index was built on). Returns the lowering used.</summary>
+    public static LoweredNodes Apply(ModelProto model, ConvTransposeMatch match)
+    {
+        var graph = model.Graph;
         var ctx = new RewriteContext(graph);
-        var index = new GraphIndex(graph, []);
-        var w = Tensors.ToFloats(index.Constant(match.Weights)
+        var index = new GraphIndex(model);
+        var w = Tensors.ToFloats(ConstantValue(index, match.Weights)
             ?? throw new InvalidOperationException($"weights '{match.Weights}' vanished between match and apply"));
         float[] b = match.Bias is { } bn
-            ? Tensors.ToFloats(index.Constant(bn) ?? throw new InvalidOperationException($"bias '{bn}' vanished between match and apply"))
+            ? Tensors.ToFloats(ConstantValue(index, bn) ?? throw new InvalidOperationException($"bias '{bn}' vanished between match and apply"))
             : [];
         string stem = string.IsNullOrEmpty(match.Node.Name) ? match.Output : match.Node.Name;
         var lowered = PortableLowering.Lower(match.Plan, w, b, new LoweringRequest
@@ -137,8 +149,12 @@ public static class ConvTransposeToPortable
         });
         ctx.ReplaceNode(match.Node, lowered.Nodes);
         graph.Initializer.AddRange(lowered.Initializers);
-        ctx.RemoveIfUnused(match.Weights);
-        if (match.Bias is { } bias) ctx.RemoveIfUnused(bias);
+        bool listInitializersAsInputs = model.IrVersion < 4; // keep that IR's convention for the new initializers
+        if (listInitializersAsInputs)
+            foreach (var t in lowered.Initializers)
+                graph.Input.Add(ModelBuilder.ValueInfo(t.Name, (DataType)t.DataType, t.Dims.ToArray()));
+        ctx.RemoveIfUnused(match.Weights, alsoGraphInput: listInitializersAsInputs);
+        if (match.Bias is { } bias) ctx.RemoveIfUnused(bias, alsoGraphInput: listInitializersAsInputs);
         return lowered;
     }
 }

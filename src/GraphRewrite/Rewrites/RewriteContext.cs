@@ -45,9 +45,10 @@ internal sealed class RewriteContext
 
     /// <summary>
     /// Removes the initializer or Constant node defining <paramref name="value"/> when nothing reads it any more
-    /// (nodes at any depth, including subgraphs that capture outer values, and graph outputs).
+    /// (nodes at any depth, including subgraphs that capture outer values, and graph outputs). With
+    /// <paramref name="alsoGraphInput"/> (IR &lt; 4, where initializers are listed as inputs) its input entry goes too.
     /// </summary>
-    public void RemoveIfUnused(string value)
+    public void RemoveIfUnused(string value, bool alsoGraphInput = false)
     {
         if (string.IsNullOrEmpty(value) || IsRead(Graph, value) || Graph.Output.Any(o => o.Name == value)) return;
         var init = Graph.Initializer.FirstOrDefault(t => t.Name == value);
@@ -56,6 +57,8 @@ internal sealed class RewriteContext
             Graph.Initializer.Remove(init);
             var vi = Graph.ValueInfo.FirstOrDefault(v => v.Name == value);
             if (vi is not null) Graph.ValueInfo.Remove(vi);
+            var input = alsoGraphInput ? Graph.Input.FirstOrDefault(v => v.Name == value) : null;
+            if (input is not null) Graph.Input.Remove(input);
             return;
         }
         var constant = Graph.Node.FirstOrDefault(n => n.OpType == Ops.Constant.OpType && Ops.IsDefaultDomain(n.Domain) && n.Output.Contains(value));
