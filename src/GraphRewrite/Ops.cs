@@ -85,7 +85,14 @@ public static class Ops
         public const string Max = "max";
     }
 
-    public static class Slice { public const string OpType = "Slice"; }
+    public static class Slice
+    {
+        public const string OpType = "Slice";
+        // Slice-1 (opset < 10) takes these as attributes; from opset 10 they are inputs.
+        public const string Starts = "starts";
+        public const string Ends = "ends";
+        public const string Axes = "axes";
+    }
     public static class Pad { public const string OpType = "Pad"; public const string Mode = "mode"; }
     public static class Reshape { public const string OpType = "Reshape"; }
     public static class Transpose { public const string OpType = "Transpose"; public const string Perm = "perm"; }

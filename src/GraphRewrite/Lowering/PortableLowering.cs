@@ -1,0 +1,370 @@
+using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.Plan;
+
+namespace OnnxDeconv.GraphRewrite.Lowering;
+
+/// <summary>How the phases become Convs.</summary>
+public enum PhaseForm
+{
+    /// <summary>Pick by zero-tap waste: per-phase Convs when one Conv would waste more than <see cref="PortableLowering.MaxCombinedWaste"/>.</summary>
+    Auto,
+    /// <summary>One Conv with Cout*prod(s) output channels; phases with fewer taps get zero taps.</summary>
+    Combined,
+    /// <summary>One Conv per phase combination, each with its own kernel, then Concat.</summary>
+    PerPhase,
+}
+
+/// <summary>How the phase outputs are interleaved into the full-resolution output.</summary>
+public enum InterleaveForm { None, DepthToSpaceCrd, DepthToSpaceDcr, ReshapeTranspose }
+
+/// <summary>Where and how to lower: value names, the model's default-domain opset and what is known about the input.</summary>
+public sealed record LoweringRequest
+{
+    public required string Input { get; init; }
+    public required string Output { get; init; }
+    /// <summary>Returns a graph-unique value/node name starting with the given stem.</summary>
+    public required Func<string, string> UniqueName { get; init; }
+    public required long Opset { get; init; }
+    /// <summary>Every spatial dim of the input is a known constant (needed by the Reshape/Transpose interleave).</summary>
+    public required bool StaticSpatial { get; init; }
+    public PhaseForm Form { get; init; } = PhaseForm.Auto;
+}
+
+/// <summary>The decision, made without touching weights (cheap, for matching).</summary>
+public sealed record LoweringChoice(PhaseForm Form, InterleaveForm Interleave, bool PhaseMajorChannels, long Macs, double CombinedTapWaste);
+
+/// <summary>Nodes and initializers replacing one transposed convolution, in topological order.</summary>
+public sealed record LoweredNodes(IReadOnlyList<NodeProto> Nodes, IReadOnlyList<TensorProto> Initializers, LoweringChoice Choice, string Description);
+
+/// <summary>The lowering cannot produce a valid form for this node in this model; the message says why.</summary>
+public sealed class LoweringException(string message) : Exception(message);
+
+/// <summary>
+/// Lowers a <see cref="TransposedConvPlan"/> to standard ONNX ops, zero-free: polyphase Conv(s) on the original input,
+/// interleave (DepthToSpace in 2D with equal strides, Reshape/Transpose/Reshape otherwise), Slice for the crop.
+/// Weights are rearranged here, offline, into new initializers.
+/// </summary>
+public static class PortableLowering
+{
+    /// <summary>Zero-tap share above which the Auto form runs phases as separate Convs (more nodes, fewer MACs).</summary>
+    public const double MaxCombinedWaste = 0.25;
+
+    /// <summary>Decides form and interleave; throws <see cref="LoweringException"/> when no valid form exists at this opset/shape knowledge.</summary>
+    public static LoweringChoice Choose(TransposedConvPlan plan, LoweringRequest request)
+    {
+        long kernelTaps = plan.Axes.Aggregate(1L, (p, a) => p * a.Geometry.Kernel);
+        long combinedTaps = plan.PhaseCount * plan.Axes.Aggregate(1L, (p, a) => p * a.CombinedLength);
+        double waste = 1.0 - (double)kernelTaps / combinedTaps;
+        var form = request.Form;
+        if (form == PhaseForm.Auto)
+            form = waste > MaxCombinedWaste && plan.PerPhaseMacs < plan.CombinedMacs ? PhaseForm.PerPhase : PhaseForm.Combined;
+        if (plan.PhaseCount == 1) form = PhaseForm.Combined; // one phase: both forms are the same single Conv
+
+        var interleave = InterleaveForm.None;
+        bool phaseMajor = form == PhaseForm.PerPhase; // Concat of per-phase outputs is phase-major by construction
+        if (plan.PhaseCount > 1)
+        {
+            bool d2s = plan.Rank == 2 && plan.Axes[0].Stride == plan.Axes[1].Stride;
+            if (d2s && form == PhaseForm.PerPhase)
+                interleave = InterleaveForm.DepthToSpaceDcr;
+            else if (d2s && request.Opset >= 11)
+                interleave = InterleaveForm.DepthToSpaceCrd;
+            else if (d2s && plan.Group == 1)
+            {
+                // DepthToSpace before opset 11 only has DCR: order the Conv's channels phase-major instead.
+                interleave = InterleaveForm.DepthToSpaceDcr;
+                phaseMajor = true;
+            }
+            else
+            {
+                if (!request.StaticSpatial)
+                    throw new LoweringException(plan.Rank == 2
+                        ? $"grouped 2D ConvTranspose at opset {request.Opset} (< 11, no DepthToSpace CRD) with dynamic spatial dims: the Reshape/Transpose interleave needs static input sizes"
+                        : $"{plan.Rank}D ConvTranspose with strides [{string.Join(",", plan.Strides)}] and dynamic spatial dims: the Reshape/Transpose interleave needs static input sizes");
+                if (request.Opset < 5)
+                    throw new LoweringException($"opset {request.Opset} < 5: Reshape takes its shape as an attribute there; not supported");
+                interleave = InterleaveForm.ReshapeTranspose;
+            }
+        }
+        long macs = form == PhaseForm.PerPhase ? plan.PerPhaseMacs : plan.CombinedMacs;
+        return new LoweringChoice(form, interleave, phaseMajor, macs, waste);
+    }
+
+    /// <summary>
+    /// Builds the nodes. <paramref name="weights"/> is ONNX ConvTranspose layout [Cin, Cout/group, K...];
+    /// <paramref name="bias"/> has Cout values or is null.
+    /// </summary>
+    public static LoweredNodes Lower(TransposedConvPlan plan, ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, LoweringRequest request)
+    {
+        var choice = Choose(plan, request);
+        var g = plan.Geometry;
+        if (weights.Length != Tensors.ElementCount(g.WeightShape))
+            throw new ArgumentException($"weights have {weights.Length} values; shape [{string.Join(",", g.WeightShape)}] needs {Tensors.ElementCount(g.WeightShape)}");
+        if (plan.HasBias != (bias.Length > 0) || (bias.Length > 0 && bias.Length != plan.OutChannels))
+            throw new ArgumentException($"bias has {bias.Length} values; plan expects {(plan.HasBias ? plan.OutChannels : 0)}");
+
+        var nodes = new List<NodeProto>();
+        var inits = new List<TensorProto>();
+        bool needsInterleave = choice.Interleave != InterleaveForm.None;
+        bool needsSlice = plan.Axes.Any(a => a.CropBegin != 0 || a.CropEnd != 0);
+        string Value(string stem, bool last) => last ? request.Output : request.UniqueName(stem);
+
+        string phasesOut;
+        string convDesc;
+        if (choice.Form == PhaseForm.Combined)
+        {
+            phasesOut = Value("polyphase_conv", !needsInterleave && !needsSlice);
+            var (w, b) = CombinedWeights(plan, weights, bias, choice.PhaseMajorChannels);
+            string wName = request.UniqueName("polyphase_W");
+            inits.Add(Tensors.FromFloats(wName, [plan.OutChannels * plan.PhaseCount, g.InChannelsPerGroup, .. plan.Axes.Select(a => a.CombinedLength)], w));
+            var inputs = new List<string> { request.Input, wName };
+            if (b is not null)
+            {
+                string bName = request.UniqueName("polyphase_B");
+                inits.Add(Tensors.FromFloats(bName, [b.Length], b));
+                inputs.Add(bName);
+            }
+            nodes.Add(ConvNode(request, inputs, phasesOut, plan.Group,
+                plan.Axes.Select(a => a.CombinedLength), plan.Axes.Select(a => a.CombinedDilation),
+                plan.Axes.Select(a => a.CombinedPadBegin), plan.Axes.Select(a => a.CombinedPadEnd)));
+            convDesc = $"Conv({plan.OutChannels * plan.PhaseCount}ch, k{Dims(plan.Axes.Select(a => a.CombinedLength))}"
+                + (plan.Axes.Any(a => a.CombinedDilation != 1) ? $", dil{Dims(plan.Axes.Select(a => a.CombinedDilation))}" : "") + ")";
+            if (plan.PhaseCount > 1)
+                convDesc = $"polyphase {convDesc}" + (choice.CombinedTapWaste > 0 ? $" with {choice.CombinedTapWaste:P0} zero taps" : "");
+        }
+        else
+        {
+            string? bName = null;
+            if (bias.Length > 0)
+            {
+                bName = request.UniqueName("phase_B");
+                inits.Add(Tensors.FromFloats(bName, [bias.Length], bias));
+            }
+            var outs = new List<string>();
+            var kernels = new List<string>();
+            int ph = 0;
+            foreach (var combo in plan.PhaseCombinations())
+            {
+                var w = PhaseWeights(plan, weights, combo);
+                string wName = request.UniqueName($"phase{ph}_W");
+                long[] lens = combo.Select(p => p.Length).ToArray();
+                inits.Add(Tensors.FromFloats(wName, [plan.OutChannels, g.InChannelsPerGroup, .. lens], w));
+                var inputs = new List<string> { request.Input, wName };
+                if (bName is not null) inputs.Add(bName);
+                string o = request.UniqueName($"phase{ph}_conv");
+                nodes.Add(ConvNode(request, inputs, o, plan.Group, lens, combo.Select(p => p.Dilation),
+                    combo.Select((p, i) => p.ConvPadBegin(plan.Axes[i])), combo.Select((p, i) => p.ConvPadEnd(plan.Axes[i]))));
+                outs.Add(o);
+                kernels.Add(Dims(lens));
+                ph++;
+            }
+            phasesOut = request.UniqueName("phases_concat");
+            var concat = NewNode(request, Ops.Concat.OpType, outs, phasesOut);
+            concat.Attribute.Add(Attributes.Int(Ops.Concat.Axis, 1));
+            nodes.Add(concat);
+            convDesc = $"{plan.PhaseCount} phase Convs (k {string.Join(" ", kernels)})+Concat (one Conv would have {choice.CombinedTapWaste:P0} zero taps)";
+        }
+
+        string current = phasesOut;
+        string interleaveDesc = "";
+        if (needsInterleave)
+        {
+            string o = Value("interleaved", !needsSlice);
+            if (choice.Interleave is InterleaveForm.DepthToSpaceCrd or InterleaveForm.DepthToSpaceDcr)
+            {
+                var d2s = NewNode(request, Ops.DepthToSpace.OpType, [current], o);
+                d2s.Attribute.Add(Attributes.Int(Ops.DepthToSpace.BlockSize, plan.Axes[0].Stride));
+                string mode = choice.Interleave == InterleaveForm.DepthToSpaceCrd ? Ops.DepthToSpace.ModeCrd : Ops.DepthToSpace.ModeDcr;
+                if (request.Opset >= 11) d2s.Attribute.Add(Attributes.String(Ops.DepthToSpace.Mode, mode));
+                nodes.Add(d2s);
+                interleaveDesc = $"+DepthToSpace({mode},{plan.Axes[0].Stride})";
+            }
+            else
+            {
+                AddReshapeTranspose(plan, request, choice.PhaseMajorChannels, current, o, nodes, inits);
+                interleaveDesc = "+Reshape/Transpose/Reshape";
+            }
+            current = o;
+        }
+
+        if (needsSlice)
+        {
+            AddSlice(plan, request, current, request.Output, nodes, inits);
+            current = request.Output;
+        }
+        return new LoweredNodes(nodes, inits, choice, convDesc + interleaveDesc + (needsSlice ? "+Slice" : ""));
+    }
+
+    private static string Dims(IEnumerable<long> v) => string.Join("x", v);
+
+    private static NodeProto NewNode(LoweringRequest request, string opType, IEnumerable<string> inputs, string output)
+    {
+        var n = new NodeProto { OpType = opType, Name = request.UniqueName(opType), Domain = Ops.DefaultDomain };
+        n.Input.AddRange(inputs);
+        n.Output.Add(output);
+        return n;
+    }
+
+    private static NodeProto ConvNode(LoweringRequest request, IEnumerable<string> inputs, string output, long group,
+        IEnumerable<long> kernel, IEnumerable<long> dilations, IEnumerable<long> padBegin, IEnumerable<long> padEnd)
+    {
+        var k = kernel.ToArray();
+        var n = NewNode(request, Ops.Conv.OpType, inputs, output);
+        n.Attribute.Add(Attributes.Ints(Ops.Conv.KernelShape, k));
+        n.Attribute.Add(Attributes.Ints(Ops.Conv.Strides, k.Select(_ => 1L)));
+        n.Attribute.Add(Attributes.Ints(Ops.Conv.Dilations, dilations));
+        n.Attribute.Add(Attributes.Ints(Ops.Conv.Pads, [.. padBegin, .. padEnd]));
+        if (group != 1) n.Attribute.Add(Attributes.Int(Ops.Conv.Group, group));
+        return n;
+    }
+
+    /// <summary>
+    /// One Conv kernel [Cout*S, Cin/group, L...]: channel (g*Cog+oc)*S + ph (CRD, keeps each group contiguous) or
+    /// ph*Cout + g*Cog+oc (phase-major, for DepthToSpace DCR; only valid with group 1).
+    /// </summary>
+    private static (float[] W, float[]? B) CombinedWeights(TransposedConvPlan plan, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, bool phaseMajor)
+    {
+        var g = plan.Geometry;
+        long S = plan.PhaseCount, cout = plan.OutChannels, cig = g.InChannelsPerGroup, cog = g.OutChannelsPerGroup;
+        long[] lens = plan.Axes.Select(a => a.CombinedLength).ToArray();
+        long lSpatial = lens.Aggregate(1L, (p, v) => p * v);
+        long kSpatial = plan.Axes.Aggregate(1L, (p, a) => p * a.Geometry.Kernel);
+        var dst = new float[checked(cout * S * cig * lSpatial)];
+        long ph = 0;
+        foreach (var combo in plan.PhaseCombinations())
+        {
+            foreach (var (src, to) in TapPairs(plan, combo, (axis, tap) => plan.Axes[axis].CombinedKernelIndex(tap.Offset), lens))
+                for (long grp = 0; grp < g.Group; grp++)
+                    for (long oc = 0; oc < cog; oc++)
+                    {
+                        long co = grp * cog + oc;
+                        long chan = phaseMajor ? ph * cout + co : co * S + ph;
+                        for (long ic = 0; ic < cig; ic++)
+                            dst[(chan * cig + ic) * lSpatial + to] = w[(int)(((grp * cig + ic) * cog + oc) * kSpatial + src)];
+                    }
+            ph++;
+        }
+        float[]? b = null;
+        if (bias.Length > 0)
+        {
+            b = new float[cout * S];
+            for (long p = 0; p < S; p++)
+                for (long co = 0; co < cout; co++)
+                    b[phaseMajor ? p * cout + co : co * S + p] = bias[(int)co];
+        }
+        return (dst, b);
+    }
+
+    /// <summary>One phase combination's own kernel [Cout, Cin/group, T...] (groups stay contiguous as in any Conv).</summary>
+    private static float[] PhaseWeights(TransposedConvPlan plan, ReadOnlySpan<float> w, AxisPhase[] combo)
+    {
+        var g = plan.Geometry;
+        long cout = plan.OutChannels, cig = g.InChannelsPerGroup, cog = g.OutChannelsPerGroup;
+        long[] lens = combo.Select(p => p.Length).ToArray();
+        long lSpatial = lens.Aggregate(1L, (p, v) => p * v);
+        long kSpatial = plan.Axes.Aggregate(1L, (p, a) => p * a.Geometry.Kernel);
+        var dst = new float[checked(cout * cig * lSpatial)];
+        foreach (var (src, to) in TapPairs(plan, combo, (axis, tap) => combo[axis].KernelIndex(tap.Offset), lens))
+            for (long grp = 0; grp < g.Group; grp++)
+                for (long oc = 0; oc < cog; oc++)
+                    for (long ic = 0; ic < cig; ic++)
+                        dst[((grp * cog + oc) * cig + ic) * lSpatial + to] = w[(int)(((grp * cig + ic) * cog + oc) * kSpatial + src)];
+        return dst;
+    }
+
+    /// <summary>Every tap tuple of a phase combination: (flat index into the ConvTranspose kernel, flat index into the Conv kernel).</summary>
+    private static IEnumerable<(long Src, long Dst)> TapPairs(TransposedConvPlan plan, AxisPhase[] combo, Func<int, PhaseTap, long> dstIndex, long[] dstLens)
+    {
+        int r = plan.Rank;
+        if (combo.Any(p => p.IsEmpty)) yield break;
+        var idx = new int[r];
+        while (true)
+        {
+            long src = 0, dst = 0;
+            for (int a = 0; a < r; a++)
+            {
+                var tap = combo[a].Taps[idx[a]];
+                src = src * plan.Axes[a].Geometry.Kernel + tap.K;
+                dst = dst * dstLens[a] + dstIndex(a, tap);
+            }
+            yield return (src, dst);
+            int i = r - 1;
+            for (; i >= 0; i--)
+            {
+                if (++idx[i] < combo[i].TapCount) break;
+                idx[i] = 0;
+            }
+            if (i < 0) yield break;
+        }
+    }
+
+    /// <summary>
+    /// Interleave for any rank: [N, C*S, Q...] → Reshape [N, C, s..., Q...] (or [N, s..., C, Q...] phase-major)
+    /// → Transpose to [N, C, Q0, s0, Q1, s1, ...] → Reshape [N, C, Q0*s0, ...]. Needs static Q (input sizes).
+    /// </summary>
+    private static void AddReshapeTranspose(TransposedConvPlan plan, LoweringRequest request, bool phaseMajor, string input, string output,
+        List<NodeProto> nodes, List<TensorProto> inits)
+    {
+        int r = plan.Rank;
+        long c = plan.OutChannels;
+        long[] s = plan.Strides;
+        long[] q = plan.Axes.Select(a => a.Rows()).ToArray();
+        // 0 copies the batch dim, which may be dynamic.
+        long[] split = phaseMajor ? [0, .. s, c, .. q] : [0, c, .. s, .. q];
+        var perm = new List<long> { 0, phaseMajor ? 1 + r : 1 };
+        for (int a = 0; a < r; a++)
+        {
+            perm.Add(2 + r + a);
+            perm.Add(phaseMajor ? 1 + a : 2 + a);
+        }
+        long[] merged = [0, c, .. q.Select((v, a) => v * s[a])];
+
+        string splitName = request.UniqueName("interleave_split_shape");
+        inits.Add(Tensors.FromInt64s(splitName, [split.Length], split));
+        string mergedName = request.UniqueName("interleave_merged_shape");
+        inits.Add(Tensors.FromInt64s(mergedName, [merged.Length], merged));
+        string a1 = request.UniqueName("interleave_split");
+        nodes.Add(NewNode(request, Ops.Reshape.OpType, [input, splitName], a1));
+        string a2 = request.UniqueName("interleave_transposed");
+        var t = NewNode(request, Ops.Transpose.OpType, [a1], a2);
+        t.Attribute.Add(Attributes.Ints(Ops.Transpose.Perm, perm));
+        nodes.Add(t);
+        nodes.Add(NewNode(request, Ops.Reshape.OpType, [a2, mergedName], output));
+    }
+
+    /// <summary>Crops [CropBegin, len - CropEnd) per axis; ends count from the end so the Slice works for any input size.</summary>
+    private static void AddSlice(TransposedConvPlan plan, LoweringRequest request, string input, string output,
+        List<NodeProto> nodes, List<TensorProto> inits)
+    {
+        var axes = new List<long>();
+        var starts = new List<long>();
+        var ends = new List<long>();
+        for (int a = 0; a < plan.Rank; a++)
+        {
+            var ax = plan.Axes[a];
+            if (ax.CropBegin == 0 && ax.CropEnd == 0) continue;
+            axes.Add(2 + a);
+            starts.Add(ax.CropBegin);
+            ends.Add(ax.CropEnd == 0 ? long.MaxValue : -ax.CropEnd);
+        }
+        if (request.Opset >= 10)
+        {
+            string st = request.UniqueName("crop_starts"), en = request.UniqueName("crop_ends"), ax = request.UniqueName("crop_axes");
+            inits.Add(Tensors.FromInt64s(st, [starts.Count], starts.ToArray()));
+            inits.Add(Tensors.FromInt64s(en, [ends.Count], ends.ToArray()));
+            inits.Add(Tensors.FromInt64s(ax, [axes.Count], axes.ToArray()));
+            nodes.Add(NewNode(request, Ops.Slice.OpType, [input, st, en, ax], output));
+        }
+        else
+        {
+            // Slice-1: starts/ends/axes are attributes; negative ends also count from the end there.
+            var n = NewNode(request, Ops.Slice.OpType, [input], output);
+            n.Attribute.Add(Attributes.Ints(Ops.Slice.Starts, starts));
+            n.Attribute.Add(Attributes.Ints(Ops.Slice.Ends, ends));
+            n.Attribute.Add(Attributes.Ints(Ops.Slice.Axes, axes));
+            nodes.Add(n);
+        }
+    }
+}

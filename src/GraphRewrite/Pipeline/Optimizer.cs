@@ -1,0 +1,52 @@
+using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.Lowering;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Rewrites;
+
+namespace OnnxDeconv.GraphRewrite.Pipeline;
+
+/// <summary>Match → plan → lower over a whole model. Verification and saving are the caller's (the CLI's) job.</summary>
+public static class Optimizer
+{
+    /// <summary>
+    /// Rewrites every ConvTranspose of the main graph that the target supports, on a clone (the input model is never
+    /// modified). One <see cref="NodeReport"/> per ConvTranspose, rewritten or with the reason it was left alone.
+    /// A model with nothing rewritten comes back unchanged (same bytes when serialized).
+    /// </summary>
+    public static OptimizeResult Run(ModelProto model, OptimizeOptions options) => Run(model, options, PhaseForm.Auto);
+
+    /// <summary>As <see cref="Run(ModelProto, OptimizeOptions)"/>, forcing how phases become Convs (tests exercise both forms).</summary>
+    public static OptimizeResult Run(ModelProto model, OptimizeOptions options, PhaseForm form)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Target != Target.Portable)
+            throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable}");
+        if (model.Graph is null) throw new ArgumentException("model has no graph", nameof(model));
+
+        var result = model.Clone();
+        var reports = new List<NodeReport>();
+        var candidates = result.Graph.Node.Where(n => n.OpType == Ops.ConvTranspose.OpType).ToList();
+        foreach (var node in candidates)
+        {
+            string name = Attributes.Describe(node);
+            var index = new GraphIndex(result); // rebuilt per node: earlier rewrites changed the graph
+            if (!ConvTransposeToPortable.TryMatch(index, node, form, out var match, out var reason) || match is null)
+            {
+                reports.Add(new NodeReport { Node = name, Pattern = Ops.ConvTranspose.OpType, Rewritten = false, Reason = reason });
+                continue;
+            }
+            var lowered = ConvTransposeToPortable.Apply(result, match);
+            reports.Add(new NodeReport
+            {
+                Node = name,
+                Pattern = Ops.ConvTranspose.OpType,
+                Rewritten = true,
+                Lowering = match.DynamicDimsNote is null ? lowered.Description : $"{lowered.Description} ({match.DynamicDimsNote})",
+                MacsBefore = match.Plan.UsefulMacs,
+                MacsAfter = lowered.Choice.Macs,
+            });
+        }
+        return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
+    }
+}

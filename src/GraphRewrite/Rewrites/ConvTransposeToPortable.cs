@@ -1,0 +1,160 @@
+// Before:  X ─ ConvTranspose(W, B; strides s, pads, dilations, group, auto_pad/output_shape/output_padding) ─ Y
+// After:   X ─ Conv(W', B'; stride 1)  [one Conv with Cout*prod(s) channels, or one Conv per phase + Concat]
+//            ─ DepthToSpace | Reshape/Transpose/Reshape   (interleave the phases; absent when every stride is 1)
+//            ─ Slice                                      (crop pads/output_padding; absent when nothing to crop) ─ Y
+// Preconditions: default domain; W (and B) constant FLOAT tensors; a configuration ONNX Runtime accepts
+// (output_padding < stride); output_shape only with a static input size; a form valid at the model's opset.
+// Y keeps its name, so its value_info and every consumer stay valid; the opset import is never changed.
+using OnnxDeconv.Geometry;
+using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Lowering;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Patterns;
+using OnnxDeconv.Plan;
+using DataType = OnnxDeconv.GraphRewrite.Onnx.TensorProto.Types.DataType;
+
+namespace OnnxDeconv.GraphRewrite.Rewrites;
+
+/// <summary>A ConvTranspose node that <see cref="ConvTransposeToPortable"/> can rewrite, with its plan and lowering choice.</summary>
+public sealed record ConvTransposeMatch(NodeProto Node, TransposedConvPlan Plan, LoweringChoice Choice, long Opset, bool StaticSpatial,
+    string? DynamicDimsNote)
+{
+    public string Input => Node.Input[0];
+    public string Weights => Node.Input[1];
+    public string? Bias => Node.Input.Count > 2 && Node.Input[2].Length > 0 ? Node.Input[2] : null;
+    public string Output => Node.Output[0];
+}
+
+/// <summary>Rewrites a ConvTranspose with constant weights into the zero-free portable form (see the file header).</summary>
+public static class ConvTransposeToPortable
+{
+    /// <summary>Spatial size assumed for dynamic dims when only MACs depend on it (the rewrite itself does not).</summary>
+    public const long DynamicDimPlaceholder = 64;
+
+    /// <summary>Cheap check; never throws. False with <paramref name="reason"/> on anything this rewrite does not support.</summary>
+    public static bool TryMatch(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match, out string? reason)
+    {
+        match = null;
+        try
+        {
+            reason = Check(index, node, form, out match);
+            return reason is null;
+        }
+        catch (Exception e) when (e is AttributeException or GeometryException or LoweringException or InvalidDataException or OverflowException)
+        {
+            reason = e.Message;
+            return false;
+        }
+    }
+
+    private static string? Check(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match)
+    {
+        match = null;
+        if (node.OpType != Ops.ConvTranspose.OpType) return $"not a {Ops.ConvTranspose.OpType}";
+        if (!Ops.IsDefaultDomain(node.Domain)) return $"domain '{node.Domain}' is not the default ONNX domain";
+        if (node.Input.Count < 2 || node.Output.Count != 1 || node.Output[0].Length == 0)
+            return "expects inputs X, W[, B] and one output";
+        long? opset = index.Opset(Ops.DefaultDomain);
+        if (opset is null) return "the model does not import the default ONNX domain";
+
+        string wName = node.Input[1];
+        var w = ConstantValue(index, wName);
+        if (w is null)
+            return index.IsGraphInput(wName)
+                ? $"weights '{wName}' are a graph input, not a constant: they can change at run time"
+                : $"weights '{wName}' are computed in the graph, not a constant";
+        if (w.DataType != (int)DataType.Float) return $"weights '{wName}' are {(DataType)w.DataType}; only FLOAT is supported";
+        if (w.DataLocation == TensorProto.Types.DataLocation.External) return $"weights '{wName}' use external data; load the model with its data first";
+        string? bName = node.Input.Count > 2 && node.Input[2].Length > 0 ? node.Input[2] : null;
+        if (bName is not null)
+        {
+            var b = ConstantValue(index, bName);
+            if (b is null) return $"bias '{bName}' is not a constant";
+            if (b.DataType != (int)DataType.Float) return $"bias '{bName}' is {(DataType)b.DataType}; only FLOAT is supported";
+            if (b.DataLocation == TensorProto.Types.DataLocation.External) return $"bias '{bName}' uses external data";
+        }
+        var xType = index.ValueInfo(node.Input[0])?.Type?.TensorType;
+        if (xType is not null && xType.ElemType != 0 && xType.ElemType != (int)DataType.Float)
+            return $"input '{node.Input[0]}' is {(DataType)xType.ElemType}; only FLOAT is supported";
+
+        long[] wShape = w.Dims.ToArray();
+        if (wShape.Length < 3) return $"weights '{wName}' have rank {wShape.Length}; expected >= 3";
+        int rank = wShape.Length - 2;
+        var attrs = ConvTransposeNode.ReadAttributes(node);
+
+        long[]? xShape = index.Shape(node.Input[0]);
+        if (xShape is not null && xShape.Length != wShape.Length)
+            return $"input '{node.Input[0]}' has rank {xShape.Length}, weights rank {wShape.Length}";
+        bool staticSpatial = xShape is not null && xShape.Skip(2).All(d => d > 0);
+        if (attrs.OutputShape is not null && !staticSpatial)
+            return "output_shape with an unknown input size: the pads it implies depend on the input size";
+        var shape = new long[wShape.Length];
+        shape[0] = xShape is not null && xShape[0] >= 0 ? xShape[0] : 1;
+        shape[1] = xShape is not null && xShape[1] > 0 ? xShape[1] : wShape[0];
+        for (int i = 0; i < rank; i++)
+            shape[i + 2] = xShape is not null && xShape[i + 2] > 0 ? xShape[i + 2] : DynamicDimPlaceholder;
+        if (shape[0] == 0) shape[0] = 1;
+
+        var geometry = ConvTransposeGeometry.Resolve(attrs, shape, wShape);
+        if (geometry.OrtRejectsOutputPadding)
+            return $"output_padding [{string.Join(",", geometry.Axes.Select(a => a.OutputPadding))}] >= stride: ONNX Runtime rejects this node, so there is nothing to reproduce";
+        if (bName is not null)
+        {
+            long bCount = Tensors.ElementCount(ConstantValue(index, bName)!.Dims);
+            if (bCount != geometry.OutChannels) return $"bias '{bName}' has {bCount} values; Cout is {geometry.OutChannels}";
+        }
+
+        var plan = TransposedConvPlanBuilder.Build(geometry, bName is not null, attrs.OutputShape is not null);
+        var choice = PortableLowering.Choose(plan, new LoweringRequest
+        {
+            Input = node.Input[0], Output = node.Output[0], UniqueName = s => s, Opset = opset.Value, StaticSpatial = staticSpatial, Form = form,
+        });
+        string? note = staticSpatial ? null : $"MACs for dynamic spatial dims taken at {DynamicDimPlaceholder}";
+        match = new ConvTransposeMatch(node, plan, choice, opset.Value, staticSpatial, note);
+        return null;
+    }
+
+    /// <summary>
+    /// A constant tensor, also counting initializers listed as graph inputs in IR version &lt; 4 models: that IR
+    /// required every initializer to be listed as an input, so the listing does not mark it as meant to be fed.
+    /// </summary>
+    internal static TensorProto? ConstantValue(GraphIndex index, string value)
+    {
+        var c = index.Constant(value);
+        if (c is null && index.Model is { IrVersion: < 4 } && index.IsGraphInput(value)) c = index.Initializer(value);
+        return c;
+    }
+
+    /// <summary>Rewrites the matched node in <paramref name="graph"/> (the graph the index was built on). Returns the lowering used.</summary>
+    public static LoweredNodes Apply(ModelProto model, ConvTransposeMatch match)
+    {
+        var graph = model.Graph;
+        var ctx = new RewriteContext(graph);
+        var index = new GraphIndex(model);
+        var w = Tensors.ToFloats(ConstantValue(index, match.Weights)
+            ?? throw new InvalidOperationException($"weights '{match.Weights}' vanished between match and apply"));
+        float[] b = match.Bias is { } bn
+            ? Tensors.ToFloats(ConstantValue(index, bn) ?? throw new InvalidOperationException($"bias '{bn}' vanished between match and apply"))
+            : [];
+        string stem = string.IsNullOrEmpty(match.Node.Name) ? match.Output : match.Node.Name;
+        var lowered = PortableLowering.Lower(match.Plan, w, b, new LoweringRequest
+        {
+            Input = match.Input,
+            Output = match.Output,
+            UniqueName = s => ctx.UniqueName($"{stem}/{s}"),
+            Opset = match.Opset,
+            StaticSpatial = match.StaticSpatial,
+            Form = match.Choice.Form,
+        });
+        ctx.ReplaceNode(match.Node, lowered.Nodes);
+        graph.Initializer.AddRange(lowered.Initializers);
+        bool listInitializersAsInputs = model.IrVersion < 4; // keep that IR's convention for the new initializers
+        if (listInitializersAsInputs)
+            foreach (var t in lowered.Initializers)
+                graph.Input.Add(ModelBuilder.ValueInfo(t.Name, (DataType)t.DataType, t.Dims.ToArray()));
+        ctx.RemoveIfUnused(match.Weights, alsoGraphInput: listInitializersAsInputs);
+        if (match.Bias is { } bias) ctx.RemoveIfUnused(bias, alsoGraphInput: listInitializersAsInputs);
+        return lowered;
+    }
+}
