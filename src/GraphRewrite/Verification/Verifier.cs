@@ -8,24 +8,40 @@ namespace OnnxDeconv.GraphRewrite.Verification;
 /// <summary>A model to verify: in memory, or a file path (needed for models over 2 GB or with external data, which ONNX Runtime resolves next to the file).</summary>
 public sealed class ModelSource
 {
-    private ModelSource(string description, ModelProto? model, byte[]? bytes, string? path)
+    /// <summary>ONNX Runtime session config key naming the folder that holds a model's external data files.</summary>
+    public const string ExternalDataFolderKey = "session.model_external_initializers_file_folder_path";
+
+    private ModelSource(string description, ModelProto? model, byte[]? bytes, string? path, string? externalDataFolder = null)
     {
-        Description = description; Model = model; Bytes = bytes; Path = path;
+        Description = description; Model = model; Bytes = bytes; Path = path; ExternalDataFolder = externalDataFolder;
     }
 
     public string Description { get; }
     public ModelProto? Model { get; }
     public byte[]? Bytes { get; }
     public string? Path { get; }
+    /// <summary>Where ONNX Runtime finds external data of an in-memory model (e.g. the folder of the file it was rewritten from).</summary>
+    public string? ExternalDataFolder { get; }
 
-    public static ModelSource FromModel(ModelProto model, string description = "model") => new(description, model, null, null);
+    public static ModelSource FromModel(ModelProto model, string description = "model", string? externalDataFolder = null) =>
+        new(description, model, null, null, externalDataFolder);
     public static ModelSource FromBytes(byte[] bytes, string description) => new(description, null, bytes, null);
     public static ModelSource FromFile(string path) => new(path, null, null, path);
 
-    internal OrtRunner CreateRunner(OrtRunOptions options) =>
-        Path is not null ? new OrtRunner(Path, options)
+    internal OrtRunner CreateRunner(OrtRunOptions options)
+    {
+        if (ExternalDataFolder is { } folder)
+        {
+            var configure = options.Configure;
+            options = options with
+            {
+                Configure = so => { so.AddSessionConfigEntry(ExternalDataFolderKey, System.IO.Path.GetFullPath(folder)); configure?.Invoke(so); },
+            };
+        }
+        return Path is not null ? new OrtRunner(Path, options)
         : Bytes is not null ? new OrtRunner(Bytes, options)
         : new OrtRunner(Model!, options);
+    }
 }
 
 public sealed record VerifyOptions

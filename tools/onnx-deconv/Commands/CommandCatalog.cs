@@ -8,6 +8,8 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return VerifyCommand.Create();
+        yield return OptimizeCommand.Create();
+        yield return TestCommand.Create();
         yield break;
     }
 }
