@@ -12,11 +12,11 @@ public sealed record Tolerance(double Atol = Tolerance.DefaultAtol, double Rtol 
 
     public double Allowed(double expected) => Atol + Rtol * Math.Abs(expected);
 
-    /// <summary>Equal values (including equal infinities) pass; NaN on either side fails.</summary>
+    /// <summary>Equal values (including equal infinities) pass; NaN on either side fails, as do unequal infinities.</summary>
     public bool Close(double actual, double expected)
     {
         if (actual == expected) return true;
-        if (double.IsNaN(actual) || double.IsNaN(expected)) return false;
+        if (!double.IsFinite(actual) || !double.IsFinite(expected)) return false; // else inf <= atol + rtol*inf would pass
         return Math.Abs(actual - expected) <= Allowed(expected);
     }
 
