@@ -9,5 +9,8 @@ internal static class CommandCatalog
     {
         yield return ExplainCommand.Create();
         yield return InfoCommand.Create();
+        yield return VerifyCommand.Create();
+        yield return OptimizeCommand.Create();
+        yield return TestCommand.Create();
     }
 }

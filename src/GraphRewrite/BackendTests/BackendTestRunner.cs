@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using Microsoft.ML.OnnxRuntime;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Pipeline;
+using OnnxDeconv.GraphRewrite.Runtime;
+using OnnxDeconv.GraphRewrite.Verification;
+
+namespace OnnxDeconv.GraphRewrite.BackendTests;
+
+public sealed record BackendTestOptions
+{
+    public Tolerance Tolerance { get; init; } = Tolerance.Default;
+    /// <summary>Rewrites each model before it runs (null: run the model as stored).</summary>
+    public Func<ModelProto, OptimizeResult>? Rewrite { get; init; }
+    /// <summary>Graph inputs to bind as initializers from test_data_set_0 before rewriting: null = none, empty = all but the first.</summary>
+    public IReadOnlyList<string>? FreezeInputs { get; init; }
+    /// <summary>Configures the ONNX Runtime session (e.g. registers the OnnxDeconv custom op).</summary>
+    public Action<SessionOptions>? Configure { get; init; }
+}
+
+public sealed record BackendTestResult
+{
+    public required BackendTestCase Case { get; init; }
+    public required bool Passed { get; init; }
+    public required TimeSpan Elapsed { get; init; }
+    /// <summary>Why the case failed (first failing data set / output, or the error), null when it passed.</summary>
+    public string? Failure { get; init; }
+    /// <summary>Per data set and output: "test_data_set_0/y" -> comparison.</summary>
+    public IReadOnlyList<(string DataSet, OutputComparison Output)> Outputs { get; init; } = [];
+    public IReadOnlyList<NodeReport> Rewrites { get; init; } = [];
+    public IReadOnlyList<string> Frozen { get; init; } = [];
+}
+
+/// <summary>
+/// Runs ONNX backend-test folders through ONNX Runtime (graph optimizations disabled), optionally freezing inputs and
+/// rewriting the model first, and compares with the stored expected outputs. Input files bind to the graph inputs that
+/// are not initializers, in order; output files to the graph outputs, in order.
+/// </summary>
+public static class BackendTestRunner
+{
+    public static BackendTestResult Run(BackendTestCase testCase, BackendTestOptions options)
+    {
+        var clock = Stopwatch.StartNew();
+        IReadOnlyList<NodeReport> rewrites = [];
+        IReadOnlyList<string> frozen = [];
+        BackendTestResult Fail(string why) => new()
+        {
+            Case = testCase, Passed = false, Elapsed = clock.Elapsed, Failure = why, Rewrites = rewrites, Frozen = frozen,
+        };
+        try
+        {
+            if (testCase.DataSets.Count == 0)
+                return Fail($"{testCase.Directory}: no {BackendTestCase.DataSetPrefix}* folder");
+            var model = ModelIO.Load(testCase.ModelPath);
+            var inputNames = InputFreezer.RuntimeInputs(model);
+            var outputNames = model.Graph.Output.Select(o => o.Name).ToList();
+
+            if (options.FreezeInputs is { } freezeSpec)
+            {
+                frozen = InputFreezer.Select(inputNames, freezeSpec);
+                var set0 = InputFiles.LoadInputs(testCase.DataSets[0], inputNames);
+                model = InputFreezer.Freeze(model, set0.Where(v => frozen.Contains(v.Name)));
+            }
+            if (options.Rewrite is { } rewrite)
+            {
+                var result = rewrite(model);
+                rewrites = result.Nodes;
+                model = result.Model;
+            }
+
+            using var runner = new OrtRunner(model, new OrtRunOptions { Configure = options.Configure });
+            var outputs = new List<(string, OutputComparison)>();
+            string? failure = null;
+            foreach (var set in testCase.DataSets)
+            {
+                var setName = Path.GetFileName(set);
+                var inputs = InputFiles.LoadInputs(set, inputNames).Where(v => !frozen.Contains(v.Name)).ToList();
+                var expectedFiles = InputFiles.Numbered(set, "output");
+                if (expectedFiles.Count != outputNames.Count)
+                    return Fail($"{set}: {expectedFiles.Count} output files for {outputNames.Count} graph outputs");
+                var actual = runner.Run(inputs, outputNames);
+                for (int i = 0; i < outputNames.Count; i++)
+                {
+                    var expected = InputFiles.LoadTensor(expectedFiles[i]);
+                    var c = OutputComparer.Compare(outputNames[i], expected, actual[i], options.Tolerance);
+                    outputs.Add((setName, c));
+                    if (!c.Passed) failure ??= $"{setName}/{Path.GetFileName(expectedFiles[i])} (output '{c.Name}'): {c.Describe()}";
+                }
+            }
+            return new BackendTestResult
+            {
+                Case = testCase, Passed = failure is null, Elapsed = clock.Elapsed, Failure = failure,
+                Outputs = outputs, Rewrites = rewrites, Frozen = frozen,
+            };
+        }
+        catch (OnnxRuntimeException e) { return Fail($"ONNX Runtime: {e.Message}"); }
+        catch (Exception e) when (e is ModelFormatException or VerificationInputException)
+        { return Fail(e.Message); }
+        catch (Exception e)
+        {
+            // One broken case (e.g. a rewrite bug) must not stop a CI run over many cases: report it as a failure.
+            return Fail($"{e.GetType().Name}: {e.Message}");
+        }
+    }
+}

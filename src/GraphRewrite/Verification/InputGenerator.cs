@@ -1,0 +1,79 @@
+using Microsoft.ML.OnnxRuntime;
+using OnnxDeconv.GraphRewrite.Runtime;
+using DataType = OnnxDeconv.GraphRewrite.Onnx.TensorProto.Types.DataType;
+
+namespace OnnxDeconv.GraphRewrite.Verification;
+
+/// <summary>
+/// Seeded random inputs that honour each graph input's declared element type and shape (as ONNX Runtime reports
+/// them, so initializers are excluded and models verified by path work too). float/double: uniform [-1, 1];
+/// integers: uniform {0..3} (small and non-negative, so index-like inputs stay in range); bool: fair coin.
+/// </summary>
+public static class InputGenerator
+{
+    public static IReadOnlyList<TensorValue> Generate(InferenceSession session, IReadOnlyDictionary<string, long[]> shapes, int seed)
+    {
+        var names = session.InputNames;
+        foreach (var given in shapes.Keys)
+            if (!names.Contains(given))
+                throw new VerificationInputException(
+                    $"--shape names '{given}', which is not a graph input (inputs: {string.Join(", ", names)})");
+        var rng = new Random(seed);
+        var values = new List<TensorValue>(names.Count);
+        foreach (var name in names)
+        {
+            var meta = session.InputMetadata[name];
+            if (!meta.IsTensor)
+                throw new VerificationInputException($"input '{name}' is a {meta.OnnxValueType}, not a tensor: random inputs support tensors only (use --inputs)");
+            var dims = ResolveShape(name, meta.Dimensions, meta.SymbolicDimensions, shapes.GetValueOrDefault(name));
+            var type = (DataType)(int)meta.ElementDataType;
+            values.Add(new TensorValue(name, type, dims, Fill(name, type, checked((int)OnnxDeconv.GraphRewrite.IO.Tensors.ElementCount(dims)), rng)));
+        }
+        return values;
+    }
+
+    /// <summary>Declared dims, with symbolic ones taken from <paramref name="given"/>; says exactly which dim is missing.</summary>
+    public static long[] ResolveShape(string name, int[] declared, string[] symbolic, long[]? given)
+    {
+        string Declared() => "[" + string.Join(",", declared.Select((d, i) => d >= 0 ? d.ToString() : Sym(symbolic, i))) + "]";
+        if (given is not null)
+        {
+            if (given.Length != declared.Length)
+                throw new VerificationInputException($"--shape {name}: gives {given.Length} dims, the input has rank {declared.Length} {Declared()}");
+            for (int i = 0; i < declared.Length; i++)
+                if (declared[i] >= 0 && declared[i] != given[i])
+                    throw new VerificationInputException($"--shape {name}: dim {i} is fixed to {declared[i]} in the model, --shape gives {given[i]} (declared {Declared()})");
+            return given;
+        }
+        var dims = new long[declared.Length];
+        for (int i = 0; i < declared.Length; i++)
+        {
+            if (declared[i] < 0)
+                throw new VerificationInputException(
+                    $"input '{name}' has symbolic dim {i} ('{Sym(symbolic, i)}') in shape {Declared()}: pass --shape {name}={Example(declared)}");
+            dims[i] = declared[i];
+        }
+        return dims;
+    }
+
+    private static string Sym(string[] symbolic, int i) =>
+        i < symbolic.Length && !string.IsNullOrEmpty(symbolic[i]) ? symbolic[i] : "?";
+
+    private static string Example(int[] declared) =>
+        string.Join(",", declared.Select((d, i) => d >= 0 ? d : (i == 0 ? 1 : 64)));
+
+    private static Array Fill(string name, DataType type, int n, Random rng)
+    {
+        switch (type)
+        {
+            case DataType.Float: { var a = new float[n]; for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1); return a; }
+            case DataType.Double: { var a = new double[n]; for (int i = 0; i < n; i++) a[i] = rng.NextDouble() * 2 - 1; return a; }
+            case DataType.Int64: { var a = new long[n]; for (int i = 0; i < n; i++) a[i] = rng.Next(4); return a; }
+            case DataType.Int32: { var a = new int[n]; for (int i = 0; i < n; i++) a[i] = rng.Next(4); return a; }
+            case DataType.Uint8: { var a = new byte[n]; for (int i = 0; i < n; i++) a[i] = (byte)rng.Next(4); return a; }
+            case DataType.Int8: { var a = new sbyte[n]; for (int i = 0; i < n; i++) a[i] = (sbyte)rng.Next(4); return a; }
+            case DataType.Bool: { var a = new bool[n]; for (int i = 0; i < n; i++) a[i] = rng.Next(2) == 1; return a; }
+            default: throw new VerificationInputException($"input '{name}': element type {type} is not supported for random inputs (use --inputs)");
+        }
+    }
+}

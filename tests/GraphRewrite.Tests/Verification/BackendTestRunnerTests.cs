@@ -1,0 +1,131 @@
+using System.Xml.Linq;
+using Google.Protobuf;
+using OnnxDeconv.GraphRewrite.BackendTests;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Pipeline;
+using OnnxDeconv.GraphRewrite.Verification;
+using OnnxDeconv.TestSupport;
+
+namespace OnnxDeconv.GraphRewrite.Tests.Verification;
+
+// Backend tests compare with the stored outputs at |a-b| <= atol + rtol*|b|, atol 1e-5, rtol 1e-4.
+public class BackendTestRunnerTests
+{
+    private static BackendTestCase Case(string name) => Assert.Single(BackendTestCase.Discover(Path.Combine(RepoPaths.Conformance, name)));
+
+    [Fact]
+    public void Discover_CaseFolder_IsOneCase_ParentFolder_IsEveryCaseSorted()
+    {
+        var one = Case("test_convtranspose");
+        Assert.Equal("test_convtranspose", one.Name);
+        Assert.Single(one.DataSets);
+        var all = BackendTestCase.Discover(RepoPaths.Conformance);
+        Assert.True(all.Count >= 30);
+        Assert.Equal(all.Select(c => c.Name).OrderBy(n => n, StringComparer.Ordinal), all.Select(c => c.Name));
+    }
+
+    [Fact]
+    public void Discover_MissingOrEmptyFolder_NamesIt()
+    {
+        var e = Assert.Throws<VerificationInputException>(() => BackendTestCase.Discover("/no/such/dir"));
+        Assert.Contains("/no/such/dir", e.Message);
+        var dir = VerificationModels.TempDir();
+        try { Assert.Contains(dir, Assert.Throws<VerificationInputException>(() => BackendTestCase.Discover(dir)).Message); }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Theory]
+    [InlineData("test_convtranspose_3d")]
+    [InlineData("test_ConvTranspose2d")]
+    [InlineData("test_depthtospace_crd_mode_example")]
+    public void Run_ConformanceCase_MatchesStoredOutputs(string name)
+    {
+        var r = BackendTestRunner.Run(Case(name), new BackendTestOptions());
+        Assert.True(r.Passed, r.Failure);
+        Assert.NotEmpty(r.Outputs);
+    }
+
+    [Fact]
+    public void Run_FreezeInputs_BindsAllButFirstAsInitializers_BeforeRewrite()
+    {
+        ModelProto? seen = null;
+        var r = BackendTestRunner.Run(Case("test_convtranspose"), new BackendTestOptions
+        {
+            FreezeInputs = [],
+            Rewrite = m => { seen = m; return new OptimizeResult(m, []); },
+        });
+        Assert.True(r.Passed, r.Failure);
+        Assert.Equal(["W"], r.Frozen);
+        Assert.NotNull(seen);
+        Assert.Equal(["X"], seen.Graph.Input.Select(i => i.Name));
+        var w = Assert.Single(seen.Graph.Initializer);
+        Assert.Equal("W", w.Name);
+        Assert.Equal(new long[] { 1, 2, 3, 3 }, w.Dims);
+    }
+
+    [Fact]
+    public void Freeze_OldIrVersion_IsRaisedSoTheInitializerIsConstant()
+    {
+        var m = ModelIO.Load(Path.Combine(RepoPaths.Conformance, "test_convtranspose", "model.onnx"));
+        m.IrVersion = 3;
+        var w = Runtime.TensorValue.Float("W", [1], [2f]);
+        var frozen = InputFreezer.Freeze(m, [w]);
+        Assert.Equal(InputFreezer.MinIrVersionForPureInitializers, frozen.IrVersion);
+        Assert.Equal(3, m.IrVersion); // the input model is not modified
+        Assert.Equal(2, m.Graph.Input.Count);
+        Assert.Throws<VerificationInputException>(() => InputFreezer.Select(["X", "W"], ["Q"]));
+    }
+
+    [Fact]
+    public void Run_BrokenRewrite_FailsAndSaysWhere()
+    {
+        var r = BackendTestRunner.Run(Case("test_ConvTranspose2d"), new BackendTestOptions
+        {
+            Rewrite = m =>
+            {
+                var w = m.Graph.Initializer.First(t => t.Dims.Count == 4);
+                var data = Tensors.ToFloats(w).Select(v => v * 1.1f).ToArray();
+                w.RawData = ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()));
+                w.FloatData.Clear();
+                return new OptimizeResult(m, []);
+            },
+        });
+        Assert.False(r.Passed);
+        Assert.Contains("test_data_set_0/output_0.pb", r.Failure);
+    }
+
+    [Fact]
+    public void Run_RewriteThatThrows_IsAFailedCase_NotACrash()
+    {
+        var r = BackendTestRunner.Run(Case("test_convtranspose"), new BackendTestOptions
+        {
+            Rewrite = _ => throw new InvalidOperationException("boom"),
+        });
+        Assert.False(r.Passed);
+        Assert.Contains("boom", r.Failure);
+    }
+
+    [Fact]
+    public void JUnit_HasOneTestcasePerCase_AndFailures()
+    {
+        var pass = BackendTestRunner.Run(Case("test_convtranspose"), new BackendTestOptions());
+        var fail = BackendTestRunner.Run(Case("test_convtranspose_1d"), new BackendTestOptions { Rewrite = _ => throw new InvalidOperationException("a <bad> & \"quoted\" reason") });
+        var dir = VerificationModels.TempDir();
+        try
+        {
+            var path = Path.Combine(dir, "junit.xml");
+            JUnitReport.Write(path, [pass, fail]);
+            var doc = XDocument.Load(path);
+            var suite = doc.Root!.Element("testsuite")!;
+            Assert.Equal("2", suite.Attribute("tests")!.Value);
+            Assert.Equal("1", suite.Attribute("failures")!.Value);
+            var cases = suite.Elements("testcase").ToList();
+            Assert.Equal(["test_convtranspose", "test_convtranspose_1d"], cases.Select(c => c.Attribute("name")!.Value));
+            Assert.Null(cases[0].Element("failure"));
+            Assert.Contains("a <bad> & \"quoted\" reason", cases[1].Element("failure")!.Attribute("message")!.Value);
+            Assert.Single(Directory.GetFiles(dir)); // no temp file left
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -1,0 +1,155 @@
+using System.CommandLine;
+using System.Text.Json;
+using OnnxDeconv.Cli.Verification;
+using OnnxDeconv.Geometry;
+using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Pipeline;
+using OnnxDeconv.GraphRewrite.Verification;
+using Spectre.Console;
+
+namespace OnnxDeconv.Cli.Commands;
+
+/// <summary>
+/// <c>onnx-deconv optimize IN -o OUT</c>: rewrite, verify against IN through ONNX Runtime, save atomically. A model that
+/// fails verification is never written; IN is never modified unless --in-place.
+/// </summary>
+internal static class OptimizeCommand
+{
+    public static Command Create()
+    {
+        var input = new Argument<string>("in") { Description = "The model to optimize (.onnx); never modified unless --in-place" };
+        var output = new Option<string?>("--output", "-o") { Description = "Where to write the optimized model (written atomically)" };
+        var target = new Option<string>("--target")
+        {
+            Description = "portable (standard ONNX ops), plugin (OnnxDeconv custom op) or auto (fastest measured per node)",
+            DefaultValueFactory = _ => "portable",
+        };
+        target.AcceptOnlyFromAmong("portable", "plugin", "auto");
+        var noVerify = new Option<bool>("--no-verify") { Description = "Skip verification (the report says so)" };
+        var inPlace = new Option<bool>("--in-place") { Description = "Allow OUT to be IN (or omit -o) and overwrite it" };
+        var shape = VerifyCli.ShapeOption();
+        var inputs = new Option<string?>("--inputs") { Description = "Verify on input_N.pb files in this folder instead of random inputs" };
+        var seed = VerifyCli.SeedOption();
+        var atol = VerifyCli.AtolOption();
+        var rtol = VerifyCli.RtolOption();
+        var json = VerifyCli.JsonOption();
+
+        var cmd = new Command("optimize", "Rewrite transposed convolutions zero-free, verify the result against IN in ONNX Runtime, and save it atomically; prints a before/after table.");
+        cmd.Arguments.Add(input);
+        foreach (var o in new Option[] { output, target, noVerify, inPlace, shape, inputs, seed, atol, rtol, json }) cmd.Options.Add(o);
+
+        cmd.SetAction(pr =>
+        {
+            var stdout = pr.InvocationConfiguration.Output;
+            var stderr = pr.InvocationConfiguration.Error;
+            string inPath = pr.GetValue(input)!;
+            try
+            {
+                return Run(stdout, stderr, inPath, pr.GetValue(output), Enum.Parse<Target>(pr.GetValue(target)!, ignoreCase: true),
+                    pr.GetValue(noVerify), pr.GetValue(inPlace), pr.GetValue(json), new VerifyOptions
+                    {
+                        Tolerance = VerifyCli.ReadTolerance(pr, atol, rtol),
+                        Seed = pr.GetValue(seed),
+                        Shapes = ShapeOverrides.Parse(pr.GetValue(shape)),
+                        InputsDir = pr.GetValue(inputs),
+                        Configure = CliHooks.ConfigureSession,
+                    });
+            }
+            catch (Exception e) when (e is ModelFormatException or VerificationInputException)
+            {
+                stderr.WriteLine($"error: {e.Message}");
+                return ExitCodes.InvalidInput;
+            }
+            catch (Exception e) when (e is AttributeException or GeometryException or InvalidDataException)
+            {
+                stderr.WriteLine($"error: {inPath}: {e.Message}");
+                return ExitCodes.InvalidInput;
+            }
+        });
+        return cmd;
+    }
+
+    private static int Run(TextWriter stdout, TextWriter stderr, string inPath, string? outPath, Target target,
+        bool noVerify, bool inPlace, bool json, VerifyOptions verifyOptions)
+    {
+        if (!File.Exists(inPath)) throw new ModelFormatException($"{inPath}: input model file not found");
+        if (outPath is null)
+        {
+            if (!inPlace) throw new VerificationInputException("-o OUT is required (or --in-place to overwrite IN)");
+            outPath = inPath;
+        }
+        bool sameFile = string.Equals(Path.GetFullPath(outPath), Path.GetFullPath(inPath), StringComparison.Ordinal);
+        if (sameFile && !inPlace)
+            throw new VerificationInputException($"-o {outPath} is the input model; IN is never modified unless you pass --in-place");
+
+        var inBytes = File.ReadAllBytes(inPath);
+        var model = ModelIO.Parse(inBytes, inPath);
+        var before = OptimizeReport.OpCounts(model);
+        // The optimizer may edit what it is given: hand it a copy so the original stays intact for verification.
+        var result = CliHooks.Optimizer(model.Clone(), new OptimizeOptions { Target = target });
+        var after = OptimizeReport.OpCounts(result.Model);
+        var console = VerifyCli.Console(stdout);
+
+        if (!result.Changed)
+        {
+            if (!sameFile) AtomicFile.WriteAllBytes(outPath, inBytes);
+            string note = sameFile ? $"nothing to rewrite: {inPath} left unchanged" : $"nothing to rewrite: wrote {outPath} as a byte-identical copy of {inPath}";
+            if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, null, verifySkipped: false, written: !sameFile, note);
+            else
+            {
+                console.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
+                if (result.Nodes.Count > 0) console.Write(OptimizeReport.NodeTable(result.Nodes));
+                console.WriteLine(note);
+            }
+            return ExitCodes.Ok;
+        }
+
+        VerificationReport? verification = null;
+        if (!noVerify)
+        {
+            bool external = model.Graph.Initializer.Any(t => t.DataLocation == TensorProto.Types.DataLocation.External);
+            verification = Verifier.Verify(ModelSource.FromFile(inPath),
+                ModelSource.FromModel(result.Model, "rewritten model", external ? Path.GetDirectoryName(Path.GetFullPath(inPath)) : null),
+                verifyOptions);
+        }
+        bool ok = verification?.Passed ?? true;
+        string outcome = !ok ? $"verification failed: {outPath} NOT written"
+            : noVerify ? $"verification skipped (--no-verify): wrote {outPath} UNVERIFIED"
+            : $"verified: wrote {outPath}";
+        if (ok) ModelIO.Save(result.Model, outPath);
+
+        if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, verification, noVerify, written: ok, outcome);
+        else
+        {
+            console.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
+            console.Write(OptimizeReport.OpTable(before, after));
+            console.Write(OptimizeReport.NodeTable(result.Nodes));
+            if (verification is not null) VerifyCli.WriteVerification(console, verification);
+            console.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
+        }
+        if (!ok) stderr.WriteLine($"error: {outcome} (the rewritten model does not match {inPath}; see the table)");
+        return ok ? ExitCodes.Ok : ExitCodes.VerificationFailed;
+    }
+
+    private static void WriteJson(TextWriter stdout, string inPath, string outPath, Target target,
+        IReadOnlyDictionary<string, int> before, IReadOnlyDictionary<string, int> after, OptimizeResult result,
+        VerificationReport? verification, bool verifySkipped, bool written, string message)
+    {
+        stdout.WriteLine(JsonSerializer.Serialize(new
+        {
+            input = inPath,
+            output = outPath,
+            target = target.ToString().ToLowerInvariant(),
+            changed = result.Changed,
+            written,
+            message,
+            verificationSkipped = verifySkipped,
+            opsBefore = before,
+            opsAfter = after,
+            nodes = result.Nodes,
+            verification = verification is null ? null : VerifyCli.VerificationJson(verification),
+        }, VerifyCli.Json));
+    }
+}

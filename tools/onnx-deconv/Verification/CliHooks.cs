@@ -1,0 +1,34 @@
+using Microsoft.ML.OnnxRuntime;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Pipeline;
+
+namespace OnnxDeconv.Cli.Verification;
+
+/// <summary>
+/// What optimize/test use to rewrite a model and to configure ONNX Runtime sessions. Tests override them per call
+/// (AsyncLocal, so parallel tests do not see each other's fakes), e.g. with a deliberately broken rewrite.
+/// </summary>
+internal static class CliHooks
+{
+    private static readonly AsyncLocal<Func<ModelProto, OptimizeOptions, OptimizeResult>?> OptimizerOverride = new();
+    private static readonly AsyncLocal<Action<SessionOptions>?> ConfigureOverride = new();
+
+    public static Func<ModelProto, OptimizeOptions, OptimizeResult> Optimizer =>
+        OptimizerOverride.Value ?? GraphRewrite.Pipeline.Optimizer.Run;
+
+    /// <summary>Session configuration used for verification and test runs (e.g. custom-op registration); null = none.</summary>
+    public static Action<SessionOptions>? ConfigureSession => ConfigureOverride.Value;
+
+    public static IDisposable Override(Func<ModelProto, OptimizeOptions, OptimizeResult>? optimizer = null, Action<SessionOptions>? configure = null)
+    {
+        var (oldOpt, oldConf) = (OptimizerOverride.Value, ConfigureOverride.Value);
+        if (optimizer is not null) OptimizerOverride.Value = optimizer;
+        if (configure is not null) ConfigureOverride.Value = configure;
+        return new Restore(() => { OptimizerOverride.Value = oldOpt; ConfigureOverride.Value = oldConf; });
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
+    }
+}

@@ -1,0 +1,61 @@
+using System.Globalization;
+using OnnxDeconv.GraphRewrite;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Pipeline;
+using Spectre.Console;
+
+namespace OnnxDeconv.Cli.Verification;
+
+/// <summary>The before/after tables of <c>optimize</c>: op counts by type, what happened to each matched node.</summary>
+internal static class OptimizeReport
+{
+    /// <summary>Node count per op type (custom domains spelled "domain:OpType"), sorted by name.</summary>
+    public static SortedDictionary<string, int> OpCounts(ModelProto model)
+    {
+        var counts = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        foreach (var n in model.Graph.Node)
+        {
+            var key = Ops.IsDefaultDomain(n.Domain) ? n.OpType : $"{n.Domain}:{n.OpType}";
+            counts[key] = counts.GetValueOrDefault(key) + 1;
+        }
+        return counts;
+    }
+
+    public static Table OpTable(IReadOnlyDictionary<string, int> before, IReadOnlyDictionary<string, int> after)
+    {
+        var table = new Table().Border(TableBorder.Ascii);
+        foreach (var h in new[] { "Op", "Before", "After", "Change" }) table.AddColumn(new TableColumn(new Text(h)));
+        foreach (var op in before.Keys.Union(after.Keys).OrderBy(k => k, StringComparer.Ordinal))
+        {
+            int b = before.GetValueOrDefault(op), a = after.GetValueOrDefault(op);
+            table.AddRow(VerifyCli.Row(op, Int(b), Int(a), a == b ? "" : (a - b).ToString("+0;-0", CultureInfo.InvariantCulture)));
+        }
+        table.AddRow(VerifyCli.Row("total", Int(before.Values.Sum()), Int(after.Values.Sum()), ""));
+        return table;
+    }
+
+    public static Table NodeTable(IReadOnlyList<NodeReport> nodes)
+    {
+        var table = new Table().Border(TableBorder.Ascii);
+        foreach (var h in new[] { "Node", "Pattern", "Result", "Lowering / reason", "MACs before", "MACs after", "Reduction" })
+            table.AddColumn(new TableColumn(new Text(h)));
+        foreach (var n in nodes)
+            table.AddRow(VerifyCli.Row(n.Node, n.Pattern, n.Rewritten ? "rewritten" : "skipped",
+                (n.Rewritten ? n.Lowering : n.Reason) ?? "", Macs(n.MacsBefore), n.Rewritten ? Macs(n.MacsAfter) : "",
+                n.Rewritten ? Reduction(n.MacsBefore, n.MacsAfter) : ""));
+        return table;
+    }
+
+    public static string Reduction(long before, long after) =>
+        before > 0 && after > 0 ? (before / (double)after).ToString("0.00", CultureInfo.InvariantCulture) + "x fewer" : "";
+
+    public static string Macs(long v) => v <= 0 ? "-" : v switch
+    {
+        >= 1_000_000_000 => (v / 1e9).ToString("0.00", CultureInfo.InvariantCulture) + "G",
+        >= 1_000_000 => (v / 1e6).ToString("0.00", CultureInfo.InvariantCulture) + "M",
+        >= 1_000 => (v / 1e3).ToString("0.00", CultureInfo.InvariantCulture) + "k",
+        _ => v.ToString(CultureInfo.InvariantCulture),
+    };
+
+    private static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
+}

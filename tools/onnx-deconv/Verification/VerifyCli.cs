@@ -1,0 +1,136 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Verification;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace OnnxDeconv.Cli.Verification;
+
+/// <summary>Options and output shared by verify, optimize and test.</summary>
+internal static class VerifyCli
+{
+    public static Option<string[]> ShapeOption() => new("--shape")
+    {
+        Description = "Concrete shape for an input with symbolic dims, NAME=D1,D2,... (repeatable), e.g. --shape input=1,3,64,64",
+        Arity = ArgumentArity.ZeroOrMore,
+    };
+
+    public static Option<int> SeedOption() => new("--seed")
+    {
+        Description = "Seed of the random inputs (float: uniform [-1,1], ints: 0..3, bool)",
+        DefaultValueFactory = _ => 0,
+    };
+
+    public static Option<double> AtolOption() => new("--atol")
+    {
+        Description = "Absolute tolerance: pass when |a-b| <= atol + rtol*|b|",
+        DefaultValueFactory = _ => Tolerance.DefaultAtol,
+    };
+
+    public static Option<double> RtolOption() => new("--rtol")
+    {
+        Description = "Relative tolerance: pass when |a-b| <= atol + rtol*|b|",
+        DefaultValueFactory = _ => Tolerance.DefaultRtol,
+    };
+
+    public static Option<bool> JsonOption() => new("--json") { Description = "Print a machine-readable JSON report instead of tables" };
+
+    public static Tolerance ReadTolerance(ParseResult pr, Option<double> atol, Option<double> rtol)
+    {
+        double a = pr.GetValue(atol), r = pr.GetValue(rtol);
+        if (!(a >= 0) || !(r >= 0) || double.IsInfinity(a) || double.IsInfinity(r))
+            throw new VerificationInputException($"--atol/--rtol must be finite and >= 0 (got {a}, {r})");
+        return new Tolerance(a, r);
+    }
+
+    /// <summary>Loads a model file to check it exists and parses; the message names the file. Files over 2 GB are only checked for existence (protobuf cannot parse them; ONNX Runtime reads them by path).</summary>
+    public static ModelProto? CheckModelFile(string path, string role)
+    {
+        if (!File.Exists(path))
+            throw new ModelFormatException($"{path}: {role} model file not found");
+        if (new FileInfo(path).Length >= int.MaxValue) return null;
+        return ModelIO.Load(path);
+    }
+
+    public static IAnsiConsole Console(TextWriter writer)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(writer),
+        });
+        console.Profile.Width = 160; // stable layout whether or not a terminal is attached
+        return console;
+    }
+
+    public static IRenderable[] Row(params string[] cells) => cells.Select(c => (IRenderable)new Text(c)).ToArray();
+
+    public static Table OutputTable(IEnumerable<OutputComparison> outputs)
+    {
+        var table = new Table().Border(TableBorder.Ascii);
+        foreach (var h in new[] { "Output", "Shape", "Max abs err", "Max rel err", "Worst index (got / expected)", "Result" })
+            table.AddColumn(new TableColumn(new Text(h)));
+        foreach (var o in outputs)
+        {
+            string worst = o.WorstIndex is null ? "-"
+                : $"[{string.Join(",", o.WorstIndex)}] ({Num(o.WorstActual)} / {Num(o.WorstExpected)})";
+            string result = o.Passed ? "pass" : "FAIL" + (o.Problem is null ? "" : $": {o.Problem}")
+                + (o.Problem is null && o.Mismatches > 0 ? $": {o.Mismatches}/{o.Elements} outside tolerance" : "");
+            table.AddRow(Row(o.Name, Dims(o.ActualDims ?? o.ExpectedDims), o.WorstIndex is null ? "-" : Num(o.MaxAbsError),
+                o.WorstIndex is null ? "-" : Num(o.MaxRelError), worst, result));
+        }
+        return table;
+    }
+
+    public static string Dims(long[]? dims) => dims is null ? "-" : "[" + string.Join(",", dims) + "]";
+
+    public static string Num(double? v) => v is null ? "-" : v.Value.ToString("G4", CultureInfo.InvariantCulture);
+
+    public static void WriteVerification(IAnsiConsole console, VerificationReport report)
+    {
+        console.Write(OutputTable(report.Outputs));
+        if (report.Error is not null) console.WriteLine($"error: {report.Error}");
+        console.WriteLine($"{(report.Passed ? "PASS" : "FAIL")}: {report.Outputs.Count(o => o.Passed)}/{report.Outputs.Count} output(s) within {report.Tolerance} (|a-b| <= atol + rtol*|b|); inputs: {report.InputSource} ({string.Join(", ", report.Inputs.Select(i => $"{i.Name}{Dims(i.Dims)}"))})");
+    }
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    public static object VerificationJson(VerificationReport r) => new
+    {
+        passed = r.Passed,
+        error = r.Error,
+        inputSource = r.InputSource,
+        tolerance = new { atol = r.Tolerance.Atol, rtol = r.Tolerance.Rtol },
+        inputs = r.Inputs.Select(i => new { name = i.Name, type = i.ElementType.ToString(), shape = i.Dims }),
+        outputs = r.Outputs.Select(OutputJson),
+    };
+
+    public static object OutputJson(OutputComparison o) => new
+    {
+        name = o.Name,
+        passed = o.Passed,
+        shape = o.ActualDims ?? o.ExpectedDims,
+        expectedShape = o.ExpectedDims,
+        maxAbsError = o.MaxAbsError,
+        maxRelError = o.MaxRelError,
+        mismatches = o.Mismatches,
+        elements = o.Elements,
+        worstIndex = o.WorstIndex,
+        worstActual = o.WorstActual,
+        worstExpected = o.WorstExpected,
+        problem = o.Problem,
+    };
+}
