@@ -50,6 +50,22 @@ public sealed class ConformanceTests
         Assert.Null(Close.Mismatch(y, expected.AsFloats()));
     }
 
+    /// <summary>ONNX Runtime (ORT_DISABLE_ALL) agrees with the same expected outputs, so the three judges are consistent.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void ConformanceCase_OnnxRuntime_MatchesExpectedOutput(string caseName)
+    {
+        string dir = Path.Combine(RepoPaths.Conformance, caseName);
+        var model = ModelIO.Load(Path.Combine(dir, "model.onnx"));
+        var values = LoadValues(model, Path.Combine(dir, "test_data_set_0"));
+        var index = new GraphIndex(model);
+        var inputs = model.Graph.Input.Where(i => index.Initializer(i.Name) is null).Select(i => values[i.Name]);
+        var y = OrtRunner.RunOnce(model, inputs)[0];
+        var expected = TensorValue.Load(Path.Combine(dir, "test_data_set_0", "output_0.pb"));
+        Assert.Equal(expected.Dims, y.Dims);
+        Assert.Null(Close.Mismatch(y.AsFloats(), expected.AsFloats()));
+    }
+
     /// <summary>
     /// Initializers by name, plus input_k.pb for the k-th graph input that is not an initializer (the backend-test
     /// convention; old models also list their initializers as graph inputs).

@@ -84,6 +84,64 @@ public sealed class RandomConfigOrtTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// stride &lt;= output_padding &lt; dilation: the spec allows it, ONNX Runtime refuses the node. The geometry must accept
+    /// and report it, ONNX Runtime must really refuse it, and the reference must still compute the spec: output_padding
+    /// only lengthens the output, so its values equal ONNX Runtime's for the same node without output_padding and
+    /// without end padding wherever that output reaches, and bias (or 0) beyond it.
+    /// </summary>
+    [Fact]
+    public void SpecOnlyOutputPadding_GeometryAcceptsAndReportsIt_OrtRefuses_ReferenceStillMatchesOrt()
+    {
+        int checkedCount = 0;
+        foreach (var c in RandomConvTranspose.Cases(ConvTransposeFlavor.SpecOnlyOutputPadding, 50_000, 60))
+        {
+            var g = ConvTransposeGeometry.Resolve(c.Attributes, c.InputShape, c.WeightShape);
+            Assert.True(g.OrtRejectsOutputPadding, $"not reported as refused by ONNX Runtime: {c}");
+
+            var refused = Record.Exception(() => OnnxDeconv.GraphRewrite.Runtime.OrtRunner.RunOnce(c.BuildModel(), c.Inputs()));
+            Assert.True(refused is OnnxRuntimeException && refused.Message.Contains("output_padding", StringComparison.Ordinal),
+                $"ONNX Runtime did not refuse output_padding >= stride: {c}: {refused?.Message ?? "it ran"}");
+
+            int r = c.Rank;
+            long[] pads = [.. g.Axes.Select(a => a.PadBegin), .. new long[r]];
+            var variant = c.Attributes with { OutputPadding = null, Pads = pads };
+            var g1 = ConvTransposeGeometry.Resolve(variant, c.InputShape, c.WeightShape);
+            var ort = OnnxDeconv.GraphRewrite.Runtime.OrtRunner.RunOnce(c.BuildModel(variant), c.Inputs())[0];
+            Assert.Equal(g1.OutputShape, ort.Dims);
+
+            var expected = ExpectedFromPrefix(g, g1, ort.AsFloats(), c.Bias);
+            var actual = ReferenceConvTranspose.Compute(g, c.X, c.W, c.Bias ?? []);
+            string? m = Close.Mismatch(actual, expected);
+            Assert.True(m is null, $"{c}: {m}");
+            checkedCount++;
+        }
+        Assert.Equal(60, checkedCount);
+    }
+
+    /// <summary>The output of <paramref name="g"/> built from <paramref name="prefix"/> (the output of <paramref name="g1"/>, same origin) and bias beyond it.</summary>
+    private static float[] ExpectedFromPrefix(ConvTransposeGeometry g, ConvTransposeGeometry g1, float[] prefix, float[]? bias)
+    {
+        long spatial = g.Axes.Aggregate(1L, (p, a) => p * a.Output);
+        long spatial1 = g1.Axes.Aggregate(1L, (p, a) => p * a.Output);
+        var y = new float[g.Batch * g.OutChannels * spatial];
+        var idx = new long[g.Rank];
+        for (long nc = 0; nc < g.Batch * g.OutChannels; nc++)
+        for (long o = 0; o < spatial; o++)
+        {
+            long rest = o, flat1 = 0;
+            bool inside = true;
+            for (int a = g.Rank - 1; a >= 0; a--) { idx[a] = rest % g.Axes[a].Output; rest /= g.Axes[a].Output; }
+            for (int a = 0; a < g.Rank; a++)
+            {
+                if (idx[a] >= g1.Axes[a].Output) { inside = false; break; }
+                flat1 = flat1 * g1.Axes[a].Output + idx[a];
+            }
+            y[nc * spatial + o] = inside ? prefix[nc * spatial1 + flat1] : bias is null ? 0f : bias[nc % g.OutChannels];
+        }
+        return y;
+    }
+
     [Fact]
     public void RandomConfigs_AreDeterministicFromTheSeed()
     {

@@ -98,7 +98,10 @@ public sealed record ConvTransposeGeometry
 
     /// <summary>
     /// Resolves <paramref name="attrs"/> against the input shape [N, C, D1..Dr] and weight shape [C, M/group, k1..kr].
-    /// Throws <see cref="GeometryException"/> naming the attribute on anything the spec does not allow.
+    /// Throws <see cref="GeometryException"/> naming the attribute on anything the spec does not allow or ONNX Runtime
+    /// refuses, with one exception: stride &lt;= output_padding &lt; dilation is accepted (the spec allows it) and reported
+    /// by <see cref="OrtRejectsOutputPadding"/>. Where the spec leaves room (auto_pad=SAME_* with negative total padding,
+    /// output_shape longer than the full output) the result is what ONNX Runtime computes; tests check it on random configs.
     /// </summary>
     public static ConvTransposeGeometry Resolve(ConvTransposeAttributes attrs, IReadOnlyList<long> inputShape, IReadOnlyList<long> weightShape)
     {
