@@ -266,7 +266,9 @@ public static class Explainer
     {
         if (values.Length == rank) return values;
         if (values.Length == 1) return Enumerable.Repeat(values[0], rank).ToArray();
-        throw new GeometryException(name, $"{name} has {values.Length} values; give 1 or {rank} (one per input axis)");
+        throw new GeometryException(name, rank == 1
+            ? $"{name} has {values.Length} values; give one value (the input has one axis)"
+            : $"{name} has {values.Length} values; give 1 or {rank} (one per input axis)");
     }
 
     private static void Positive(string name, long[] v, int i)

@@ -43,7 +43,8 @@ internal static class InfoCommand
         var resizes = index.Graph.Node.Where(ResizeConvPair.IsResize).ToList();
         var wanted = cts.SelectMany(n => n.Input.Take(2).Concat(n.Output.Take(1)))
             .Concat(resizes.SelectMany(n => n.Input.Take(1).Concat(n.Output.Take(1))))
-            .Concat(resizes.SelectMany(n => n.Output.Take(1)).SelectMany(o => index.Consumers(o)).Where(c => c.OpType == Ops.Conv.OpType).SelectMany(c => c.Output.Take(1)));
+            .Concat(resizes.SelectMany(n => n.Output.Take(1)).SelectMany(o => index.Consumers(o)).Where(c => c.OpType == Ops.Conv.OpType).SelectMany(c => c.Output.Take(1)))
+            .Concat(index.Graph.Output.Select(o => o.Name));
         var shapes = ModelShapes.Resolve(model, path, overrides, wanted);
 
         var infos = cts.Select(n => Analyse(n, shapes)).ToList();
