@@ -193,3 +193,43 @@ public class ExplainArgumentsTests
         return n;
     }
 }
+
+/// <summary>Seeded sweeps: explain never fails on valid arguments, and its sizes are ONNX Runtime's.</summary>
+public class ExplainSweepTests
+{
+    [Fact]
+    public void Explain_SeededValidArguments_OutputSizeEqualsOnnxRuntimeConvTranspose()
+    {
+        // 60 random 1-D configurations, all inside what ONNX Runtime accepts (output_padding < stride), as one model
+        // with one input per case so a single ONNX Runtime session answers them all.
+        var rng = new Random(20261125);
+        var b = new ModelBuilder("sweep");
+        var expected = new List<(string Y, long O)>();
+        for (int n = 0; n < 60; n++)
+        {
+            long i = rng.Next(1, 12), k = rng.Next(1, 6), s = rng.Next(1, 5), d = rng.Next(1, 4);
+            long op = rng.Next(0, (int)s);
+            long full = s * (i - 1) + d * (k - 1) + 1 + op;
+            long p = rng.Next(0, (int)((full - 1) / 2) + 1);
+            var r = CliHarness.Run("explain", "--input", $"{i}", "--kernel", $"{k}", "--stride", $"{s}", "--padding", $"{p}",
+                "--output-padding", $"{op}", "--dilation", $"{d}", "--json");
+            Assert.True(r.Code == 0, r.ToString());
+            var res = r.Json().GetProperty("results")[0];
+            Assert.True(res.GetProperty("ortAccepts").GetBoolean());
+            long o = res.GetProperty("spatialOutput")[0].GetInt64();
+            Assert.Equal(full - 2 * p, o);
+            Assert.NotEmpty(CliHarness.Run("explain", "--input", $"{i}", "--kernel", $"{k}", "--stride", $"{s}", "--padding", $"{p}",
+                "--output-padding", $"{op}", "--dilation", $"{d}").Out);
+
+            b.Input($"x{n}", [1, 1, i]);
+            b.Initializer($"w{n}", [1, 1, k], new float[k]);
+            b.Node(Ops.ConvTranspose.OpType, [$"x{n}", $"w{n}"],
+                [Attributes.Ints(Ops.ConvTranspose.Strides, [s]), Attributes.Ints(Ops.ConvTranspose.Pads, [p, p]),
+                 Attributes.Ints(Ops.ConvTranspose.OutputPadding, [op]), Attributes.Ints(Ops.ConvTranspose.Dilations, [d])], output: $"y{n}");
+            b.Output($"y{n}", null);
+            expected.Add(($"y{n}", o));
+        }
+        var probed = ShapeProbe.Probe(b.Build(), expected.Select(e => e.Y));
+        foreach (var (y, o) in expected) Assert.Equal(o, probed.Shapes[y][2]);
+    }
+}
