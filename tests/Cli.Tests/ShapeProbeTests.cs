@@ -75,3 +75,32 @@ public class ShapeProbeTests
         Assert.Contains("ONNX Runtime could not", e.Message);
     }
 }
+
+public class ShapeProbeExternalDataTests
+{
+    [Fact]
+    public void Info_ModelWithExternalWeights_ProbesShapesUsingTheModelFolder()
+    {
+        // The weight lives in a side file next to the model: the probe runs a modified copy from memory and must
+        // still find it (ONNX Runtime is told the model's folder).
+        using var tmp = new CliHarness.TempDir();
+        var b = new ModelBuilder("external");
+        b.Input("x", [1, 2, -1, -1], symbolic: ["N", "C", "H", "W"]);
+        var w = new TensorProto { Name = "w", DataType = (int)TensorProto.Types.DataType.Float, DataLocation = TensorProto.Types.DataLocation.External };
+        w.Dims.AddRange([2, 4, 2, 2]);
+        w.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = "weights.bin" });
+        w.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = "0" });
+        w.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = $"{32 * sizeof(float)}" });
+        b.Graph.Initializer.Add(w);
+        File.WriteAllBytes(tmp.File("weights.bin"), new byte[32 * sizeof(float)]);
+        b.Output(b.Node(CT.OpType, ["x", "w"], [Attributes.Ints(CT.Strides, [2, 2])], output: "y", name: "up"), null);
+        var path = tmp.File("model.onnx");
+        ModelIO.Save(b.Build(), path);
+
+        var r = CliHarness.Run("info", path, "--shape", "x=1,2,5,6", "--json");
+        Assert.True(r.Code == 0, r.ToString());
+        var ct = Assert.Single(r.Json().GetProperty("convTranspose").EnumerateArray());
+        Assert.Equal([1L, 4, 10, 12], CliHarness.Longs(ct.GetProperty("outputShape")));
+        Assert.Equal("probed", r.Json().GetProperty("shapeSource").GetString());
+    }
+}

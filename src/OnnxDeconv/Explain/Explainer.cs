@@ -149,7 +149,7 @@ public static class Explainer
         long full = a.FullLength;
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture,
-            $"Every input pixel i writes k={a.Kernel} outputs starting at i*s (stride {a.Stride}, dilation {a.Dilation}), so the full output is s*(I-1) + d*(k-1) + 1 + op = {full}. ");
+            $"Every input pixel i writes k={a.Kernel} outputs, at i*s + j*d for j = 0..k-1 (s={a.Stride}, d={a.Dilation}), so the full output is s*(I-1) + d*(k-1) + 1 + op = {full}. ");
         if (a.PadBegin == 0 && a.PadEnd == 0)
             sb.Append("No padding: all of it is kept");
         else if (a.PadEnd >= 0)
