@@ -129,3 +129,28 @@ public class ResizeConvPairTests
         Assert.Contains("yes: integer nearest repetition", text.Out);
     }
 }
+
+public class LegacyResizeTests
+{
+    [Theory]
+    [InlineData(10L, 3f)]
+    [InlineData(10L, 2f)]
+    [InlineData(9L, 3f)]
+    public void LegacyResizeAndUpsample_NearestIsFloorRepetition_InOnnxRuntime(long opset, float scale)
+    {
+        // ResizeConvPair reports opset-10 Resize and Upsample as asymmetric+floor; check ONNX Runtime does exactly that.
+        var b = new ModelBuilder("legacy", opset);
+        b.Input("x", [1, 1, 1, 5]);
+        string op = opset >= 10 ? Ops.Resize.OpType : Ops.Upsample.OpType;
+        var u = b.Node(op, ["x", b.Initializer("scales", [4], [1f, 1f, 1f, scale])], [Attributes.String(Ops.Resize.Mode, "nearest")], output: "u");
+        b.Initializer("w", [1, 1, 1, 1], [1f]);
+        b.Output(b.Node(Ops.Conv.OpType, [u, "w"], output: "y"), null);
+        var model = b.Build();
+        var pair = Assert.Single(ResizeConvPair.FindAll(new GraphIndex(model)));
+        Assert.True(pair.IsIntegerNearestRepetition, pair.RepetitionNote);
+
+        var ramp = Enumerable.Range(0, 5).Select(i => (float)i).ToArray();
+        var y = OrtRunner.RunOnce(model, [TensorValue.Float("x", [1, 1, 1, 5], ramp)])[0].AsFloats();
+        Assert.Equal(Enumerable.Range(0, 5 * (int)scale).Select(j => ramp[j / (int)scale]).ToArray(), y);
+    }
+}

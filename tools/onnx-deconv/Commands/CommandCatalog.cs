@@ -9,5 +9,6 @@ internal static class CommandCatalog
     {
         yield return ExplainCommand.Create();
         yield return InfoCommand.Create();
+        yield break;
     }
 }
