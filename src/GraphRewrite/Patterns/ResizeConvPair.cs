@@ -117,7 +117,8 @@ public sealed record ResizeConvPair
     /// <summary>
     /// The rules of DESIGN.md section 1 (checked against ONNX Runtime): nearest with integer scales is x[floor(j/s)] for
     /// asymmetric+floor, for half_pixel/pytorch_half_pixel with round_prefer_floor/round_prefer_ceil, and for
-    /// asymmetric+round_prefer_floor only when every scale is 2 (or 1).
+    /// asymmetric+round_prefer_floor only when every scale is 2 (or 1). Conservative: combinations that repeat only for
+    /// some lengths or scales (align_corners+round_prefer_floor happens to at s=2) answer false.
     /// </summary>
     public static (bool Exact, string Note) Repetition(string mode, string ctm, string nearest, float[]? scales,
         long[]? axes = null, string? keepAspectRatioPolicy = null, long[]? sizes = null)

@@ -104,8 +104,13 @@ public static class ShapeProbe
 
         var options = new OrtRunOptions
         {
-            Configure = externalDataDirectory is null ? null
-                : so => so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", externalDataDirectory),
+            Configure = so =>
+            {
+                // A failed probe is reported through ShapeProbeException; keep ONNX Runtime's own log off stderr.
+                so.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
+                if (externalDataDirectory is not null)
+                    so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", externalDataDirectory);
+            },
         };
         var feeds = new List<OrtValue>();
         try
@@ -123,7 +128,7 @@ public static class ShapeProbe
                 value.GetTensorMutableRawData().Clear();
                 names.Add(name);
             }
-            using var runOptions = new RunOptions();
+            using var runOptions = new RunOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
             using var outs = Run(runner, runOptions, names, feeds, toRun);
             int k = 0;
             foreach (var o in outs)

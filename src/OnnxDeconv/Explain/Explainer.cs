@@ -149,7 +149,7 @@ public static class Explainer
         long full = a.FullLength;
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture,
-            $"Every input pixel i writes k={a.Kernel} outputs starting at i*s (stride {a.Stride}, dilation {a.Dilation}), so the full output is s*(I-1) + d*(k-1) + 1 + op = {full}. ");
+            $"Every input pixel i writes k={a.Kernel} outputs, at i*s + j*d for j = 0..k-1 (s={a.Stride}, d={a.Dilation}), so the full output is s*(I-1) + d*(k-1) + 1 + op = {full}. ");
         if (a.PadBegin == 0 && a.PadEnd == 0)
             sb.Append("No padding: all of it is kept");
         else if (a.PadEnd >= 0)
@@ -159,8 +159,11 @@ public static class Explainer
             sb.Append(CultureInfo.InvariantCulture,
                 $"output_shape asks for more than that: {a.PadBegin} position(s) are removed at the begin and {-a.PadEnd} zero (bias-only) position(s) are appended at the end, so O = {a.Output}");
         if (a.PadBegin != 0 || a.PadEnd != 0)
+        {
             sb.Append(CultureInfo.InvariantCulture,
-                $". In the zero-insertion view the padding shrinks the implicit zero border d*(k-1)-p from {a.Dilation * (a.Kernel - 1)} to {a.ImplicitPadBegin} (begin) and {a.ImplicitPadEnd} (end, incl. output_padding); a negative border crops input cells.");
+                $". In the zero-insertion view the implicit zero border d*(k-1)-p is {a.ImplicitPadBegin} at the begin and {a.ImplicitPadEnd} at the end (incl. output_padding) instead of {a.Dilation * (a.Kernel - 1)} without padding");
+            sb.Append(a.ImplicitPadBegin < 0 || a.ImplicitPadEnd < 0 ? "; a negative border crops input cells." : ".");
+        }
         else sb.Append('.');
         return sb.ToString();
     }
@@ -168,7 +171,7 @@ public static class Explainer
     /// <summary>A short input keeps the picture narrow; the borders (padding, crop) look the same for any length.</summary>
     private static long PictureInput(AxisGeometry a)
     {
-        long i = Math.Min(a.Input, 4);
+        long i = Math.Min(a.Input, 6);
         while (i > 2 && CanvasLength(Shorten(a, i)) * CellWidth(Shorten(a, i)) > MaxPictureWidth) i--;
         // Output must stay positive for the shortened input; heavy padding needs the real length.
         while (i < a.Input && Shorten(a, i).Output <= 0) i++;
@@ -222,22 +225,25 @@ public static class Explainer
 
         var lines = new List<string>
         {
-            "x = input, 0 = inserted zero (s-1 per gap), . = implicit zero padding, ~ = removed by pads, w = kernel tap (flipped)",
+            "x = input, 0 = inserted zero (s-1 per gap), . = implicit zero padding, ~ = removed by pads, w = kernel tap (flipped), - = dilation gap",
             "cells".PadRight(labelWidth) + cells,
         };
         if (anyCrop) lines.Add("pads".PadRight(labelWidth) + crop.ToString().TrimEnd());
 
+        // Long axes: keep the rows around the begin and end borders, where padding and cropping act.
         var rowIndices = new List<long>();
-        if (rows <= MaxPictureRows) for (long f = 0; f < rows; f++) rowIndices.Add(f);
-        else
+        long firstKept = Math.Max(0, a.PadBegin), lastKept = Math.Min(rows - 1, a.PadBegin + a.Output - 1);
+        var wanted = rows <= MaxPictureRows
+            ? Enumerable.Range(0, (int)rows).Select(x => (long)x)
+            : new[] { 0, firstKept - 1, firstKept, firstKept + 1, lastKept - 1, lastKept, lastKept + 1, rows - 1 }.Where(x => x >= 0 && x < rows);
+        foreach (long f in wanted.Distinct().Order())
         {
-            for (long f = 0; f < 4; f++) rowIndices.Add(f);
-            rowIndices.Add(-1);
-            for (long f = rows - 4; f < rows; f++) rowIndices.Add(f);
+            if (rowIndices.Count > 0 && f != rowIndices[^1] + 1) rowIndices.Add(-1);
+            rowIndices.Add(f);
         }
         foreach (long f in rowIndices)
         {
-            if (f < 0) { lines.Add("".PadRight(labelWidth) + Cell("...")); continue; }
+            if (f < 0) { lines.Add("".PadRight(labelWidth) + "  ..."); continue; }
             var row = new StringBuilder();
             long next = f;
             int tap = (int)a.Kernel - 1;
@@ -266,7 +272,9 @@ public static class Explainer
     {
         if (values.Length == rank) return values;
         if (values.Length == 1) return Enumerable.Repeat(values[0], rank).ToArray();
-        throw new GeometryException(name, $"{name} has {values.Length} values; give 1 or {rank} (one per input axis)");
+        throw new GeometryException(name, rank == 1
+            ? $"{name} has {values.Length} values; give one value (the input has one axis)"
+            : $"{name} has {values.Length} values; give 1 or {rank} (one per input axis)");
     }
 
     private static void Positive(string name, long[] v, int i)

@@ -43,7 +43,8 @@ internal static class InfoCommand
         var resizes = index.Graph.Node.Where(ResizeConvPair.IsResize).ToList();
         var wanted = cts.SelectMany(n => n.Input.Take(2).Concat(n.Output.Take(1)))
             .Concat(resizes.SelectMany(n => n.Input.Take(1).Concat(n.Output.Take(1))))
-            .Concat(resizes.SelectMany(n => n.Output.Take(1)).SelectMany(o => index.Consumers(o)).Where(c => c.OpType == Ops.Conv.OpType).SelectMany(c => c.Output.Take(1)));
+            .Concat(resizes.SelectMany(n => n.Output.Take(1)).SelectMany(o => index.Consumers(o)).Where(c => c.OpType == Ops.Conv.OpType).SelectMany(c => c.Output.Take(1)))
+            .Concat(index.Graph.Output.Select(o => o.Name));
         var shapes = ModelShapes.Resolve(model, path, overrides, wanted);
 
         var infos = cts.Select(n => Analyse(n, shapes)).ToList();
@@ -130,12 +131,12 @@ internal static class InfoCommand
             {
                 var g = i.Geometry;
                 var a = i.Attrs;
-                Row(t, Attributes.Describe(i.Node),
-                    g is not null ? Dims(g.Axes.Select(x => x.Kernel)) : Dims(a?.KernelShape),
-                    g is not null ? Dims(g.Axes.Select(x => x.Stride)) : Dims(a?.Strides),
-                    g is not null ? Dims(g.Axes.Select(x => x.Dilation)) : Dims(a?.Dilations),
-                    g is not null ? Dims(g.Pads) : Dims(a?.Pads),
-                    g is not null ? Dims(g.Axes.Select(x => x.OutputPadding)) : Dims(a?.OutputPadding),
+                Row(t, string.IsNullOrEmpty(i.Node.Name) ? Attributes.Describe(i.Node) : i.Node.Name,
+                    g is not null ? Dims(g.Axes.Select(x => x.Kernel)) : Written(a, a?.KernelShape),
+                    g is not null ? Dims(g.Axes.Select(x => x.Stride)) : Written(a, a?.Strides),
+                    g is not null ? Dims(g.Axes.Select(x => x.Dilation)) : Written(a, a?.Dilations),
+                    g is not null ? Dims(g.Pads) : Written(a, a?.Pads),
+                    g is not null ? Dims(g.Axes.Select(x => x.OutputPadding)) : Written(a, a?.OutputPadding),
                     (g?.Group ?? a?.Group)?.ToString(CultureInfo.InvariantCulture) ?? "?",
                     a is null ? "?" : ConvTransposeAttributes.AutoPadName(a.AutoPad),
                     a?.OutputShape is { } os ? Dims(os) : "-",
@@ -162,6 +163,10 @@ internal static class InfoCommand
         }
         foreach (var p in problems) c.WriteLine($"problem: {p}");
     }
+
+    /// <summary>An attribute as written when the geometry could not be resolved: "-" absent, "?" unreadable.</summary>
+    private static string Written(ConvTransposeAttributes? attrs, long[]? value) =>
+        attrs is null ? "?" : value is null ? "-" : Dims(value);
 
     private static string Note(ConvTransposeInfo i)
     {
