@@ -23,7 +23,16 @@ namespace OnnxDeconv.Cli
             if (stderr is not null) config.Error = stderr;
             try
             {
-                return BuildRoot().Parse(args).Invoke(config);
+                var parsed = BuildRoot().Parse(args);
+                if (parsed.Errors.Count > 0)
+                {
+                    // Unknown options, missing arguments, bad values: invalid input (3), not System.CommandLine's generic 1.
+                    var err = stderr ?? Console.Error;
+                    foreach (var e in parsed.Errors) err.WriteLine($"error: {e.Message}");
+                    err.WriteLine("Run 'onnx-deconv --help' (or 'onnx-deconv COMMAND --help') for usage.");
+                    return ExitCodes.InvalidInput;
+                }
+                return parsed.Invoke(config);
             }
             catch (Exception e)
             {
