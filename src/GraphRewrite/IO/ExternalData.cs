@@ -162,16 +162,20 @@ public static class ExternalData
     {
         using var src = OpenRead(region);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
-        var buffer = new byte[1 << 20];
-        long left = region.Length;
-        while (left > 0)
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
         {
-            int n = src.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
-            if (n == 0) throw new ModelFormatException($"tensor '{tensorName}': {region.Path} ended early");
-            destination.Write(buffer, 0, n);
-            sha.AppendData(buffer, 0, n);
-            left -= n;
+            long left = region.Length;
+            while (left > 0)
+            {
+                int n = src.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
+                if (n == 0) throw new ModelFormatException($"tensor '{tensorName}': {region.Path} ended early");
+                destination.Write(buffer, 0, n);
+                sha.AppendData(buffer, 0, n);
+                left -= n;
+            }
         }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
         var hex = Convert.ToHexStringLower(sha.GetHashAndReset());
         CheckChecksum(region, tensorName, hex);
         return hex;
