@@ -53,12 +53,16 @@ public static class ModelIO
         byte[] bytes;
         try
         {
-            var info = new FileInfo(full);
             if (Directory.Exists(full)) throw new ModelFormatException($"{path}: is a directory, not a model file");
-            if (!info.Exists) throw new ModelFormatException($"{path}: file not found");
-            if (info.Length > Array.MaxLength)
-                throw new ModelFormatException($"{path}: {info.Length} bytes is over protobuf's 2 GB limit; such models must keep their weights in external data");
-            bytes = File.ReadAllBytes(full);
+            if (!File.Exists(full)) throw new ModelFormatException($"{path}: file not found");
+            // Read exactly the length the file reports: a device or a growing file cannot make this read forever.
+            using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read);
+            long length = fs.Length;
+            if (length == 0) throw new ModelFormatException($"{path}: empty file (0 bytes), not an ONNX model");
+            if (length > Array.MaxLength)
+                throw new ModelFormatException($"{path}: {length} bytes is over protobuf's 2 GB limit; such models must keep their weights in external data");
+            bytes = new byte[length];
+            fs.ReadExactly(bytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new ModelFormatException($"{path}: cannot read: {e.Message}", e); }
@@ -156,6 +160,8 @@ public static class ModelIO
         Mutable();
         var sideName = options.ExternalDataFile ?? Path.GetFileName(full) + ".data";
         var sidePath = SidePath(outDir, sideName, path);
+        if (sidePath == PathSafety.RealPath(full))
+            throw new ModelFormatException($"{path}: external data file '{sideName}' refused: it is the model file itself");
         var location = sideName.Replace('\\', '/');
         var initializers = new HashSet<TensorProto>(work.Graph is null ? [] : Topology.AllGraphs(work.Graph).SelectMany(g => g.Initializer), ReferenceEqualityComparer.Instance);
 

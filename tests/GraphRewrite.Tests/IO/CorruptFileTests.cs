@@ -23,6 +23,13 @@ public class CorruptFileTests
     }
 
     [Fact]
+    public void Load_CharacterDevice_DoesNotReadForever()
+    {
+        if (!File.Exists("/dev/zero")) return; // Unix only
+        Assert.Contains("empty", LoadFails("/dev/zero").Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Load_MissingFileOrDirectory_SaysSo()
     {
         using var tmp = new TempFolder();

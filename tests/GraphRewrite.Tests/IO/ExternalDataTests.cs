@@ -225,7 +225,7 @@ public class ExternalDataTests
         Assert.Null(new FileInfo(tmp["m.onnx.data"]).LinkTarget);
         Assert.Equal(Tensors.ToFloats(Init(TestModels.ConvModel(), "W")), ModelIO.TensorFloats(ModelIO.Load(tmp["m.onnx"]), Init(ModelIO.Load(tmp["m.onnx"]), "W")));
 
-        foreach (var bad in new[] { "linkdir/w.data", "../w.data", outside["w.data"], "a/./b.data" })
+        foreach (var bad in new[] { "linkdir/w.data", "../w.data", outside["w.data"], "a/./b.data", "n.onnx" })
         {
             var e = Assert.Throws<ModelFormatException>(() => ModelIO.Save(TestModels.ConvModel(), tmp["n.onnx"],
                 new ModelSaveOptions { ExternalDataThreshold = 100, ExternalDataFile = bad }));
