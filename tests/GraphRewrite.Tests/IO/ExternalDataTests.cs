@@ -194,6 +194,21 @@ public class ExternalDataTests
     }
 
     [Fact]
+    public void ValidateExternalData_ReportsTheFileAndTensor_WithoutReadingData()
+    {
+        using var tmp = new TempFolder();
+        ModelIO.Save(TestModels.ConvModel(), tmp["m.onnx"], new ModelSaveOptions { ExternalDataThreshold = 100 });
+        var loaded = ModelIO.Load(tmp["m.onnx"]);
+        ModelIO.ValidateExternalData(loaded); // intact
+
+        using (var fs = new FileStream(tmp["m.onnx.data"], FileMode.Open)) fs.SetLength(1000); // W needs 1152 bytes
+        var e = Assert.Throws<ModelFormatException>(() => ModelIO.ValidateExternalData(loaded));
+        Assert.StartsWith(tmp["m.onnx"] + ": tensor 'W'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("beyond the end", e.Message, StringComparison.Ordinal);
+        Assert.StartsWith(tmp["m.onnx"] + ": tensor 'W'", Assert.Throws<ModelFormatException>(() => ModelIO.TensorFloats(loaded, Init(loaded, "W"))).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Save_CarryingAlongABadReference_FailsNamingTheFileAndTensor_AndLeavesNoFiles()
     {
         using var tmp = new TempFolder();
