@@ -113,6 +113,21 @@ public class ExternalDataTests
     }
 
     [Fact]
+    public void Save_InPlaceWithNewThreshold_RewritesTheSideFileItReadsFrom()
+    {
+        using var tmp = new TempFolder();
+        var original = TestModels.ConvModel();
+        ModelIO.Save(original, tmp["m.onnx"], new ModelSaveOptions { ExternalDataThreshold = 1000 }); // W only
+        var loaded = ModelIO.Load(tmp["m.onnx"]);
+        ModelIO.Save(loaded, tmp["m.onnx"], new ModelSaveOptions { ExternalDataThreshold = 16, Alignment = 256 }); // W and B, same side file
+        var again = ModelIO.Load(tmp["m.onnx"]);
+        Assert.Equal("1280", Entry(Init(again, "B"), ExternalData.OffsetKey)); // after W's 1152 bytes, aligned to 256
+        Assert.Equal(Tensors.ToFloats(Init(original, "W")), ModelIO.TensorFloats(again, Init(again, "W")));
+        Assert.Equal(Tensors.ToFloats(Init(original, "B")), ModelIO.TensorFloats(again, Init(again, "B")));
+        Assert.Equal(["m.onnx", "m.onnx.data"], Directory.GetFiles(tmp.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void Save_ExternalModelWithUnknownSourceFolder_IsRefused()
     {
         using var tmp = new TempFolder();
