@@ -10,7 +10,7 @@ public class RoundTripTests
     /// <summary>Every model we can find: conformance cases, real models and the bundled demo models (enumerated, not listed).</summary>
     public static TheoryData<string> AllModels() => new(ModelPaths());
 
-    private static List<string> ModelPaths()
+    internal static List<string> ModelPaths()
     {
         var data = new List<string>();
         foreach (var dir in Directory.GetDirectories(RepoPaths.Conformance).Concat(Directory.GetDirectories(RepoPaths.RealModels)).Order(StringComparer.Ordinal))
