@@ -145,6 +145,11 @@ public static class ExternalData
         var fs = new FileStream(region.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         try
         {
+            // Locate checked the path; make sure the file actually opened is that one (no symlink swapped in since).
+            if (OperatingSystem.IsLinux()
+                && new FileInfo($"/proc/self/fd/{fs.SafeFileHandle.DangerousGetHandle()}").LinkTarget is { } opened
+                && opened != region.Path)
+                throw new ModelFormatException($"{region.Path}: changed while being opened (it is now {opened}); refused");
             // Re-check after opening: the file could have shrunk since Locate.
             if (region.Offset + region.Length > fs.Length)
                 throw new ModelFormatException($"{region.Path}: external data range ends at {region.Offset + region.Length}, file has {fs.Length} bytes");
