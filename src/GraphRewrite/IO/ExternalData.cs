@@ -145,6 +145,11 @@ public static class ExternalData
         var fs = new FileStream(region.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         try
         {
+            // Locate checked the path; make sure the file actually opened is that one (no symlink swapped in since).
+            if (OperatingSystem.IsLinux()
+                && new FileInfo($"/proc/self/fd/{fs.SafeFileHandle.DangerousGetHandle()}").LinkTarget is { } opened
+                && opened != region.Path)
+                throw new ModelFormatException($"{region.Path}: changed while being opened (it is now {opened}); refused");
             // Re-check after opening: the file could have shrunk since Locate.
             if (region.Offset + region.Length > fs.Length)
                 throw new ModelFormatException($"{region.Path}: external data range ends at {region.Offset + region.Length}, file has {fs.Length} bytes");
@@ -162,16 +167,20 @@ public static class ExternalData
     {
         using var src = OpenRead(region);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
-        var buffer = new byte[1 << 20];
-        long left = region.Length;
-        while (left > 0)
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
         {
-            int n = src.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
-            if (n == 0) throw new ModelFormatException($"tensor '{tensorName}': {region.Path} ended early");
-            destination.Write(buffer, 0, n);
-            sha.AppendData(buffer, 0, n);
-            left -= n;
+            long left = region.Length;
+            while (left > 0)
+            {
+                int n = src.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
+                if (n == 0) throw new ModelFormatException($"tensor '{tensorName}': {region.Path} ended early");
+                destination.Write(buffer, 0, n);
+                sha.AppendData(buffer, 0, n);
+                left -= n;
+            }
         }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
         var hex = Convert.ToHexStringLower(sha.GetHashAndReset());
         CheckChecksum(region, tensorName, hex);
         return hex;

@@ -45,7 +45,9 @@ public sealed record ModelSaveOptions
 /// </summary>
 public static class ModelIO
 {
-    private static readonly ConditionalWeakTable<ModelProto, string> Sources = new();
+    // Where each loaded model came from (file, or only a folder when declared by SetSourceDirectory), by reference.
+    private sealed record Source(string? File, string Directory);
+    private static readonly ConditionalWeakTable<ModelProto, Source> Sources = new();
 
     public static ModelProto Load(string path)
     {
@@ -53,17 +55,21 @@ public static class ModelIO
         byte[] bytes;
         try
         {
-            var info = new FileInfo(full);
             if (Directory.Exists(full)) throw new ModelFormatException($"{path}: is a directory, not a model file");
-            if (!info.Exists) throw new ModelFormatException($"{path}: file not found");
-            if (info.Length > Array.MaxLength)
-                throw new ModelFormatException($"{path}: {info.Length} bytes is over protobuf's 2 GB limit; such models must keep their weights in external data");
-            bytes = File.ReadAllBytes(full);
+            if (!File.Exists(full)) throw new ModelFormatException($"{path}: file not found");
+            // Read exactly the length the file reports: a device or a growing file cannot make this read forever.
+            using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read);
+            long length = fs.Length;
+            if (length == 0) throw new ModelFormatException($"{path}: empty file (0 bytes), not an ONNX model");
+            if (length > Array.MaxLength)
+                throw new ModelFormatException($"{path}: {length} bytes is over protobuf's 2 GB limit; such models must keep their weights in external data");
+            bytes = new byte[length];
+            fs.ReadExactly(bytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new ModelFormatException($"{path}: cannot read: {e.Message}", e); }
         var model = Parse(bytes, path);
-        Sources.AddOrUpdate(model, Path.GetDirectoryName(full) ?? ".");
+        Sources.AddOrUpdate(model, new Source(full, Path.GetDirectoryName(full) ?? "."));
         return model;
     }
 
@@ -88,17 +94,43 @@ public static class ModelIO
     }
 
     /// <summary>The folder the model was loaded from (its external data is relative to it), or null for models built in memory.</summary>
-    public static string? SourceDirectory(ModelProto model) => Sources.TryGetValue(model, out var d) ? d : null;
+    public static string? SourceDirectory(ModelProto model) => Sources.TryGetValue(model, out var s) ? s.Directory : null;
+
+    /// <summary>The file the model was loaded from, or null.</summary>
+    public static string? SourcePath(ModelProto model) => Sources.TryGetValue(model, out var s) ? s.File : null;
 
     /// <summary>Declares the folder <paramref name="model"/>'s external locations are relative to (e.g. after cloning a loaded model).</summary>
     public static void SetSourceDirectory(ModelProto model, string directory) =>
-        Sources.AddOrUpdate(model, Path.GetFullPath(directory));
+        Sources.AddOrUpdate(model, new Source(null, Path.GetFullPath(directory)));
 
     /// <summary>A tensor's data as little-endian bytes, inline or external (relative to where <paramref name="model"/> was loaded from).</summary>
-    public static byte[] TensorBytes(ModelProto model, TensorProto tensor) => ExternalData.ReadBytes(tensor, SourceDirectory(model));
+    public static byte[] TensorBytes(ModelProto model, TensorProto tensor) =>
+        WithSource(model, () => ExternalData.ReadBytes(tensor, SourceDirectory(model)));
 
     /// <summary>A FLOAT tensor's values, inline or external (relative to where <paramref name="model"/> was loaded from).</summary>
-    public static float[] TensorFloats(ModelProto model, TensorProto tensor) => ExternalData.ReadFloats(tensor, SourceDirectory(model));
+    public static float[] TensorFloats(ModelProto model, TensorProto tensor) =>
+        WithSource(model, () => ExternalData.ReadFloats(tensor, SourceDirectory(model)));
+
+    /// <summary>
+    /// Checks every external reference of <paramref name="model"/> (location inside the model's folder, range within
+    /// the file, length matching the shape) without reading the data; throws the first problem found.
+    /// </summary>
+    public static void ValidateExternalData(ModelProto model)
+    {
+        var external = AllTensors(model).Where(ExternalData.IsExternal).ToList();
+        if (external.Count == 0) return;
+        var dir = SourceDirectory(model)
+                  ?? throw new ModelFormatException("model has external data but the folder it is relative to is unknown (not loaded from a file)");
+        WithSource(model, () => { foreach (var t in external) ExternalData.Locate(t, dir); return 0; });
+    }
+
+    // Names the model file in errors about its tensors.
+    private static T WithSource<T>(ModelProto model, Func<T> read)
+    {
+        try { return read(); }
+        catch (ModelFormatException e) when ((SourcePath(model) ?? SourceDirectory(model)) is { } where)
+        { throw new ModelFormatException($"{where}: {e.Message}", e); }
+    }
 
     /// <summary>Serializes to bytes (external references are kept as they are); fails clearly over protobuf's 2 GB limit.</summary>
     public static byte[] Serialize(ModelProto model)
@@ -156,6 +188,8 @@ public static class ModelIO
         Mutable();
         var sideName = options.ExternalDataFile ?? Path.GetFileName(full) + ".data";
         var sidePath = SidePath(outDir, sideName, path);
+        if (sidePath == PathSafety.RealPath(full))
+            throw new ModelFormatException($"{path}: external data file '{sideName}' refused: it is the model file itself");
         var location = sideName.Replace('\\', '/');
         var initializers = new HashSet<TensorProto>(work.Graph is null ? [] : Topology.AllGraphs(work.Graph).SelectMany(g => g.Initializer), ReferenceEqualityComparer.Instance);
 

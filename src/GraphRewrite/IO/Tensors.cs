@@ -4,7 +4,10 @@ using OnnxDeconv.GraphRewrite.Onnx;
 
 namespace OnnxDeconv.GraphRewrite.IO;
 
-/// <summary>Conversions between <see cref="TensorProto"/> and plain arrays (inline data only; external data is resolved by <see cref="ModelIO"/>).</summary>
+/// <summary>
+/// Conversions between <see cref="TensorProto"/> and plain arrays (inline data only). For tensors that may be external use
+/// <see cref="ModelIO.TensorFloats"/> / <see cref="ModelIO.TensorBytes"/> (or <see cref="ExternalData.ReadBytes"/> with the model's folder).
+/// </summary>
 public static class Tensors
 {
     public static TensorProto FromFloats(string name, long[] dims, ReadOnlySpan<float> data)
@@ -42,7 +45,7 @@ public static class Tensors
         if (t.DataType != (int)TensorProto.Types.DataType.Float)
             throw new InvalidDataException($"tensor '{t.Name}': expected FLOAT, got {(TensorProto.Types.DataType)t.DataType}");
         if (t.DataLocation == TensorProto.Types.DataLocation.External)
-            throw new InvalidDataException($"tensor '{t.Name}': data is external; load it through ModelIO first");
+            throw new InvalidDataException($"tensor '{t.Name}': data is external; read it with ModelIO.TensorFloats(model, tensor) or ExternalData.ReadBytes");
         long n = ElementCount(t.Dims);
         if (t.HasRawData)
         {
@@ -59,7 +62,7 @@ public static class Tensors
     public static long[] ToInt64s(TensorProto t)
     {
         if (t.DataLocation == TensorProto.Types.DataLocation.External)
-            throw new InvalidDataException($"tensor '{t.Name}': data is external; load it through ModelIO first");
+            throw new InvalidDataException($"tensor '{t.Name}': data is external; read it with ModelIO.TensorFloats(model, tensor) or ExternalData.ReadBytes");
         long n = ElementCount(t.Dims);
         switch ((TensorProto.Types.DataType)t.DataType)
         {

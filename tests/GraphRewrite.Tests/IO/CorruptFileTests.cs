@@ -1,5 +1,7 @@
 using Google.Protobuf;
+using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.TestSupport;
 
 namespace OnnxDeconv.GraphRewrite.Tests.IO;
@@ -20,6 +22,13 @@ public class CorruptFileTests
         using var tmp = new TempFolder();
         File.WriteAllBytes(tmp["empty.onnx"], []);
         Assert.Contains("empty", LoadFails(tmp["empty.onnx"]).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_CharacterDevice_DoesNotReadForever()
+    {
+        if (!File.Exists("/dev/zero")) return; // Unix only
+        Assert.Contains("empty", LoadFails("/dev/zero").Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -93,6 +102,35 @@ public class CorruptFileTests
             catch (ModelFormatException e) { Assert.StartsWith("flipped.onnx: ", e.Message, StringComparison.Ordinal); errors++; }
         }
         Assert.True(errors > 0, "no flip was detected at all");
+    }
+
+    [Fact]
+    public void SeededMutationsOfEveryModel_LoadIndexAndCheckWithoutCrashing()
+    {
+        // 20 mutations (cut or flip anywhere) per model: each either loads, or fails with a ModelFormatException.
+        // What loads must also survive indexing, ordering (a cycle is a GraphCycleException) and the external
+        // data check (a flipped data_location makes a tensor "external": a clear error, not a crash).
+        var rng = new Random(2026);
+        int loaded = 0, refused = 0;
+        foreach (var rel in RoundTripTests.ModelPaths())
+        {
+            var bytes = File.ReadAllBytes(Path.GetFullPath(Path.Combine(RepoPaths.Shared, rel)));
+            for (int i = 0; i < 20; i++)
+            {
+                var copy = (byte[])bytes.Clone();
+                if (i % 4 == 0) copy = copy[..rng.Next(copy.Length)];
+                else for (int f = 0; f < 1 + i % 3; f++) copy[rng.Next(copy.Length)] ^= (byte)(1 << rng.Next(8));
+                ModelProto model;
+                try { model = ModelIO.Parse(copy, "mutant.onnx"); loaded++; }
+                catch (ModelFormatException) { refused++; continue; }
+                _ = new GraphIndex(model);
+                try { foreach (var g in Topology.AllGraphs(model)) Topology.Order(g); }
+                catch (GraphCycleException) { }
+                try { ModelIO.ValidateExternalData(model); }
+                catch (ModelFormatException) { }
+            }
+        }
+        Assert.True(loaded > 0 && refused > 0, $"loaded {loaded}, refused {refused}");
     }
 
     [Fact]

@@ -113,6 +113,21 @@ public class ExternalDataTests
     }
 
     [Fact]
+    public void Save_InPlaceWithNewThreshold_RewritesTheSideFileItReadsFrom()
+    {
+        using var tmp = new TempFolder();
+        var original = TestModels.ConvModel();
+        ModelIO.Save(original, tmp["m.onnx"], new ModelSaveOptions { ExternalDataThreshold = 1000 }); // W only
+        var loaded = ModelIO.Load(tmp["m.onnx"]);
+        ModelIO.Save(loaded, tmp["m.onnx"], new ModelSaveOptions { ExternalDataThreshold = 16, Alignment = 256 }); // W and B, same side file
+        var again = ModelIO.Load(tmp["m.onnx"]);
+        Assert.Equal("1280", Entry(Init(again, "B"), ExternalData.OffsetKey)); // after W's 1152 bytes, aligned to 256
+        Assert.Equal(Tensors.ToFloats(Init(original, "W")), ModelIO.TensorFloats(again, Init(again, "W")));
+        Assert.Equal(Tensors.ToFloats(Init(original, "B")), ModelIO.TensorFloats(again, Init(again, "B")));
+        Assert.Equal(["m.onnx", "m.onnx.data"], Directory.GetFiles(tmp.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void Save_ExternalModelWithUnknownSourceFolder_IsRefused()
     {
         using var tmp = new TempFolder();
@@ -194,6 +209,21 @@ public class ExternalDataTests
     }
 
     [Fact]
+    public void ValidateExternalData_ReportsTheFileAndTensor_WithoutReadingData()
+    {
+        using var tmp = new TempFolder();
+        ModelIO.Save(TestModels.ConvModel(), tmp["m.onnx"], new ModelSaveOptions { ExternalDataThreshold = 100 });
+        var loaded = ModelIO.Load(tmp["m.onnx"]);
+        ModelIO.ValidateExternalData(loaded); // intact
+
+        using (var fs = new FileStream(tmp["m.onnx.data"], FileMode.Open)) fs.SetLength(1000); // W needs 1152 bytes
+        var e = Assert.Throws<ModelFormatException>(() => ModelIO.ValidateExternalData(loaded));
+        Assert.StartsWith(tmp["m.onnx"] + ": tensor 'W'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("beyond the end", e.Message, StringComparison.Ordinal);
+        Assert.StartsWith(tmp["m.onnx"] + ": tensor 'W'", Assert.Throws<ModelFormatException>(() => ModelIO.TensorFloats(loaded, Init(loaded, "W"))).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Save_CarryingAlongABadReference_FailsNamingTheFileAndTensor_AndLeavesNoFiles()
     {
         using var tmp = new TempFolder();
@@ -225,7 +255,7 @@ public class ExternalDataTests
         Assert.Null(new FileInfo(tmp["m.onnx.data"]).LinkTarget);
         Assert.Equal(Tensors.ToFloats(Init(TestModels.ConvModel(), "W")), ModelIO.TensorFloats(ModelIO.Load(tmp["m.onnx"]), Init(ModelIO.Load(tmp["m.onnx"]), "W")));
 
-        foreach (var bad in new[] { "linkdir/w.data", "../w.data", outside["w.data"], "a/./b.data" })
+        foreach (var bad in new[] { "linkdir/w.data", "../w.data", outside["w.data"], "a/./b.data", "n.onnx" })
         {
             var e = Assert.Throws<ModelFormatException>(() => ModelIO.Save(TestModels.ConvModel(), tmp["n.onnx"],
                 new ModelSaveOptions { ExternalDataThreshold = 100, ExternalDataFile = bad }));

@@ -10,7 +10,7 @@ public class RoundTripTests
     /// <summary>Every model we can find: conformance cases, real models and the bundled demo models (enumerated, not listed).</summary>
     public static TheoryData<string> AllModels() => new(ModelPaths());
 
-    private static List<string> ModelPaths()
+    internal static List<string> ModelPaths()
     {
         var data = new List<string>();
         foreach (var dir in Directory.GetDirectories(RepoPaths.Conformance).Concat(Directory.GetDirectories(RepoPaths.RealModels)).Order(StringComparer.Ordinal))
@@ -32,6 +32,8 @@ public class RoundTripTests
         var original = File.ReadAllBytes(path);
         var model = ModelIO.Load(path);
         Assert.Equal(original, ModelIO.Serialize(model));
+        // Saved elsewhere, a model with external data gets its data (and locations) carried along: bytes differ by design.
+        if (ModelIO.AllTensors(model).Any(ExternalData.IsExternal)) return;
 
         var dir = Directory.CreateTempSubdirectory("odx-rt-");
         try
