@@ -99,9 +99,9 @@ internal static class OptimizeCommand
             if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, null, verifySkipped: false, written: !sameFile, note);
             else
             {
-                console.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
+                stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
                 if (result.Nodes.Count > 0) console.Write(OptimizeReport.NodeTable(result.Nodes));
-                console.WriteLine(note);
+                stdout.WriteLine(note);
             }
             return ExitCodes.Ok;
         }
@@ -123,11 +123,11 @@ internal static class OptimizeCommand
         if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, verification, noVerify, written: ok, outcome);
         else
         {
-            console.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
+            stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
             console.Write(OptimizeReport.OpTable(before, after));
             console.Write(OptimizeReport.NodeTable(result.Nodes));
-            if (verification is not null) VerifyCli.WriteVerification(console, verification);
-            console.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
+            if (verification is not null) VerifyCli.WriteVerification(console, stdout, verification);
+            stdout.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
         }
         if (!ok) stderr.WriteLine($"error: {outcome} (the rewritten model does not match {inPath}; see the table)");
         return ok ? ExitCodes.Ok : ExitCodes.VerificationFailed;
