@@ -121,3 +121,29 @@ public sealed class OptimizeCommandTests : IDisposable
         Assert.False(r.GetProperty("verification").GetProperty("passed").GetBoolean());
     }
 }
+
+public sealed class OptimizeCommandShapeTests : IDisposable
+{
+    private readonly VerifyFixtures _f = new();
+    public void Dispose() => _f.Dispose();
+
+    [Fact]
+    public void Optimize_SymbolicInputWithoutShape_ExitsThree_NothingWritten_WithShape_Verifies()
+    {
+        var input = _f.Save(ConvTranspose(symbolic: true), "in.onnx");
+        var output = _f.PathOf("out.onnx");
+        using (CliHooks.Override(optimizer: FaithfulRewrite))
+        {
+            var (code, _, stderr) = Run("optimize", input, "-o", output);
+            Assert.Equal(ExitCodes.InvalidInput, code);
+            Assert.Contains("input 'X' has symbolic dim 0 ('N')", stderr);
+            Assert.Contains("not written", stderr);
+            Assert.False(File.Exists(output));
+
+            var ok = Run("optimize", input, "-o", output, "--shape", "X=1,2,6,6");
+            Assert.Equal(ExitCodes.Ok, ok.Exit);
+            Assert.Contains("[1,3,13,13]", ok.Out);
+            Assert.True(File.Exists(output));
+        }
+    }
+}

@@ -110,9 +110,16 @@ internal static class OptimizeCommand
         if (!noVerify)
         {
             bool external = model.Graph.Initializer.Any(t => t.DataLocation == TensorProto.Types.DataLocation.External);
-            verification = Verifier.Verify(ModelSource.FromFile(inPath),
-                ModelSource.FromModel(result.Model, "rewritten model", external ? Path.GetDirectoryName(Path.GetFullPath(inPath)) : null),
-                verifyOptions);
+            try
+            {
+                verification = Verifier.Verify(ModelSource.FromFile(inPath),
+                    ModelSource.FromModel(result.Model, "rewritten model", external ? Path.GetDirectoryName(Path.GetFullPath(inPath)) : null),
+                    verifyOptions);
+            }
+            catch (VerificationInputException e)
+            {
+                throw new VerificationInputException($"cannot verify the rewrite, {outPath} not written: {e.Message} (or pass --no-verify to skip verification)", e);
+            }
         }
         bool ok = verification?.Passed ?? true;
         string outcome = !ok ? $"verification failed: {outPath} NOT written"
