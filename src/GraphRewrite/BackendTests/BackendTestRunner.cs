@@ -34,6 +34,8 @@ public sealed record BackendTestResult
     public IReadOnlyList<(string DataSet, OutputComparison Output)> Outputs { get; init; } = [];
     public IReadOnlyList<NodeReport> Rewrites { get; init; } = [];
     public IReadOnlyList<string> Frozen { get; init; } = [];
+    /// <summary>ConvTranspose nodes still in the model after the rewrite (null when not rewriting).</summary>
+    public int? ConvTransposeLeft { get; init; }
     /// <summary>How the case was checked when it is not the stored data (e.g. rewritten vs original on random inputs).</summary>
     public string? Note { get; init; }
 }
@@ -50,9 +52,10 @@ public static class BackendTestRunner
         var clock = Stopwatch.StartNew();
         IReadOnlyList<NodeReport> rewrites = [];
         IReadOnlyList<string> frozen = [];
+        int? left = null;
         BackendTestResult Fail(string why) => new()
         {
-            Case = testCase, Passed = false, Elapsed = clock.Elapsed, Failure = why, Rewrites = rewrites, Frozen = frozen,
+            Case = testCase, Passed = false, Elapsed = clock.Elapsed, Failure = why, Rewrites = rewrites, Frozen = frozen, ConvTransposeLeft = left,
         };
         try
         {
@@ -67,6 +70,7 @@ public static class BackendTestRunner
                         (options.Rewrite is null ? " (with --rewrite the rewritten model is compared with the original instead)" : " (--freeze-inputs needs test_data_set_0)"));
                 var rewritten = options.Rewrite(model.Clone());
                 rewrites = rewritten.Nodes;
+                left = CountConvTranspose(rewritten.Model);
                 var v = Verifier.Verify(ModelSource.FromModel(model, testCase.ModelPath), ModelSource.FromModel(rewritten.Model, "rewritten model"),
                     new VerifyOptions
                     {
@@ -77,7 +81,7 @@ public static class BackendTestRunner
                 var bad = v.Outputs.FirstOrDefault(o => !o.Passed);
                 return new BackendTestResult
                 {
-                    Case = testCase, Passed = v.Passed, Elapsed = clock.Elapsed, Rewrites = rewrites,
+                    Case = testCase, Passed = v.Passed, Elapsed = clock.Elapsed, Rewrites = rewrites, ConvTransposeLeft = left,
                     Outputs = v.Outputs.Select(o => ("random", o)).ToList(),
                     Note = $"no stored data: rewritten vs original on {v.InputSource}",
                     Failure = v.Passed ? null : v.Error ?? $"output '{bad!.Name}': {bad.Describe()}",
@@ -95,6 +99,7 @@ public static class BackendTestRunner
             {
                 var result = rewrite(model);
                 rewrites = result.Nodes;
+                left = CountConvTranspose(result.Model);
                 model = result.Model;
             }
 
@@ -120,7 +125,7 @@ public static class BackendTestRunner
             return new BackendTestResult
             {
                 Case = testCase, Passed = failure is null, Elapsed = clock.Elapsed, Failure = failure,
-                Outputs = outputs, Rewrites = rewrites, Frozen = frozen,
+                Outputs = outputs, Rewrites = rewrites, Frozen = frozen, ConvTransposeLeft = left,
             };
         }
         catch (OnnxRuntimeException e) { return Fail($"ONNX Runtime: {e.Message}"); }
@@ -132,4 +137,7 @@ public static class BackendTestRunner
             return Fail($"{e.GetType().Name}: {e.Message}");
         }
     }
+
+    private static int CountConvTranspose(ModelProto model) =>
+        model.Graph.Node.Count(n => n.OpType == Ops.ConvTranspose.OpType && Ops.IsDefaultDomain(n.Domain));
 }

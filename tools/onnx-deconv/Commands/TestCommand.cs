@@ -123,6 +123,7 @@ internal static class TestCommand
         {
             int done = r.Rewrites.Count(n => n.Rewritten);
             notes.Add($"rewritten {done}/{r.Rewrites.Count} matched node(s)");
+            if (r.ConvTransposeLeft is { } left) notes.Add($"ConvTranspose left: {left}");
             foreach (var s in r.Rewrites.Where(n => !n.Rewritten)) notes.Add($"skipped {s.Node}: {s.Reason}");
         }
         var suffix = notes.Count > 0 ? $" [{string.Join("; ", notes)}]" : "";
