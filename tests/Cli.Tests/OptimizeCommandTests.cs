@@ -147,3 +147,22 @@ public sealed class OptimizeCommandShapeTests : IDisposable
         }
     }
 }
+
+public sealed class OptimizeCommandOutputTests : IDisposable
+{
+    private readonly VerifyFixtures _f = new();
+    public void Dispose() => _f.Dispose();
+
+    [Fact]
+    public void Optimize_OutputPathIsAFolder_ExitsThreeNamingIt_LeavesNoTempFile()
+    {
+        var input = _f.Save(ConvTranspose(), "in.onnx");
+        var folder = Directory.CreateDirectory(_f.PathOf("taken")).FullName;
+        int code; string stderr;
+        using (CliHooks.Override(optimizer: FaithfulRewrite))
+            (code, _, stderr) = Run("optimize", input, "-o", folder);
+        Assert.Equal(ExitCodes.InvalidInput, code);
+        Assert.Contains("taken", stderr);
+        Assert.Equal(["in.onnx"], Directory.GetFiles(_f.Dir).Select(Path.GetFileName));
+    }
+}

@@ -94,7 +94,7 @@ internal static class OptimizeCommand
 
         if (!result.Changed)
         {
-            if (!sameFile) AtomicFile.WriteAllBytes(outPath, inBytes);
+            if (!sameFile) Write(outPath, () => AtomicFile.WriteAllBytes(outPath, inBytes));
             string note = sameFile ? $"nothing to rewrite: {inPath} left unchanged" : $"nothing to rewrite: wrote {outPath} as a byte-identical copy of {inPath}";
             if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, null, verifySkipped: false, written: !sameFile, note);
             else
@@ -125,7 +125,7 @@ internal static class OptimizeCommand
         string outcome = !ok ? $"verification failed: {outPath} NOT written"
             : noVerify ? $"verification skipped (--no-verify): wrote {outPath} UNVERIFIED"
             : $"verified: wrote {outPath}";
-        if (ok) ModelIO.Save(result.Model, outPath);
+        if (ok) Write(outPath, () => ModelIO.Save(result.Model, outPath));
 
         if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, verification, noVerify, written: ok, outcome);
         else
@@ -138,6 +138,13 @@ internal static class OptimizeCommand
         }
         if (!ok) stderr.WriteLine($"error: {outcome} (the rewritten model does not match {inPath}; see the table)");
         return ok ? ExitCodes.Ok : ExitCodes.VerificationFailed;
+    }
+
+    private static void Write(string outPath, Action write)
+    {
+        try { write(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new ModelFormatException($"{outPath}: cannot write the output model: {e.Message}", e); }
     }
 
     private static void WriteJson(TextWriter stdout, string inPath, string outPath, Target target,
