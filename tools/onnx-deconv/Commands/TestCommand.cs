@@ -32,6 +32,7 @@ internal static class TestCommand
         var freeze = new Option<string[]>("--freeze-inputs")
         {
             Description = "Bind graph inputs as initializers from test_data_set_0 before rewriting: all but the first, or the named ones (--freeze-inputs=W,B)",
+            HelpName = "names",
             Arity = ArgumentArity.ZeroOrMore,
             AllowMultipleArgumentsPerToken = false,
         };
@@ -39,7 +40,7 @@ internal static class TestCommand
         var atol = VerifyCli.AtolOption();
         var rtol = VerifyCli.RtolOption();
         var shape = VerifyCli.ShapeOption();
-        shape.Description = "For cases without test_data_set_*: " + shape.Description;
+        shape.Description = "For cases without test_data_set_* (rewritten vs original on random inputs): shape of an input with symbolic dims, NAME=D1,D2,...";
         var seed = VerifyCli.SeedOption();
 
         var cmd = new Command("test", "Run folders in the ONNX backend-test layout through ONNX Runtime and compare with their expected outputs; ends with 'N passed, M failed'.");

@@ -16,6 +16,7 @@ internal static class VerifyCli
     public static Option<string[]> ShapeOption() => new("--shape")
     {
         Description = "Concrete shape for an input with symbolic dims, NAME=D1,D2,... (repeatable), e.g. --shape input=1,3,64,64",
+        HelpName = "name=dims",
         Arity = ArgumentArity.ZeroOrMore,
     };
 
