@@ -27,7 +27,10 @@ public static class InputGenerator
                 throw new VerificationInputException($"input '{name}' is a {meta.OnnxValueType}, not a tensor: random inputs support tensors only (use --inputs)");
             var dims = ResolveShape(name, meta.Dimensions, meta.SymbolicDimensions, shapes.GetValueOrDefault(name));
             var type = (DataType)(int)meta.ElementDataType;
-            values.Add(new TensorValue(name, type, dims, Fill(name, type, checked((int)OnnxDeconv.GraphRewrite.IO.Tensors.ElementCount(dims)), rng)));
+            long count = OnnxDeconv.GraphRewrite.IO.Tensors.ElementCount(dims);
+            if (count > Array.MaxLength)
+                throw new VerificationInputException($"input '{name}': shape [{string.Join(",", dims)}] has {count} elements, too many for one tensor");
+            values.Add(new TensorValue(name, type, dims, Fill(name, type, (int)count, rng)));
         }
         return values;
     }

@@ -20,7 +20,9 @@ public sealed record Tolerance(double Atol = Tolerance.DefaultAtol, double Rtol 
         return Math.Abs(actual - expected) <= Allowed(expected);
     }
 
-    public override string ToString() => $"atol {Atol:G3}, rtol {Rtol:G3}";
+    public override string ToString() => $"atol {Fmt(Atol)}, rtol {Fmt(Rtol)}";
+
+    private static string Fmt(double v) => v.ToString("G3", System.Globalization.CultureInfo.InvariantCulture).ToLowerInvariant();
 }
 
 /// <summary>A user-supplied input (file, --shape, tolerance) is unusable; the message names the file or input. CLI exit 3.</summary>

@@ -129,3 +129,37 @@ public class BackendTestRunnerTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+public class BackendTestRunnerNoDataTests
+{
+    [Fact]
+    public void Run_CaseWithoutStoredData_WithRewrite_ComparesRewrittenWithOriginal_WithoutRewrite_Fails()
+    {
+        var dir = VerificationModels.TempDir();
+        try
+        {
+            var caseDir = Directory.CreateDirectory(Path.Combine(dir, "nodata")).FullName;
+            VerificationModels.Save(VerificationModels.ConvTranspose(dims: [-1, 2, -1, -1]), caseDir);
+            var testCase = Assert.Single(BackendTestCase.Discover(dir));
+            Assert.Empty(testCase.DataSets);
+
+            var plain = BackendTestRunner.Run(testCase, new BackendTestOptions());
+            Assert.False(plain.Passed);
+            Assert.Contains("no test_data_set_", plain.Failure);
+
+            var shapes = ShapeOverrides.Parse(["X=1,2,4,4", "other_case_input=3"]);
+            var same = BackendTestRunner.Run(testCase, new BackendTestOptions { Rewrite = m => new OptimizeResult(m, []), Shapes = shapes });
+            Assert.True(same.Passed, same.Failure);
+            Assert.Contains("rewritten vs original", same.Note);
+
+            var broken = BackendTestRunner.Run(testCase, new BackendTestOptions
+            {
+                Shapes = shapes,
+                Rewrite = m => new OptimizeResult(VerificationModels.ConvTranspose(weightScale: 1.1f, dims: [-1, 2, -1, -1]), []),
+            });
+            Assert.False(broken.Passed);
+            Assert.Contains("output 'Y'", broken.Failure);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -94,14 +94,14 @@ internal static class OptimizeCommand
 
         if (!result.Changed)
         {
-            if (!sameFile) AtomicFile.WriteAllBytes(outPath, inBytes);
+            if (!sameFile) Write(outPath, () => AtomicFile.WriteAllBytes(outPath, inBytes));
             string note = sameFile ? $"nothing to rewrite: {inPath} left unchanged" : $"nothing to rewrite: wrote {outPath} as a byte-identical copy of {inPath}";
             if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, null, verifySkipped: false, written: !sameFile, note);
             else
             {
-                console.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
+                stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
                 if (result.Nodes.Count > 0) console.Write(OptimizeReport.NodeTable(result.Nodes));
-                console.WriteLine(note);
+                stdout.WriteLine(note);
             }
             return ExitCodes.Ok;
         }
@@ -110,27 +110,41 @@ internal static class OptimizeCommand
         if (!noVerify)
         {
             bool external = model.Graph.Initializer.Any(t => t.DataLocation == TensorProto.Types.DataLocation.External);
-            verification = Verifier.Verify(ModelSource.FromFile(inPath),
-                ModelSource.FromModel(result.Model, "rewritten model", external ? Path.GetDirectoryName(Path.GetFullPath(inPath)) : null),
-                verifyOptions);
+            try
+            {
+                verification = Verifier.Verify(ModelSource.FromFile(inPath),
+                    ModelSource.FromModel(result.Model, "rewritten model", external ? Path.GetDirectoryName(Path.GetFullPath(inPath)) : null),
+                    verifyOptions);
+            }
+            catch (VerificationInputException e)
+            {
+                throw new VerificationInputException($"cannot verify the rewrite, {outPath} not written: {e.Message} (or pass --no-verify to skip verification)", e);
+            }
         }
         bool ok = verification?.Passed ?? true;
         string outcome = !ok ? $"verification failed: {outPath} NOT written"
             : noVerify ? $"verification skipped (--no-verify): wrote {outPath} UNVERIFIED"
             : $"verified: wrote {outPath}";
-        if (ok) ModelIO.Save(result.Model, outPath);
+        if (ok) Write(outPath, () => ModelIO.Save(result.Model, outPath));
 
         if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, verification, noVerify, written: ok, outcome);
         else
         {
-            console.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
+            stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
             console.Write(OptimizeReport.OpTable(before, after));
             console.Write(OptimizeReport.NodeTable(result.Nodes));
-            if (verification is not null) VerifyCli.WriteVerification(console, verification);
-            console.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
+            if (verification is not null) VerifyCli.WriteVerification(console, stdout, verification);
+            stdout.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
         }
         if (!ok) stderr.WriteLine($"error: {outcome} (the rewritten model does not match {inPath}; see the table)");
         return ok ? ExitCodes.Ok : ExitCodes.VerificationFailed;
+    }
+
+    private static void Write(string outPath, Action write)
+    {
+        try { write(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new ModelFormatException($"{outPath}: cannot write the output model: {e.Message}", e); }
     }
 
     private static void WriteJson(TextWriter stdout, string inPath, string outPath, Target target,

@@ -32,16 +32,20 @@ internal static class TestCommand
         var freeze = new Option<string[]>("--freeze-inputs")
         {
             Description = "Bind graph inputs as initializers from test_data_set_0 before rewriting: all but the first, or the named ones (--freeze-inputs=W,B)",
+            HelpName = "names",
             Arity = ArgumentArity.ZeroOrMore,
             AllowMultipleArgumentsPerToken = false,
         };
         var junit = new Option<string?>("--junit") { Description = "Also write JUnit XML to this file (atomically)" };
         var atol = VerifyCli.AtolOption();
         var rtol = VerifyCli.RtolOption();
+        var shape = VerifyCli.ShapeOption();
+        shape.Description = "For cases without test_data_set_* (rewritten vs original on random inputs): shape of an input with symbolic dims, NAME=D1,D2,...";
+        var seed = VerifyCli.SeedOption();
 
         var cmd = new Command("test", "Run folders in the ONNX backend-test layout through ONNX Runtime and compare with their expected outputs; ends with 'N passed, M failed'.");
         cmd.Arguments.Add(dirs);
-        foreach (var o in new Option[] { rewrite, target, freeze, junit, atol, rtol }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { rewrite, target, freeze, junit, atol, rtol, shape, seed }) cmd.Options.Add(o);
 
         cmd.SetAction(pr =>
         {
@@ -63,6 +67,8 @@ internal static class TestCommand
                     Rewrite = doRewrite ? m => optimizer(m, new OptimizeOptions { Target = t }) : null,
                     FreezeInputs = pr.GetResult(freeze) is null ? null : freezeNames,
                     Configure = CliHooks.ConfigureSession,
+                    Shapes = ShapeOverrides.Parse(pr.GetValue(shape)),
+                    Seed = pr.GetValue(seed),
                 };
                 // Find every case first, so a mistyped folder fails fast instead of after a long run.
                 var cases = folders.SelectMany(BackendTestCase.Discover).ToList();
@@ -112,11 +118,13 @@ internal static class TestCommand
     {
         var time = r.Elapsed.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture);
         var notes = new List<string>();
+        if (r.Note is not null) notes.Add(r.Note);
         if (r.Frozen.Count > 0) notes.Add($"frozen: {string.Join(",", r.Frozen)}");
         if (rewrite)
         {
             int done = r.Rewrites.Count(n => n.Rewritten);
             notes.Add($"rewritten {done}/{r.Rewrites.Count} matched node(s)");
+            if (r.ConvTransposeLeft is { } left) notes.Add($"ConvTranspose left: {left}");
             foreach (var s in r.Rewrites.Where(n => !n.Rewritten)) notes.Add($"skipped {s.Node}: {s.Reason}");
         }
         var suffix = notes.Count > 0 ? $" [{string.Join("; ", notes)}]" : "";

@@ -45,7 +45,7 @@ internal static class VerifyCommand
                 if (pr.GetValue(json))
                     stdout.WriteLine(JsonSerializer.Serialize(new { original = origPath, rewritten = rewPath, verification = VerifyCli.VerificationJson(report) }, VerifyCli.Json));
                 else
-                    VerifyCli.WriteVerification(VerifyCli.Console(stdout), report);
+                    VerifyCli.WriteVerification(VerifyCli.Console(stdout), stdout, report);
                 if (!report.Passed) stderr.WriteLine($"error: {rewPath} does not match {origPath}");
                 return report.Passed ? ExitCodes.Ok : ExitCodes.VerificationFailed;
             }

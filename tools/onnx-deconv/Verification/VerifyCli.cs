@@ -16,6 +16,7 @@ internal static class VerifyCli
     public static Option<string[]> ShapeOption() => new("--shape")
     {
         Description = "Concrete shape for an input with symbolic dims, NAME=D1,D2,... (repeatable), e.g. --shape input=1,3,64,64",
+        HelpName = "name=dims",
         Arity = ArgumentArity.ZeroOrMore,
     };
 
@@ -78,7 +79,7 @@ internal static class VerifyCli
             table.AddColumn(new TableColumn(new Text(h)));
         foreach (var o in outputs)
         {
-            string worst = o.WorstIndex is null ? "-"
+            string worst = o.WorstIndex is null || (o.Passed && o.MaxAbsError == 0) ? "-"
                 : $"[{string.Join(",", o.WorstIndex)}] ({Num(o.WorstActual)} / {Num(o.WorstExpected)})";
             string result = o.Passed ? "pass" : "FAIL" + (o.Problem is null ? "" : $": {o.Problem}")
                 + (o.Problem is null && o.Mismatches > 0 ? $": {o.Mismatches}/{o.Elements} outside tolerance" : "");
@@ -92,11 +93,12 @@ internal static class VerifyCli
 
     public static string Num(double? v) => v is null ? "-" : v.Value.ToString("G4", CultureInfo.InvariantCulture);
 
-    public static void WriteVerification(IAnsiConsole console, VerificationReport report)
+    /// <summary>The per-output table, then plain unwrapped summary lines (greppable in CI logs).</summary>
+    public static void WriteVerification(IAnsiConsole console, TextWriter writer, VerificationReport report)
     {
         console.Write(OutputTable(report.Outputs));
-        if (report.Error is not null) console.WriteLine($"error: {report.Error}");
-        console.WriteLine($"{(report.Passed ? "PASS" : "FAIL")}: {report.Outputs.Count(o => o.Passed)}/{report.Outputs.Count} output(s) within {report.Tolerance} (|a-b| <= atol + rtol*|b|); inputs: {report.InputSource} ({string.Join(", ", report.Inputs.Select(i => $"{i.Name}{Dims(i.Dims)}"))})");
+        if (report.Error is not null) writer.WriteLine($"error: {report.Error}");
+        writer.WriteLine($"{(report.Passed ? "PASS" : "FAIL")}: {report.Outputs.Count(o => o.Passed)}/{report.Outputs.Count} output(s) within {report.Tolerance} (|a-b| <= atol + rtol*|b|); inputs: {report.InputSource} ({string.Join(", ", report.Inputs.Select(i => $"{i.Name}{Dims(i.Dims)}"))})");
     }
 
     public static readonly JsonSerializerOptions Json = new()

@@ -1,0 +1,80 @@
+using System.Xml.Linq;
+using OnnxDeconv.Cli;
+using OnnxDeconv.Cli.Verification;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Pipeline;
+using OnnxDeconv.TestSupport;
+using static OnnxDeconv.Cli.Tests.VerifyFixtures;
+
+namespace OnnxDeconv.Cli.Tests;
+
+// test compares with the stored outputs at |a-b| <= atol + rtol*|b|, atol 1e-5, rtol 1e-4 (float32 defaults).
+public sealed class TestCommandTests : IDisposable
+{
+    private readonly VerifyFixtures _f = new();
+    public void Dispose() => _f.Dispose();
+
+    private static string Case(string name) => Path.Combine(RepoPaths.Conformance, name);
+
+    [Fact]
+    public void Test_ConformanceFolders_PrintLinePerCase_SummaryLine_AndValidJUnit()
+    {
+        var junit = _f.PathOf("report.xml");
+        var (code, stdout, _) = Run("test", Case("test_convtranspose"), Case("test_convtranspose_group_2"), "--junit", junit);
+        Assert.Equal(ExitCodes.Ok, code);
+        var lines = stdout.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.StartsWith("PASS test_convtranspose ", lines[0]);
+        Assert.StartsWith("PASS test_convtranspose_group_2 ", lines[1]);
+        Assert.Equal("2 passed, 0 failed", lines[^1]);
+        var suite = XDocument.Load(junit).Root!.Element("testsuite")!;
+        Assert.Equal("2", suite.Attribute("tests")!.Value);
+        Assert.Equal("0", suite.Attribute("failures")!.Value);
+        Assert.Equal(2, suite.Elements("testcase").Count());
+    }
+
+    [Fact]
+    public void Test_FreezeInputs_TurnsGraphInputsIntoInitializers_BeforeRewrite()
+    {
+        ModelProto? seen = null;
+        int code; string stdout;
+        using (CliHooks.Override(optimizer: (m, o) => { seen = m; return new OptimizeResult(m, []); }))
+            (code, stdout, _) = Run("test", "--rewrite", "--freeze-inputs", Case("test_convtranspose_1d"));
+        Assert.Equal(ExitCodes.Ok, code);
+        Assert.NotNull(seen);
+        Assert.Equal(["X"], seen.Graph.Input.Select(i => i.Name));
+        Assert.Equal(["W"], seen.Graph.Initializer.Select(t => t.Name));
+        Assert.Contains("frozen: W", stdout);
+        Assert.Contains("ConvTranspose left: 1", stdout); // the fake rewrite leaves the node in place
+        Assert.EndsWith("1 passed, 0 failed", stdout.TrimEnd());
+    }
+
+    [Fact]
+    public void Test_FreezeInputs_NamedExplicitly_FreezesOnlyThose()
+    {
+        ModelProto? seen = null;
+        using (CliHooks.Override(optimizer: (m, o) => { seen = m; return new OptimizeResult(m, []); }))
+            Assert.Equal(ExitCodes.Ok, Run("test", "--rewrite", "--freeze-inputs", "W", Case("test_convtranspose")).Exit);
+        Assert.Equal(["W"], seen!.Graph.Initializer.Select(t => t.Name));
+    }
+
+    [Fact]
+    public void Test_BrokenRewrite_FailsCase_ExitsTwo_AndJUnitRecordsFailure()
+    {
+        var junit = _f.PathOf("report.xml");
+        int code; string stdout;
+        using (CliHooks.Override(optimizer: BrokenRewrite))
+            (code, stdout, _) = Run("test", "--rewrite", "--freeze-inputs", Case("test_convtranspose"), "--junit", junit);
+        Assert.Equal(ExitCodes.VerificationFailed, code);
+        Assert.StartsWith("FAIL test_convtranspose ", stdout);
+        Assert.EndsWith("0 passed, 1 failed", stdout.TrimEnd());
+        Assert.NotNull(XDocument.Load(junit).Root!.Element("testsuite")!.Element("testcase")!.Element("failure"));
+    }
+
+    [Fact]
+    public void Test_MissingFolder_ExitsThreeNamingIt()
+    {
+        var (code, _, stderr) = Run("test", _f.PathOf("no-such-cases"));
+        Assert.Equal(ExitCodes.InvalidInput, code);
+        Assert.Contains("no-such-cases", stderr);
+    }
+}
