@@ -3,6 +3,7 @@ using OnnxDeconv.DemoModels.Figures;
 
 // dotnet run --project tools/DemoModels -- --out tests/models
 // dotnet run --project tools/DemoModels -- figures --out docs/figures
+// dotnet run -c Release --project tools/DemoModels -- measure
 return DemoModelsProgram.Run(args, Console.Out, Console.Error);
 
 namespace OnnxDeconv.DemoModels
@@ -11,10 +12,16 @@ namespace OnnxDeconv.DemoModels
     {
         private const string Usage =
             "usage: DemoModels --out DIR            write every demo model into DIR (e.g. tests/models)\n" +
-            "       DemoModels figures --out DIR    write the figures of docs/how-it-works.md into DIR (e.g. docs/figures)";
+            "       DemoModels figures --out DIR    write the figures of docs/how-it-works.md into DIR (e.g. docs/figures)\n" +
+            "       DemoModels measure              time the DCGAN layer's standard-op forms in ONNX Runtime (build with -c Release)";
 
         public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
         {
+            if (args is ["measure"])
+            {
+                stdout.Write(Measure.Run());
+                return 0;
+            }
             bool figures = args.Length > 0 && args[0] == "figures";
             var rest = figures ? args[1..] : args;
             if (rest.Length != 2 || rest[0] != "--out")
@@ -30,7 +37,7 @@ namespace OnnxDeconv.DemoModels
                     stdout.WriteLine($"wrote {path} ({new FileInfo(path).Length:N0} bytes)");
                 return 0;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or OnnxDeconv.GraphRewrite.IO.ModelFormatException)
             {
                 stderr.WriteLine($"error: cannot write to {dir}: {e.Message}");
                 return 1;

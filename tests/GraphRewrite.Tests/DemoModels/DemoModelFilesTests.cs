@@ -71,4 +71,27 @@ public sealed class DemoModelFilesTests
         Assert.Contains("usage: DemoModels --out DIR", stderr.ToString());
         Assert.Equal("", stdout.ToString());
     }
+
+    [Fact]
+    public void Program_OutUnderAFile_ReportsWriteErrorWithoutThrowing()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            Assert.Equal(1, DemoModelsProgram.Run(["--out", Path.Combine(file, "models")], stdout, stderr));
+            Assert.Contains("error: cannot write to", stderr.ToString());
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void DemoInputs_SymbolicInput_NamesTheInput()
+    {
+        var b = new GraphRewrite.Graph.ModelBuilder("symbolic", 17, 8);
+        b.Input("frames", [-1, 3, 8, 8], symbolic: ["batch"]);
+        var e = Assert.Throws<InvalidDataException>(() => DemoInputs.For(b.Build()));
+        Assert.Contains("'frames'", e.Message);
+    }
 }

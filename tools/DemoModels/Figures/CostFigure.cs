@@ -17,10 +17,10 @@ internal static class CostFigure
         svg.Text(20, 26, $"Cost of one {layerName} per image, float32", 15, bold: true);
         svg.Text(20, 46, $"useful multiply-adds Cin*Cout*K^2*I^2 = {g.UsefulMacs:N0}, of which {useful:N0} land inside the output (p=1 crops the rest)", 12, fill: "#555555");
         svg.Text(MacX, Top - 10, "multiply-adds (millions)", 12.5, bold: true);
-        svg.Text(MemX, Top - 10, "extra memory (KiB)", 12.5, bold: true);
+        svg.Text(MemX, Top - 10, "extra bytes written (KiB)", 12.5, bold: true);
 
         double macMax = costs.Max(c => c.Macs);
-        double memMax = costs.Max(c => c.IntermediateBytes + c.WorkspaceBytes);
+        double memMax = costs.Max(c => c.IntermediateBytes + c.ScratchWrittenBytes);
         for (int r = 0; r < costs.Count; r++)
         {
             var c = costs[r];
@@ -34,10 +34,10 @@ internal static class CostFigure
             svg.Text(MacX + wAll + 6, y + 16, string.Create(CultureInfo.InvariantCulture, $"{c.Macs / 1e6:0.0} M ({(double)c.Macs / g.UsefulMacs:0.00}x)"), 11.5);
 
             double wInter = MemW * c.IntermediateBytes / memMax;
-            double wWork = MemW * c.WorkspaceBytes / memMax;
+            double wWork = MemW * c.ScratchWrittenBytes / memMax;
             if (wInter > 0) svg.Rect(MemX, y, wInter, BarH, "#55a868", null);
             if (wWork > 0) svg.Rect(MemX + wInter, y, wWork, BarH, "#dd8452", null);
-            long total = c.IntermediateBytes + c.WorkspaceBytes;
+            long total = c.IntermediateBytes + c.ScratchWrittenBytes;
             svg.Text(MemX + wInter + wWork + 6, y + 16, total == 0 ? "none" : string.Create(CultureInfo.InvariantCulture, $"{total / 1024.0:0} KiB"), 11.5);
         }
 
@@ -45,8 +45,8 @@ internal static class CostFigure
         Legend(svg, MacX, ly, "#4c72b0", null, "lands in the output");
         Legend(svg, MacX + 140, ly, "#c7d3ea", "#4c72b0", "wasted (zeros, crop)");
         Legend(svg, MemX, ly, "#55a868", null, "intermediates");
-        Legend(svg, MemX + 145, ly, "#dd8452", null, "kernel workspace");
-        svg.Text(20, ly + 34, "Workspace = ONNX Runtime CPU buffers: im2col for Conv, column buffer for ConvTranspose (GEMM + col2im).", 11.5, fill: "#555555");
+        Legend(svg, MemX + 110, ly, "#dd8452", null, "kernel scratch");
+        svg.Text(20, ly + 34, "Scratch as in ONNX Runtime's CPU kernels (NCHW Conv: im2col via MLAS; ConvTranspose: full column buffer, then col2im); one thread.", 11.5, fill: "#555555");
         return svg.ToString();
     }
 

@@ -6,19 +6,26 @@ namespace OnnxDeconv.DemoModels.Figures;
 
 /// <summary>What one way of computing a ConvTranspose costs for one image: work and extra memory.</summary>
 /// <param name="Macs">Multiply-adds the method performs.</param>
-/// <param name="IntermediateBytes">Tensors the method materializes besides X, W and Y (zero-stuffed input, pre-DepthToSpace output).</param>
-/// <param name="WorkspaceBytes">Scratch inside the kernels (im2col / column buffers).</param>
+/// <param name="IntermediateBytes">Tensors the method materializes between nodes besides X, W and Y (zero-stuffed input, pre-DepthToSpace output).</param>
+/// <param name="ScratchBytes">Scratch the kernels allocate (im2col / column buffers).</param>
+/// <param name="ScratchWrittenBytes">Bytes the kernels write into that scratch (im2col expansion, column buffer), each read back once.</param>
 /// <param name="Note">How the numbers come about, for the table.</param>
-public sealed record MethodCost(string Method, long Macs, long IntermediateBytes, long WorkspaceBytes, string Note);
+public sealed record MethodCost(string Method, long Macs, long IntermediateBytes, long ScratchBytes, long ScratchWrittenBytes, string Note);
 
 /// <summary>
 /// Closed-form costs of the ways to compute a ConvTranspose (docs/how-it-works.md, DESIGN.md section 1), from the
-/// resolved geometry. Float32 throughout; workspace sizes are those of ONNX Runtime's CPU Conv/ConvTranspose, which
-/// run one group at a time (im2col buffer for Conv, column buffer for ConvTranspose).
+/// resolved geometry. Float32 throughout, one thread. Scratch follows ONNX Runtime's CPU kernels, one group at a time:
+/// ConvTranspose allocates the whole column buffer; the NCHW Conv (MLAS) expands im2col fully when Cout/group exceeds
+/// the output pixel count, otherwise in 128x128-float segments (64 KiB per thread) that stay in cache.
 /// </summary>
 public static class CostModel
 {
     private const long F = sizeof(float);
+    private const long MlasSegmentFloats = 128 * 128; // MLAS_SGEMM_STRIDEN * MLAS_SGEMM_STRIDEK
+
+    /// <summary>Scratch bytes MLAS's NCHW Conv allocates on one thread (MlasConvPrepare: full or segmented im2col).</summary>
+    public static long MlasConvScratchBytes(long filterCount, long outputPixels, long kDepth) =>
+        (filterCount > outputPixels ? outputPixels * kDepth : MlasSegmentFloats) * F;
 
     public static IReadOnlyList<MethodCost> ConvTranspose(ConvTransposeGeometry g)
     {
@@ -31,11 +38,12 @@ public static class CostModel
 
         // Zero insertion: stuff s-1 zeros, let the Conv pad d(K-1)-p (a negative pad would need a Slice; not modelled).
         long zProd = Prod(g.Axes, a => a.ZeroInsertedLength);
-        list.Add(new MethodCost("Zero insertion + Conv", cout * cig * kProd * oProd, cin * zProd * F, cig * kProd * oProd * F,
-            $"every output runs all K^D taps; zero-stuffed input is {Ratio(zProd, iProd)}x the input; Conv im2col buffer"));
+        list.Add(new MethodCost("Zero insertion + Conv", cout * cig * kProd * oProd, cin * zProd * F,
+            MlasConvScratchBytes(cog, oProd, cig * kProd), cig * kProd * oProd * F,
+            $"every output runs all K^D taps; zero-stuffed input is {Ratio(zProd, iProd)}x the input; im2col expands Cin*K^D*O^D floats"));
 
-        list.Add(new MethodCost("GEMM + col2im", g.UsefulMacs, 0, cog * kProd * iProd * F,
-            $"exact MACs; column buffer Cout*K^D*I^D, then {cog * kProd * iProd * g.Group:N0} scalar scatter-adds (col2im)"));
+        list.Add(new MethodCost("GEMM + col2im", g.UsefulMacs, 0, cog * kProd * iProd * F, cog * kProd * iProd * F * g.Group,
+            $"every (i, k) pair, also those the pads crop; column buffer Cout*K^D*I^D, then {cog * kProd * iProd * g.Group:N0} scalar scatter-adds (col2im)"));
 
         if (g.Axes.All(a => a.Dilation == 1 && a.Kernel % a.Stride == 0))
         {
@@ -43,16 +51,16 @@ public static class CostModel
             long tProd = Prod(g.Axes, a => a.Kernel / a.Stride);
             long pProd = Prod(g.Axes, a => a.Input + a.Kernel / a.Stride - 1);
             list.Add(new MethodCost("Polyphase as Conv + DepthToSpace + Slice", cout * sProd * cig * tProd * pProd,
-                2 * cout * sProd * pProd * F, cig * tProd * pProd * F,
-                "one Conv with Cout*s^D channels and (K/s)^D taps, computes the full uncropped output; Conv + DepthToSpace outputs; im2col"));
+                2 * cout * sProd * pProd * F, MlasConvScratchBytes(cog * sProd, pProd, cig * tProd), cig * tProd * pProd * F * g.Group,
+                "one Conv with Cout*s^D channels and (K/s)^D taps computes the uncropped output; Conv and DepthToSpace outputs; im2col"));
         }
 
         long inRange = InRangeMacs(g);
-        list.Add(new MethodCost("Polyphase gather (direct)", inRange, 0, 0,
-            "each output phase reads only its own taps from the original input; each output written once"));
+        list.Add(new MethodCost("Polyphase gather (direct)", inRange, 0, 0, 0,
+            "each output phase reads only its own taps from the original input, skips the pairs the pads crop; each output written once"));
         long writers = Prod(g.Axes, a => (a.Kernel * a.Dilation + a.Stride - 1) / a.Stride);
-        list.Add(new MethodCost("Direct scatter", inRange, 0, 0,
-            $"each input pixel adds K^D products into the output; up to {writers} writers per output"));
+        list.Add(new MethodCost("Direct scatter", inRange, 0, 0, 0,
+            $"each input pixel adds its K^D products into the output (cropped ones skipped); up to {writers} writers per output"));
         return list;
     }
 
@@ -102,11 +110,11 @@ public static class CostModel
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.Append("| Method | MACs | vs useful | Intermediate | Workspace | Why |\n");
-        sb.Append("|---|---:|---:|---:|---:|---|\n");
+        sb.Append("| Method | MACs | vs useful | Intermediates | Scratch allocated | Scratch written | Why |\n");
+        sb.Append("|---|---:|---:|---:|---:|---:|---|\n");
         foreach (var c in ConvTranspose(g))
         {
-            sb.Append(inv, $"| {c.Method} | {c.Macs:N0} | {(double)c.Macs / g.UsefulMacs:0.00}x | {Bytes(c.IntermediateBytes)} | {Bytes(c.WorkspaceBytes)} | {c.Note} |\n");
+            sb.Append(inv, $"| {c.Method} | {c.Macs:N0} | {(double)c.Macs / g.UsefulMacs:0.00}x | {Bytes(c.IntermediateBytes)} | {Bytes(c.ScratchBytes)} | {Bytes(c.ScratchWrittenBytes)} | {c.Note} |\n");
         }
         return sb.ToString();
     }

@@ -8,17 +8,12 @@ namespace OnnxDeconv.DemoModels.Figures;
 internal sealed class Svg
 {
     private readonly StringBuilder _sb = new();
-    private readonly double _width, _height;
 
     public Svg(double width, double height)
     {
-        _width = width;
-        _height = height;
         Line($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{N(width)}\" height=\"{N(height)}\" viewBox=\"0 0 {N(width)} {N(height)}\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">");
         Rect(0, 0, width, height, "#ffffff", null);
     }
-
-    public void Defs(string raw) => Line($"<defs>{raw}</defs>");
 
     public void Rect(double x, double y, double w, double h, string fill, string? stroke, double strokeWidth = 1, string? dash = null, double rx = 0)
     {
@@ -28,11 +23,9 @@ internal sealed class Svg
         Line($"<rect x=\"{N(x)}\" y=\"{N(y)}\" width=\"{N(w)}\" height=\"{N(h)}\"{r} fill=\"{fill}\"{s}{d}/>");
     }
 
-    public void LineSeg(double x1, double y1, double x2, double y2, string stroke, double width = 1, string? dash = null, string? markerEnd = null)
+    public void LineSeg(double x1, double y1, double x2, double y2, string stroke, double width = 1)
     {
-        var d = dash is null ? "" : $" stroke-dasharray=\"{dash}\"";
-        var m = markerEnd is null ? "" : $" marker-end=\"url(#{markerEnd})\"";
-        Line($"<line x1=\"{N(x1)}\" y1=\"{N(y1)}\" x2=\"{N(x2)}\" y2=\"{N(y2)}\" stroke=\"{stroke}\" stroke-width=\"{N(width)}\"{d}{m}/>");
+        Line($"<line x1=\"{N(x1)}\" y1=\"{N(y1)}\" x2=\"{N(x2)}\" y2=\"{N(y2)}\" stroke=\"{stroke}\" stroke-width=\"{N(width)}\"/>");
     }
 
     public void Text(double x, double y, string text, double size = 12, string anchor = "start", string fill = "#222222", bool bold = false, bool italic = false)
@@ -47,7 +40,4 @@ internal sealed class Svg
     private void Line(string s) => _sb.Append(s).Append('\n');
 
     public static string N(double v) => Math.Round(v, 2).ToString("0.##", CultureInfo.InvariantCulture);
-
-    public double Width => _width;
-    public double Height => _height;
 }
