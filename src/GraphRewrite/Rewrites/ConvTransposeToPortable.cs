@@ -46,6 +46,12 @@ public static class ConvTransposeToPortable
             reason = e.Message;
             return false;
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Anything else is a bug here, but one node must not abort the whole model: report it on the node.
+            reason = $"internal error while matching: {e.GetType().Name}: {e.Message}";
+            return false;
+        }
     }
 
     private static string? Check(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match)
