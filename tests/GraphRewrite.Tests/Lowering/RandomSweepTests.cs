@@ -25,7 +25,9 @@ public class RandomSweepTests
             var rng = new Random(seed * 7919 + 1);
             var w = RandomFloats(rng, c.WShape.Aggregate(1L, (p, v) => p * v));
             float[]? b = c.Bias ? RandomFloats(rng, c.WShape[1] * c.Attrs.Group) : null;
-            long[]? declared = c.DynamicSpatial ? [.. c.XShape.Take(2), .. c.XShape.Skip(2).Select(_ => -1L)] : null;
+            long[]? declared = c.DynamicSpatial || c.DynamicBatch
+                ? [c.DynamicBatch ? -1 : c.XShape[0], c.XShape[1], .. c.XShape.Skip(2).Select(v => c.DynamicSpatial ? -1L : v)]
+                : null;
             var model = SingleNode(c.Attrs, c.XShape, c.WShape, w, b, c.Opset, declared);
             // Exercise both phase forms: Auto for most seeds, each forced form on a share of them.
             var form = (seed % 5) switch { 3 => PhaseForm.Combined, 4 => PhaseForm.PerPhase, _ => PhaseForm.Auto };
