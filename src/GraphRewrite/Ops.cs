@@ -104,4 +104,7 @@ public static class Ops
     public static class Tanh { public const string OpType = "Tanh"; }
     public static class Add { public const string OpType = "Add"; }
     public static class Identity { public const string OpType = "Identity"; }
+    public static class Shape { public const string OpType = "Shape"; }
+    public static class Gather { public const string OpType = "Gather"; public const string Axis = "axis"; }
+    public static class Mul { public const string OpType = "Mul"; }
 }

@@ -87,9 +87,8 @@ internal static class RandomConvTransposeConfigs
         }
         catch (GeometryException) { return null; }
         long opset = rng.Next(8) switch { 0 => 9, 1 => 10, 2 => 11, _ => 22 };
-        // Symbolic spatial dims only where the rewrite supports them: no output_shape, and an interleave that needs
-        // no static sizes (no phases, or 2D equal strides with DepthToSpace).
-        bool dynamicOk = attrs.OutputShape is null && (s.All(v => v == 1) || (rank == 2 && s[0] == s[1] && (opset >= 11 || group == 1)));
+        // Symbolic spatial dims wherever the rewrite supports them: everywhere but output_shape (its pads hold for one size).
+        bool dynamicOk = attrs.OutputShape is null;
         bool dynamic = dynamicOk && rng.Next(3) == 0;
         return new RandomCase(seed, attrs, xShape, wShape, rng.Next(2) == 0, opset, dynamic, attrs.OutputShape is null && rng.Next(4) == 0);
     }

@@ -41,6 +41,14 @@ public class RandomSweepTests
                 if (c.DynamicSpatial) dynamic++;
                 var x = TensorValue.Float("X", c.XShape, RandomFloats(rng, c.XShape.Aggregate(1L, (p, v) => p * v)));
                 AssertSameOutputs(model, result.Model, [x], $"{c} [{report.Lowering}]");
+                if (c.DynamicSpatial || c.DynamicBatch)
+                {
+                    // Symbolic dims: the same rewritten model must also hold at another (larger, so still valid) size.
+                    long grow = seed % 3 + 1;
+                    long[] other = [c.DynamicBatch ? c.XShape[0] + 1 : c.XShape[0], c.XShape[1], .. c.XShape.Skip(2).Select(v => c.DynamicSpatial ? v + grow : v)];
+                    var x2 = TensorValue.Float("X", other, RandomFloats(rng, other.Aggregate(1L, (p, v) => p * v)));
+                    AssertSameOutputs(model, result.Model, [x2], $"{c} at [{string.Join(",", other)}] [{report.Lowering}]");
+                }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
