@@ -95,6 +95,9 @@ public static class Ops
     }
     public static class Pad { public const string OpType = "Pad"; public const string Mode = "mode"; }
     public static class Reshape { public const string OpType = "Reshape"; }
+    public static class Shape { public const string OpType = "Shape"; }
+    public static class Gather { public const string OpType = "Gather"; public const string Axis = "axis"; }
+    public static class Mul { public const string OpType = "Mul"; }
     public static class Transpose { public const string OpType = "Transpose"; public const string Perm = "perm"; }
     public static class Concat { public const string OpType = "Concat"; public const string Axis = "axis"; }
     public static class Unsqueeze { public const string OpType = "Unsqueeze"; public const string Axes = "axes"; }
@@ -104,7 +107,4 @@ public static class Ops
     public static class Tanh { public const string OpType = "Tanh"; }
     public static class Add { public const string OpType = "Add"; }
     public static class Identity { public const string OpType = "Identity"; }
-    public static class Shape { public const string OpType = "Shape"; }
-    public static class Gather { public const string OpType = "Gather"; public const string Axis = "axis"; }
-    public static class Mul { public const string OpType = "Mul"; }
 }
