@@ -42,7 +42,7 @@ public static class Optimizer
                 Node = name,
                 Pattern = Ops.ConvTranspose.OpType,
                 Rewritten = true,
-                Lowering = match.DynamicDimsNote is null ? lowered.Description : $"{lowered.Description} ({match.DynamicDimsNote})",
+                Lowering = match.Note is null ? lowered.Description : $"{lowered.Description} ({match.Note})",
                 MacsBefore = match.Plan.UsefulMacs,
                 MacsAfter = lowered.Choice.Macs,
             });

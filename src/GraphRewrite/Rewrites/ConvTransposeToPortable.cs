@@ -17,8 +17,9 @@ using DataType = OnnxDeconv.GraphRewrite.Onnx.TensorProto.Types.DataType;
 namespace OnnxDeconv.GraphRewrite.Rewrites;
 
 /// <summary>A ConvTranspose node that <see cref="ConvTransposeToPortable"/> can rewrite, with its plan and lowering choice.</summary>
+/// <param name="Note">Said in the report next to the lowering (e.g. how MACs were estimated), or null.</param>
 public sealed record ConvTransposeMatch(NodeProto Node, TransposedConvPlan Plan, LoweringChoice Choice, long Opset, bool StaticSpatial,
-    string? DynamicDimsNote)
+    string? Note)
 {
     public string Input => Node.Input[0];
     public string Weights => Node.Input[1];
@@ -111,15 +112,34 @@ public static class ConvTransposeToPortable
             if (bCount != geometry.OutChannels) return $"bias '{bName}' has {bCount} values; Cout is {geometry.OutChannels}";
         }
 
-        var plan = TransposedConvPlanBuilder.Build(geometry, bName is not null, attrs.OutputShape is not null);
-        var choice = PortableLowering.Choose(plan, new LoweringRequest
+        var request = new LoweringRequest
         {
             Input = node.Input[0], Output = node.Output[0], UniqueName = s => s, Opset = opset.Value, StaticSpatial = staticSpatial, Form = form,
-        });
+        };
+        var plan = TransposedConvPlanBuilder.Build(geometry, bName is not null, attrs.OutputShape is not null);
+        var choice = PortableLowering.Choose(plan, request);
         string? note = staticSpatial ? null : $"MACs for dynamic spatial dims taken at {DynamicDimPlaceholder}";
+
+        // A static input of length 1 (e.g. a GAN's 1x1 latent) makes the output independent of the stride: with
+        // stride = K every phase has exactly one tap, so the Conv is 1x1 instead of K wide over mostly padding.
+        if (staticSpatial && geometry.Axes.Any(SingleInputRestride))
+        {
+            var restrided = geometry with { Axes = [.. geometry.Axes.Select(a => SingleInputRestride(a) ? a with { Stride = a.Kernel } : a)] };
+            var altPlan = TransposedConvPlanBuilder.Build(restrided, bName is not null, attrs.OutputShape is not null);
+            LoweringChoice? alt = null;
+            try { alt = PortableLowering.Choose(altPlan, request); }
+            catch (LoweringException) { } // no valid form for the restrided plan at this opset: keep the original one
+            if (alt is not null && alt.Macs < choice.Macs)
+            {
+                (plan, choice) = (altPlan, alt);
+                note = "input length 1: stride taken as the kernel size";
+            }
+        }
         match = new ConvTransposeMatch(node, plan, choice, opset.Value, staticSpatial, note);
         return null;
     }
+
+    private static bool SingleInputRestride(AxisGeometry a) => a.Input == 1 && a.Dilation == 1 && a.Kernel > 1 && a.Stride != a.Kernel;
 
     /// <summary>
     /// A constant tensor, also counting initializers listed as graph inputs in IR version &lt; 4 models: that IR

@@ -226,4 +226,21 @@ public class ConvTransposeToPortableTests
         Assert.Equal(PhaseForm.PerPhase, p!.Choice.Form);
         Assert.Equal(InterleaveForm.ReshapeTranspose, p.Choice.Interleave);
     }
+
+    [Fact]
+    public void LatentOneByOne_StrideTakenAsKernel_ExactMacs()
+    {
+        // DCGAN's first layer: 1x1 latent, k4 s1 p0. As a stride-1 Conv it would be 16x16 taps over padding; with
+        // stride = K every phase has one tap: Conv 1x1 with Cout*16 channels + DepthToSpace(4), exactly the useful MACs.
+        var attrs = new ConvTransposeAttributes { Strides = [1, 1] };
+        long[] xs = [2, 8, 1, 1], ws = [8, 5, 4, 4];
+        var (w, b) = Weights(ws, 5, 16);
+        var model = SingleNode(attrs, xs, ws, w, b, opset: 17);
+        var report = Assert.Single(Optimizer.Run(model, new OptimizeOptions()).Nodes);
+        Assert.StartsWith("polyphase Conv(80ch, k1x1)+DepthToSpace(CRD,4)", report.Lowering);
+        Assert.Contains("stride taken as the kernel size", report.Lowering);
+        Assert.Equal(report.MacsBefore, report.MacsAfter);
+        AssertSameOutputs(model, Optimizer.Run(model, new OptimizeOptions()).Model,
+            [TensorValue.Float("X", xs, RandomFloats(new Random(17), 16))], "1x1 latent");
+    }
 }
