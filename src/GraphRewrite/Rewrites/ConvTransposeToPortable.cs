@@ -34,12 +34,14 @@ public static class ConvTransposeToPortable
     public const long DynamicDimPlaceholder = 64;
 
     /// <summary>Cheap check; never throws. False with <paramref name="reason"/> on anything this rewrite does not support.</summary>
-    public static bool TryMatch(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match, out string? reason)
+    /// <param name="shapeHints">Inferred shapes of values without value_info, used only to report MACs (see <see cref="ShapeHints"/>).</param>
+    public static bool TryMatch(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match, out string? reason,
+        IReadOnlyDictionary<string, long[]>? shapeHints = null)
     {
         match = null;
         try
         {
-            reason = Check(index, node, form, out match);
+            reason = Check(index, node, form, shapeHints, out match);
             return reason is null;
         }
         catch (Exception e) when (e is AttributeException or GeometryException or LoweringException or InvalidDataException or OverflowException)
@@ -55,7 +57,8 @@ public static class ConvTransposeToPortable
         }
     }
 
-    private static string? Check(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match)
+    private static string? Check(GraphIndex index, NodeProto node, PhaseForm form, IReadOnlyDictionary<string, long[]>? shapeHints,
+        out ConvTransposeMatch? match)
     {
         match = null;
         if (node.OpType != Ops.ConvTranspose.OpType) return $"not a {Ops.ConvTranspose.OpType}";
@@ -103,7 +106,20 @@ public static class ConvTransposeToPortable
             shape[i + 2] = xShape is not null && xShape[i + 2] > 0 ? xShape[i + 2] : DynamicDimPlaceholder;
         if (shape[0] == 0) shape[0] = 1;
 
-        var geometry = ConvTransposeGeometry.Resolve(attrs, shape, wShape);
+        // Dynamic dims: the rewrite does not depend on them; only the reported MACs do. Take them from the inferred
+        // shape when there is one that resolves, else from the placeholder.
+        string? note = staticSpatial ? null : $"MACs for dynamic spatial dims taken at {DynamicDimPlaceholder}";
+        ConvTransposeGeometry? geometry = null;
+        if (!staticSpatial && shapeHints is not null && shapeHints.TryGetValue(node.Input[0], out var hint) && hint.Length == shape.Length)
+        {
+            try
+            {
+                geometry = ConvTransposeGeometry.Resolve(attrs, [hint[0], shape[1], .. hint.Skip(2)], wShape);
+                note = $"MACs at inferred input shape [{string.Join(",", hint)}]";
+            }
+            catch (GeometryException) { geometry = null; }
+        }
+        geometry ??= ConvTransposeGeometry.Resolve(attrs, shape, wShape);
         if (geometry.OrtRejectsOutputPadding)
             return $"output_padding [{string.Join(",", geometry.Axes.Select(a => a.OutputPadding))}] >= stride: ONNX Runtime rejects this node, so there is nothing to reproduce";
         if (bName is not null)
@@ -118,7 +134,6 @@ public static class ConvTransposeToPortable
         };
         var plan = TransposedConvPlanBuilder.Build(geometry, bName is not null, attrs.OutputShape is not null);
         var choice = PortableLowering.Choose(plan, request);
-        string? note = staticSpatial ? null : $"MACs for dynamic spatial dims taken at {DynamicDimPlaceholder}";
 
         // A static input of length 1 (e.g. a GAN's 1x1 latent) makes the output independent of the stride: with
         // stride = K every phase has exactly one tap, so the Conv is 1x1 instead of K wide over mostly padding.

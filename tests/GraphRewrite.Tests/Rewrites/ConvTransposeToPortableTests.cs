@@ -243,4 +243,29 @@ public class ConvTransposeToPortableTests
         AssertSameOutputs(model, Optimizer.Run(model, new OptimizeOptions()).Model,
             [TensorValue.Float("X", xs, RandomFloats(new Random(17), 16))], "1x1 latent");
     }
+
+    [Fact]
+    public void IntermediateWithoutValueInfo_MacsAtInferredShape_RewriteStaysShapeAgnostic()
+    {
+        // X[1,8,1,1] -> ConvTranspose k4 -> Relu -> ConvTranspose k4 s2 p1: the second input has no value_info; its
+        // shape [1,5,4,4] is inferred for the report only, the lowering stays valid for any size (DepthToSpace).
+        var mb = new ModelBuilder("chain", 17);
+        mb.Input("X", [1, 8, 1, 1]);
+        var rng = new Random(18);
+        mb.Initializer("W1", [8, 5, 4, 4], RandomFloats(rng, 8 * 5 * 16));
+        mb.Initializer("W2", [5, 3, 4, 4], RandomFloats(rng, 5 * 3 * 16));
+        mb.Node(Ops.ConvTranspose.OpType, ["X", "W1"], output: "h", name: "up1");
+        mb.Node(Ops.Relu.OpType, ["h"], output: "r");
+        mb.Node(Ops.ConvTranspose.OpType, ["r", "W2"],
+            [Attributes.Ints(Ops.ConvTranspose.Strides, [2, 2]), Attributes.Ints(Ops.ConvTranspose.Pads, [1, 1, 1, 1])], output: "Y", name: "up2");
+        mb.Output("Y", null);
+        var model = mb.Build();
+        var result = Optimizer.Run(model, new OptimizeOptions());
+        var second = result.Nodes.Single(n => n.Node.StartsWith("up2", StringComparison.Ordinal));
+        Assert.True(second.Rewritten, second.Reason);
+        Assert.Contains("inferred input shape [1,5,4,4]", second.Lowering);
+        Assert.Equal(5L * 3 * 16 * 16, second.MacsBefore);
+        Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType == Ops.Reshape.OpType); // no size baked in
+        AssertSameOutputs(model, result.Model, [TensorValue.Float("X", [1, 8, 1, 1], RandomFloats(rng, 8))], "chain with inferred shapes");
+    }
 }
