@@ -95,6 +95,17 @@ public static class Ops
     }
     public static class Pad { public const string OpType = "Pad"; public const string Mode = "mode"; }
     public static class Reshape { public const string OpType = "Reshape"; }
+    public static class Shape { public const string OpType = "Shape"; }
+    public static class Gather { public const string OpType = "Gather"; public const string Axis = "axis"; }
+    public static class Mul { public const string OpType = "Mul"; }
+    public static class Sub { public const string OpType = "Sub"; }
+    public static class Div { public const string OpType = "Div"; }
+    public static class PRelu { public const string OpType = "PRelu"; }
+    public static class Elu { public const string OpType = "Elu"; }
+    public static class Dropout { public const string OpType = "Dropout"; }
+    public static class InstanceNormalization { public const string OpType = "InstanceNormalization"; }
+    public static class MaxPool { public const string OpType = "MaxPool"; public const string CeilMode = "ceil_mode"; }
+    public static class AveragePool { public const string OpType = "AveragePool"; public const string CeilMode = "ceil_mode"; }
     public static class Transpose { public const string OpType = "Transpose"; public const string Perm = "perm"; }
     public static class Concat { public const string OpType = "Concat"; public const string Axis = "axis"; }
     public static class Unsqueeze { public const string OpType = "Unsqueeze"; public const string Axes = "axes"; }

@@ -27,7 +27,7 @@ public sealed record LoweringRequest
     /// <summary>Returns a graph-unique value/node name starting with the given stem.</summary>
     public required Func<string, string> UniqueName { get; init; }
     public required long Opset { get; init; }
-    /// <summary>Every spatial dim of the input is a known constant (needed by the Reshape/Transpose interleave).</summary>
+    /// <summary>Every spatial dim of the input is a known constant (the Reshape/Transpose interleave then uses constant shapes).</summary>
     public required bool StaticSpatial { get; init; }
     public PhaseForm Form { get; init; } = PhaseForm.Auto;
 }
@@ -79,12 +79,10 @@ public static class PortableLowering
             }
             else
             {
-                if (!request.StaticSpatial)
-                    throw new LoweringException(plan.Rank == 2
-                        ? $"grouped 2D ConvTranspose at opset {request.Opset} (< 11, no DepthToSpace CRD) with dynamic spatial dims: the Reshape/Transpose interleave needs static input sizes"
-                        : $"{plan.Rank}D ConvTranspose with strides [{string.Join(",", plan.Strides)}] and dynamic spatial dims: the Reshape/Transpose interleave needs static input sizes");
                 if (request.Opset < 5)
                     throw new LoweringException($"opset {request.Opset} < 5: Reshape takes its shape as an attribute there; not supported");
+                if (!request.StaticSpatial && plan.Rank > 1 && request.Opset < 6)
+                    throw new LoweringException($"opset {request.Opset} < 6 with dynamic spatial dims: computing the interleave shapes needs Mul on int64 (opset 6)");
                 interleave = InterleaveForm.ReshapeTranspose;
             }
         }
@@ -184,7 +182,7 @@ public static class PortableLowering
             else
             {
                 AddReshapeTranspose(plan, request, choice.PhaseMajorChannels, current, o, nodes, inits);
-                interleaveDesc = "+Reshape/Transpose/Reshape";
+                interleaveDesc = request.StaticSpatial || plan.Rank == 1 ? "+Reshape/Transpose/Reshape" : "+Reshape/Transpose/Reshape (shapes from Shape/Gather/Mul/Concat)";
             }
             current = o;
         }
@@ -302,7 +300,8 @@ public static class PortableLowering
 
     /// <summary>
     /// Interleave for any rank: [N, C*S, Q...] → Reshape [N, C, s..., Q...] (or [N, s..., C, Q...] phase-major)
-    /// → Transpose to [N, C, Q0, s0, Q1, s1, ...] → Reshape [N, C, Q0*s0, ...]. Needs static Q (input sizes).
+    /// → Transpose to [N, C, Q0, s0, Q1, s1, ...] → Reshape [N, C, Q0*s0, ...]. Shapes are constants when the input
+    /// sizes are static (or in 1D, with -1); otherwise computed at run time with Shape/Gather/Mul/Concat.
     /// </summary>
     private static void AddReshapeTranspose(TransposedConvPlan plan, LoweringRequest request, bool phaseMajor, string input, string output,
         List<NodeProto> nodes, List<TensorProto> inits)
@@ -310,21 +309,56 @@ public static class PortableLowering
         int r = plan.Rank;
         long c = plan.OutChannels;
         long[] s = plan.Strides;
-        long[] q = plan.Axes.Select(a => a.Rows()).ToArray();
-        // 0 copies the batch dim, which may be dynamic.
-        long[] split = phaseMajor ? [0, .. s, c, .. q] : [0, c, .. s, .. q];
+        long[] channelDims = phaseMajor ? [.. s, c] : [c, .. s];
         var perm = new List<long> { 0, phaseMajor ? 1 + r : 1 };
         for (int a = 0; a < r; a++)
         {
             perm.Add(2 + r + a);
             perm.Add(phaseMajor ? 1 + a : 2 + a);
         }
-        long[] merged = [0, c, .. q.Select((v, a) => v * s[a])];
 
         string splitName = request.UniqueName("interleave_split_shape");
-        inits.Add(Tensors.FromInt64s(splitName, [split.Length], split));
         string mergedName = request.UniqueName("interleave_merged_shape");
-        inits.Add(Tensors.FromInt64s(mergedName, [merged.Length], merged));
+        if (request.StaticSpatial || r == 1)
+        {
+            // 0 copies the batch dim, which may be dynamic; in 1D the one spatial dim can be -1 (inferred).
+            long[] q = plan.Axes.Select(a => request.StaticSpatial ? a.Rows() : -1).ToArray();
+            long[] split = [0, .. channelDims, .. q];
+            long[] merged = [0, c, .. q.Select((v, a) => v < 0 ? -1 : v * s[a])];
+            inits.Add(Tensors.FromInt64s(splitName, [split.Length], split));
+            inits.Add(Tensors.FromInt64s(mergedName, [merged.Length], merged));
+        }
+        else
+        {
+            // Several dynamic spatial dims: read them from the phase tensor at run time.
+            // split = [N, channelDims..., Q...], merged = [N, C, Q*s...].
+            string shape = request.UniqueName("interleave_shape");
+            nodes.Add(NewNode(request, Ops.Shape.OpType, [input], shape));
+            string Const(string stem, long[] v)
+            {
+                string n = request.UniqueName(stem);
+                inits.Add(Tensors.FromInt64s(n, [v.Length], v));
+                return n;
+            }
+            string Gather(string stem, long[] indices)
+            {
+                string o = request.UniqueName(stem);
+                var g = NewNode(request, Ops.Gather.OpType, [shape, Const(stem + "_indices", indices)], o);
+                g.Attribute.Add(Attributes.Int(Ops.Gather.Axis, 0));
+                nodes.Add(g);
+                return o;
+            }
+            string n = Gather("interleave_batch", [0]);
+            string q = Gather("interleave_rows", [.. Enumerable.Range(2, r).Select(i => (long)i)]);
+            string qs = request.UniqueName("interleave_rows_scaled");
+            nodes.Add(NewNode(request, Ops.Mul.OpType, [q, Const("interleave_strides", s)], qs));
+            var splitConcat = NewNode(request, Ops.Concat.OpType, [n, Const("interleave_channel_dims", channelDims), q], splitName);
+            splitConcat.Attribute.Add(Attributes.Int(Ops.Concat.Axis, 0));
+            nodes.Add(splitConcat);
+            var mergedConcat = NewNode(request, Ops.Concat.OpType, [n, Const("interleave_channels", [c]), qs], mergedName);
+            mergedConcat.Attribute.Add(Attributes.Int(Ops.Concat.Axis, 0));
+            nodes.Add(mergedConcat);
+        }
         string a1 = request.UniqueName("interleave_split");
         nodes.Add(NewNode(request, Ops.Reshape.OpType, [input, splitName], a1));
         string a2 = request.UniqueName("interleave_transposed");

@@ -27,11 +27,13 @@ public static class Optimizer
         var result = model.Clone();
         var reports = new List<NodeReport>();
         var candidates = result.Graph.Node.Where(n => n.OpType == Ops.ConvTranspose.OpType).ToList();
+        // Shapes of values without value_info, for the MAC columns only (rewrites are shape-agnostic there).
+        var hints = candidates.Count > 0 ? ShapeHints.Infer(result) : [];
         foreach (var node in candidates)
         {
             string name = Attributes.Describe(node);
             var index = new GraphIndex(result); // rebuilt per node: earlier rewrites changed the graph
-            if (!ConvTransposeToPortable.TryMatch(index, node, form, out var match, out var reason) || match is null)
+            if (!ConvTransposeToPortable.TryMatch(index, node, form, out var match, out var reason, hints) || match is null)
             {
                 reports.Add(new NodeReport { Node = name, Pattern = Ops.ConvTranspose.OpType, Rewritten = false, Reason = reason });
                 continue;
@@ -42,7 +44,7 @@ public static class Optimizer
                 Node = name,
                 Pattern = Ops.ConvTranspose.OpType,
                 Rewritten = true,
-                Lowering = match.DynamicDimsNote is null ? lowered.Description : $"{lowered.Description} ({match.DynamicDimsNote})",
+                Lowering = match.Note is null ? lowered.Description : $"{lowered.Description} ({match.Note})",
                 MacsBefore = match.Plan.UsefulMacs,
                 MacsAfter = lowered.Choice.Macs,
             });

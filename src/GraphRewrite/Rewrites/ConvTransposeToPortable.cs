@@ -17,8 +17,9 @@ using DataType = OnnxDeconv.GraphRewrite.Onnx.TensorProto.Types.DataType;
 namespace OnnxDeconv.GraphRewrite.Rewrites;
 
 /// <summary>A ConvTranspose node that <see cref="ConvTransposeToPortable"/> can rewrite, with its plan and lowering choice.</summary>
+/// <param name="Note">Said in the report next to the lowering (e.g. how MACs were estimated), or null.</param>
 public sealed record ConvTransposeMatch(NodeProto Node, TransposedConvPlan Plan, LoweringChoice Choice, long Opset, bool StaticSpatial,
-    string? DynamicDimsNote)
+    string? Note)
 {
     public string Input => Node.Input[0];
     public string Weights => Node.Input[1];
@@ -33,12 +34,14 @@ public static class ConvTransposeToPortable
     public const long DynamicDimPlaceholder = 64;
 
     /// <summary>Cheap check; never throws. False with <paramref name="reason"/> on anything this rewrite does not support.</summary>
-    public static bool TryMatch(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match, out string? reason)
+    /// <param name="shapeHints">Inferred shapes of values without value_info, used only to report MACs (see <see cref="ShapeHints"/>).</param>
+    public static bool TryMatch(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match, out string? reason,
+        IReadOnlyDictionary<string, long[]>? shapeHints = null)
     {
         match = null;
         try
         {
-            reason = Check(index, node, form, out match);
+            reason = Check(index, node, form, shapeHints, out match);
             return reason is null;
         }
         catch (Exception e) when (e is AttributeException or GeometryException or LoweringException or InvalidDataException or OverflowException)
@@ -46,9 +49,16 @@ public static class ConvTransposeToPortable
             reason = e.Message;
             return false;
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Anything else is a bug here, but one node must not abort the whole model: report it on the node.
+            reason = $"internal error while matching: {e.GetType().Name}: {e.Message}";
+            return false;
+        }
     }
 
-    private static string? Check(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match)
+    private static string? Check(GraphIndex index, NodeProto node, PhaseForm form, IReadOnlyDictionary<string, long[]>? shapeHints,
+        out ConvTransposeMatch? match)
     {
         match = null;
         if (node.OpType != Ops.ConvTranspose.OpType) return $"not a {Ops.ConvTranspose.OpType}";
@@ -96,7 +106,20 @@ public static class ConvTransposeToPortable
             shape[i + 2] = xShape is not null && xShape[i + 2] > 0 ? xShape[i + 2] : DynamicDimPlaceholder;
         if (shape[0] == 0) shape[0] = 1;
 
-        var geometry = ConvTransposeGeometry.Resolve(attrs, shape, wShape);
+        // Dynamic dims: the rewrite does not depend on them; only the reported MACs do. Take them from the inferred
+        // shape when there is one that resolves, else from the placeholder.
+        string? note = staticSpatial ? null : $"MACs for dynamic spatial dims taken at {DynamicDimPlaceholder}";
+        ConvTransposeGeometry? geometry = null;
+        if (!staticSpatial && shapeHints is not null && shapeHints.TryGetValue(node.Input[0], out var hint) && hint.Length == shape.Length)
+        {
+            try
+            {
+                geometry = ConvTransposeGeometry.Resolve(attrs, [hint[0], shape[1], .. hint.Skip(2)], wShape);
+                note = $"MACs at inferred input shape [{string.Join(",", hint)}]";
+            }
+            catch (GeometryException) { geometry = null; }
+        }
+        geometry ??= ConvTransposeGeometry.Resolve(attrs, shape, wShape);
         if (geometry.OrtRejectsOutputPadding)
             return $"output_padding [{string.Join(",", geometry.Axes.Select(a => a.OutputPadding))}] >= stride: ONNX Runtime rejects this node, so there is nothing to reproduce";
         if (bName is not null)
@@ -105,15 +128,33 @@ public static class ConvTransposeToPortable
             if (bCount != geometry.OutChannels) return $"bias '{bName}' has {bCount} values; Cout is {geometry.OutChannels}";
         }
 
-        var plan = TransposedConvPlanBuilder.Build(geometry, bName is not null, attrs.OutputShape is not null);
-        var choice = PortableLowering.Choose(plan, new LoweringRequest
+        var request = new LoweringRequest
         {
             Input = node.Input[0], Output = node.Output[0], UniqueName = s => s, Opset = opset.Value, StaticSpatial = staticSpatial, Form = form,
-        });
-        string? note = staticSpatial ? null : $"MACs for dynamic spatial dims taken at {DynamicDimPlaceholder}";
+        };
+        var plan = TransposedConvPlanBuilder.Build(geometry, bName is not null, attrs.OutputShape is not null);
+        var choice = PortableLowering.Choose(plan, request);
+
+        // A static input of length 1 (e.g. a GAN's 1x1 latent) makes the output independent of the stride: with
+        // stride = K every phase has exactly one tap, so the Conv is 1x1 instead of K wide over mostly padding.
+        if (staticSpatial && geometry.Axes.Any(SingleInputRestride))
+        {
+            var restrided = geometry with { Axes = [.. geometry.Axes.Select(a => SingleInputRestride(a) ? a with { Stride = a.Kernel } : a)] };
+            var altPlan = TransposedConvPlanBuilder.Build(restrided, bName is not null, attrs.OutputShape is not null);
+            LoweringChoice? alt = null;
+            try { alt = PortableLowering.Choose(altPlan, request); }
+            catch (LoweringException) { } // no valid form for the restrided plan at this opset: keep the original one
+            if (alt is not null && alt.Macs < choice.Macs)
+            {
+                (plan, choice) = (altPlan, alt);
+                note = "input length 1: stride taken as the kernel size";
+            }
+        }
         match = new ConvTransposeMatch(node, plan, choice, opset.Value, staticSpatial, note);
         return null;
     }
+
+    private static bool SingleInputRestride(AxisGeometry a) => a.Input == 1 && a.Dilation == 1 && a.Kernel > 1 && a.Stride != a.Kernel;
 
     /// <summary>
     /// A constant tensor, also counting initializers listed as graph inputs in IR version &lt; 4 models: that IR

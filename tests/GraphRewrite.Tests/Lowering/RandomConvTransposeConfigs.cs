@@ -3,12 +3,12 @@ using OnnxDeconv.Geometry;
 namespace OnnxDeconv.GraphRewrite.Tests.Lowering;
 
 /// <summary>One random ConvTranspose case: attributes, shapes and where the model declares dims symbolic.</summary>
-internal sealed record RandomCase(int Seed, ConvTransposeAttributes Attrs, long[] XShape, long[] WShape, bool Bias, long Opset, bool DynamicSpatial)
+internal sealed record RandomCase(int Seed, ConvTransposeAttributes Attrs, long[] XShape, long[] WShape, bool Bias, long Opset, bool DynamicSpatial, bool DynamicBatch)
 {
     public override string ToString() =>
         $"seed {Seed}: X[{string.Join(",", XShape)}] W[{string.Join(",", WShape)}] s[{J(Attrs.Strides)}] d[{J(Attrs.Dilations)}] " +
         $"pads[{J(Attrs.Pads)}] op[{J(Attrs.OutputPadding)}] os[{J(Attrs.OutputShape)}] auto_pad {ConvTransposeAttributes.AutoPadName(Attrs.AutoPad)} " +
-        $"group {Attrs.Group} bias {Bias} opset {Opset} dynamic {DynamicSpatial}";
+        $"group {Attrs.Group} bias {Bias} opset {Opset} dynamic {DynamicSpatial} dynamic batch {DynamicBatch}";
 
     private static string J(long[]? v) => v is null ? "-" : string.Join(",", v);
 }
@@ -87,10 +87,9 @@ internal static class RandomConvTransposeConfigs
         }
         catch (GeometryException) { return null; }
         long opset = rng.Next(8) switch { 0 => 9, 1 => 10, 2 => 11, _ => 22 };
-        // Symbolic spatial dims only where the rewrite supports them: no output_shape, and an interleave that needs
-        // no static sizes (no phases, or 2D equal strides with DepthToSpace).
-        bool dynamicOk = attrs.OutputShape is null && (s.All(v => v == 1) || (rank == 2 && s[0] == s[1] && (opset >= 11 || group == 1)));
+        // Symbolic spatial dims wherever the rewrite supports them: everywhere but output_shape (its pads hold for one size).
+        bool dynamicOk = attrs.OutputShape is null;
         bool dynamic = dynamicOk && rng.Next(3) == 0;
-        return new RandomCase(seed, attrs, xShape, wShape, rng.Next(2) == 0, opset, dynamic);
+        return new RandomCase(seed, attrs, xShape, wShape, rng.Next(2) == 0, opset, dynamic, attrs.OutputShape is null && rng.Next(4) == 0);
     }
 }

@@ -25,7 +25,9 @@ public class RandomSweepTests
             var rng = new Random(seed * 7919 + 1);
             var w = RandomFloats(rng, c.WShape.Aggregate(1L, (p, v) => p * v));
             float[]? b = c.Bias ? RandomFloats(rng, c.WShape[1] * c.Attrs.Group) : null;
-            long[]? declared = c.DynamicSpatial ? [.. c.XShape.Take(2), .. c.XShape.Skip(2).Select(_ => -1L)] : null;
+            long[]? declared = c.DynamicSpatial || c.DynamicBatch
+                ? [c.DynamicBatch ? -1 : c.XShape[0], c.XShape[1], .. c.XShape.Skip(2).Select(v => c.DynamicSpatial ? -1L : v)]
+                : null;
             var model = SingleNode(c.Attrs, c.XShape, c.WShape, w, b, c.Opset, declared);
             // Exercise both phase forms: Auto for most seeds, each forced form on a share of them.
             var form = (seed % 5) switch { 3 => PhaseForm.Combined, 4 => PhaseForm.PerPhase, _ => PhaseForm.Auto };
@@ -39,6 +41,14 @@ public class RandomSweepTests
                 if (c.DynamicSpatial) dynamic++;
                 var x = TensorValue.Float("X", c.XShape, RandomFloats(rng, c.XShape.Aggregate(1L, (p, v) => p * v)));
                 AssertSameOutputs(model, result.Model, [x], $"{c} [{report.Lowering}]");
+                if (c.DynamicSpatial || c.DynamicBatch)
+                {
+                    // Symbolic dims: the same rewritten model must also hold at another (larger, so still valid) size.
+                    long grow = seed % 3 + 1;
+                    long[] other = [c.DynamicBatch ? c.XShape[0] + 1 : c.XShape[0], c.XShape[1], .. c.XShape.Skip(2).Select(v => c.DynamicSpatial ? v + grow : v)];
+                    var x2 = TensorValue.Float("X", other, RandomFloats(rng, other.Aggregate(1L, (p, v) => p * v)));
+                    AssertSameOutputs(model, result.Model, [x2], $"{c} at [{string.Join(",", other)}] [{report.Lowering}]");
+                }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {

@@ -70,14 +70,22 @@ public class ConvTransposeToPortableTests
     }
 
     [Fact]
-    public void UnequalStrides3D_WithDynamicInput_LeftAloneWithReason()
+    public void UnequalStrides3D_DynamicInput_OneRewriteHoldsForSeveralSizes()
     {
-        var attrs = new ConvTransposeAttributes { Strides = [2, 1, 2] };
-        var (w, _) = Weights([1, 1, 2, 2, 2], 1, 2);
-        var model = SingleNode(attrs, [1, 1, 3, 3, 3], [1, 1, 2, 2, 2], w, null, declaredX: [1, 1, -1, -1, -1]);
-        var report = Assert.Single(Optimizer.Run(model, new OptimizeOptions()).Nodes);
-        Assert.False(report.Rewritten);
-        Assert.Contains("static input sizes", report.Reason);
+        // No DepthToSpace in 3D: the interleave reads the phase tensor's shape at run time (Shape/Gather/Mul/Concat).
+        var attrs = new ConvTransposeAttributes { Strides = [2, 1, 3], Pads = [1, 0, 2, 0, 1, 1], Group = 2 };
+        long[] ws = [2, 2, 3, 2, 4];
+        var (w, b) = Weights(ws, 4, 2);
+        var model = SingleNode(attrs, [1, 2, 3, 3, 3], ws, w, b, opset: 17, declaredX: [-1, 2, -1, -1, -1]);
+        var result = Optimizer.Run(model, new OptimizeOptions());
+        var report = Assert.Single(result.Nodes);
+        Assert.True(report.Rewritten, report.Reason);
+        Assert.Contains(result.Model.Graph.Node, n => n.OpType == Ops.Shape.OpType);
+        foreach (long[] xs in new long[][] { [1, 2, 3, 3, 3], [2, 2, 5, 2, 4] })
+        {
+            var x = TensorValue.Float("X", xs, RandomFloats(new Random((int)xs[2]), xs.Aggregate(1L, (p, v) => p * v)));
+            AssertSameOutputs(model, result.Model, [x], $"3D dynamic at [{string.Join(",", xs)}]");
+        }
     }
 
     [Fact]
@@ -217,5 +225,47 @@ public class ConvTransposeToPortableTests
         Assert.Equal(PhaseForm.Combined, c!.Choice.Form);
         Assert.Equal(PhaseForm.PerPhase, p!.Choice.Form);
         Assert.Equal(InterleaveForm.ReshapeTranspose, p.Choice.Interleave);
+    }
+
+    [Fact]
+    public void LatentOneByOne_StrideTakenAsKernel_ExactMacs()
+    {
+        // DCGAN's first layer: 1x1 latent, k4 s1 p0. As a stride-1 Conv it would be 16x16 taps over padding; with
+        // stride = K every phase has one tap: Conv 1x1 with Cout*16 channels + DepthToSpace(4), exactly the useful MACs.
+        var attrs = new ConvTransposeAttributes { Strides = [1, 1] };
+        long[] xs = [2, 8, 1, 1], ws = [8, 5, 4, 4];
+        var (w, b) = Weights(ws, 5, 16);
+        var model = SingleNode(attrs, xs, ws, w, b, opset: 17);
+        var report = Assert.Single(Optimizer.Run(model, new OptimizeOptions()).Nodes);
+        Assert.StartsWith("polyphase Conv(80ch, k1x1)+DepthToSpace(CRD,4)", report.Lowering);
+        Assert.Contains("stride taken as the kernel size", report.Lowering);
+        Assert.Equal(report.MacsBefore, report.MacsAfter);
+        AssertSameOutputs(model, Optimizer.Run(model, new OptimizeOptions()).Model,
+            [TensorValue.Float("X", xs, RandomFloats(new Random(17), 16))], "1x1 latent");
+    }
+
+    [Fact]
+    public void IntermediateWithoutValueInfo_MacsAtInferredShape_RewriteStaysShapeAgnostic()
+    {
+        // X[1,8,1,1] -> ConvTranspose k4 -> Relu -> ConvTranspose k4 s2 p1: the second input has no value_info; its
+        // shape [1,5,4,4] is inferred for the report only, the lowering stays valid for any size (DepthToSpace).
+        var mb = new ModelBuilder("chain", 17);
+        mb.Input("X", [1, 8, 1, 1]);
+        var rng = new Random(18);
+        mb.Initializer("W1", [8, 5, 4, 4], RandomFloats(rng, 8 * 5 * 16));
+        mb.Initializer("W2", [5, 3, 4, 4], RandomFloats(rng, 5 * 3 * 16));
+        mb.Node(Ops.ConvTranspose.OpType, ["X", "W1"], output: "h", name: "up1");
+        mb.Node(Ops.Relu.OpType, ["h"], output: "r");
+        mb.Node(Ops.ConvTranspose.OpType, ["r", "W2"],
+            [Attributes.Ints(Ops.ConvTranspose.Strides, [2, 2]), Attributes.Ints(Ops.ConvTranspose.Pads, [1, 1, 1, 1])], output: "Y", name: "up2");
+        mb.Output("Y", null);
+        var model = mb.Build();
+        var result = Optimizer.Run(model, new OptimizeOptions());
+        var second = result.Nodes.Single(n => n.Node.StartsWith("up2", StringComparison.Ordinal));
+        Assert.True(second.Rewritten, second.Reason);
+        Assert.Contains("inferred input shape [1,5,4,4]", second.Lowering);
+        Assert.Equal(5L * 3 * 16 * 16, second.MacsBefore);
+        Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType == Ops.Reshape.OpType); // no size baked in
+        AssertSameOutputs(model, result.Model, [TensorValue.Float("X", [1, 8, 1, 1], RandomFloats(rng, 8))], "chain with inferred shapes");
     }
 }
