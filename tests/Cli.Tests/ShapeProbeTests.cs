@@ -95,7 +95,7 @@ public class ShapeProbeExternalDataTests
         File.WriteAllBytes(tmp.File("weights.bin"), new byte[32 * sizeof(float)]);
         b.Output(b.Node(CT.OpType, ["x", "w"], [Attributes.Ints(CT.Strides, [2, 2])], output: "y", name: "up"), null);
         var path = tmp.File("model.onnx");
-        ModelIO.Save(b.Build(), path);
+        ModelIO.Save(b.Build(), path, new ModelSaveOptions { SourceDirectory = tmp.Path });
 
         var r = CliHarness.Run("info", path, "--shape", "x=1,2,5,6", "--json");
         Assert.True(r.Code == 0, r.ToString());

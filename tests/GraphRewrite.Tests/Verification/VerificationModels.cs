@@ -49,7 +49,8 @@ internal static class VerificationModels
     public static string Save(ModelProto model, string dir, string name = "model.onnx")
     {
         var path = Path.Combine(dir, name);
-        ModelIO.Save(model, path);
+        // External data in these hand-built models is relative to the folder they are saved into.
+        ModelIO.Save(model, path, new ModelSaveOptions { SourceDirectory = dir });
         return path;
     }
 }
