@@ -215,10 +215,8 @@ internal static unsafe class TransposedConvOp
         try
         {
             var api = Api;
-            IntPtr info = api.ShapeInferInputTypeShape(context, S.InputX);
-            long[] x;
-            try { x = api.TypeAndShapeOf(info).Dims; }
-            finally { api.ReleaseTensorTypeAndShapeInfo(info); }
+            // The context owns this info (the C++ wrapper release()s it unfreed): never release it here.
+            long[] x = api.TypeAndShapeOf(api.ShapeInferInputTypeShape(context, S.InputX)).Dims;
             long[]? k = api.ShapeInferInts(context, S.KernelShape);
             long[]? s = api.ShapeInferInts(context, S.Strides);
             long[]? d = api.ShapeInferInts(context, S.Dilations);
