@@ -23,6 +23,7 @@ public static class OrtApiSlots
     public const int GetTensorElementType = 60;
     public const int GetDimensionsCount = 61;
     public const int GetDimensions = 62;
+    public const int GetSymbolicDimensions = 63;
     public const int GetTensorShapeElementCount = 64;
     public const int GetTensorTypeAndShape = 65;
     public const int KernelInfoGetAttribute_float = 85;
@@ -40,6 +41,7 @@ public static class OrtApiSlots
     public const int ShapeInferContext_GetInputTypeShape = 268;
     public const int ShapeInferContext_GetAttribute = 269;
     public const int ShapeInferContext_SetOutputTypeShape = 270;
+    public const int SetSymbolicDimensions = 271;
     public const int ReadOpAttr = 272;
     public const int KernelContext_ParallelFor = 274;
 
@@ -59,6 +61,7 @@ public static class OrtApiSlots
         [nameof(GetTensorElementType)] = GetTensorElementType,
         [nameof(GetDimensionsCount)] = GetDimensionsCount,
         [nameof(GetDimensions)] = GetDimensions,
+        [nameof(GetSymbolicDimensions)] = GetSymbolicDimensions,
         [nameof(GetTensorShapeElementCount)] = GetTensorShapeElementCount,
         [nameof(GetTensorTypeAndShape)] = GetTensorTypeAndShape,
         [nameof(KernelInfoGetAttribute_float)] = KernelInfoGetAttribute_float,
@@ -76,6 +79,7 @@ public static class OrtApiSlots
         [nameof(ShapeInferContext_GetInputTypeShape)] = ShapeInferContext_GetInputTypeShape,
         [nameof(ShapeInferContext_GetAttribute)] = ShapeInferContext_GetAttribute,
         [nameof(ShapeInferContext_SetOutputTypeShape)] = ShapeInferContext_SetOutputTypeShape,
+        [nameof(SetSymbolicDimensions)] = SetSymbolicDimensions,
         [nameof(ReadOpAttr)] = ReadOpAttr,
         [nameof(KernelContext_ParallelFor)] = KernelContext_ParallelFor,
     };
@@ -303,6 +307,21 @@ internal sealed unsafe class OrtApi
 
     // ---- shape inference ----
 
+    /// <summary>
+    /// Symbolic dim names of a type/shape info ("" where the dim is numeric or unknown). The strings are copied:
+    /// the pointers ORT hands out live only as long as the info.
+    /// </summary>
+    public string[] SymbolicDimensions(IntPtr info, int rank)
+    {
+        var names = new string[rank];
+        if (rank == 0) return names;
+        var ptrs = new IntPtr[rank];
+        fixed (IntPtr* pp = ptrs)
+            Check(((delegate* unmanaged<IntPtr, IntPtr*, nuint, IntPtr>)Slot(OrtApiSlots.GetSymbolicDimensions))(info, pp, (nuint)rank), "GetSymbolicDimensions");
+        for (int i = 0; i < rank; i++) names[i] = ptrs[i] == IntPtr.Zero ? "" : Marshal.PtrToStringUTF8(ptrs[i]) ?? "";
+        return names;
+    }
+
     public IntPtr ShapeInferInputTypeShape(IntPtr context, nuint index)
     {
         IntPtr info;
@@ -343,7 +362,7 @@ internal sealed unsafe class OrtApi
         return Succeeded(((delegate* unmanaged<IntPtr, int, void*, nuint, nuint*, IntPtr>)Slot(OrtApiSlots.ReadOpAttr))(attr, OrtOpAttrInt, &v, sizeof(long), &bytes)) ? v : null;
     }
 
-    public void ShapeInferSetOutput(IntPtr context, nuint index, int elementType, ReadOnlySpan<long> dims)
+    public void ShapeInferSetOutput(IntPtr context, nuint index, int elementType, ReadOnlySpan<long> dims, IReadOnlyList<string>? symbolic = null)
     {
         IntPtr info;
         Check(((delegate* unmanaged<IntPtr*, IntPtr>)Slot(OrtApiSlots.CreateTensorTypeAndShapeInfo))(&info), "CreateTensorTypeAndShapeInfo");
@@ -352,6 +371,18 @@ internal sealed unsafe class OrtApi
             Check(((delegate* unmanaged<IntPtr, int, IntPtr>)Slot(OrtApiSlots.SetTensorElementType))(info, elementType), "SetTensorElementType");
             fixed (long* pd = dims)
                 Check(((delegate* unmanaged<IntPtr, long*, nuint, IntPtr>)Slot(OrtApiSlots.SetDimensions))(info, pd, (nuint)dims.Length), "SetDimensions");
+            if (symbolic is not null && symbolic.Any(n => n.Length > 0))
+            {
+                var utf8 = symbolic.Select(Utf8Z).ToArray();
+                var handles = utf8.Select(b => GCHandle.Alloc(b, GCHandleType.Pinned)).ToArray();
+                try
+                {
+                    var ptrs = handles.Select(h => h.AddrOfPinnedObject()).ToArray();
+                    fixed (IntPtr* pp = ptrs)
+                        Check(((delegate* unmanaged<IntPtr, IntPtr*, nuint, IntPtr>)Slot(OrtApiSlots.SetSymbolicDimensions))(info, pp, (nuint)ptrs.Length), "SetSymbolicDimensions");
+                }
+                finally { foreach (var h in handles) h.Free(); }
+            }
             Check(((delegate* unmanaged<IntPtr, nuint, IntPtr, IntPtr>)Slot(OrtApiSlots.ShapeInferContext_SetOutputTypeShape))(context, index, info), "ShapeInferContext_SetOutputTypeShape");
         }
         finally { ReleaseTensorTypeAndShapeInfo(info); }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnnxDeconv.Geometry;
 using OnnxDeconv.Kernels;
 using S = OnnxDeconv.Plugin.TransposedConvSchema;
 
@@ -161,11 +162,10 @@ internal static unsafe class TransposedConvOp
 
         var (xType, xShape) = api.TensorTypeAndShape(xv);
         RequireFloat("X", xType);
-        var g = a.Geometry(xShape);
+        var (g, wanted) = state.GeometryFor(xShape);
 
         var (wType, wShape) = api.TensorTypeAndShape(wv);
         RequireFloat("W", wType);
-        long wanted = DeconvKernel.PackedWeightLength(g);
         if (wShape.Length != 1 || wShape[0] != wanted)
             throw new TransposedConvException("W", $"packed W has shape [{string.Join(",", wShape)}]; this geometry needs a 1-D tensor of {wanted} values (in_channels {a.InChannels}, out_channels {a.OutChannels}, group {a.Group}, kernel_shape [{string.Join(",", a.KernelShape)}])");
 
@@ -216,7 +216,9 @@ internal static unsafe class TransposedConvOp
         {
             var api = Api;
             // The context owns this info (the C++ wrapper release()s it unfreed): never release it here.
-            long[] x = api.TypeAndShapeOf(api.ShapeInferInputTypeShape(context, S.InputX)).Dims;
+            IntPtr xInfo = api.ShapeInferInputTypeShape(context, S.InputX);
+            long[] x = api.TypeAndShapeOf(xInfo).Dims;
+            string[] xNames = api.SymbolicDimensions(xInfo, x.Length);
             long[]? k = api.ShapeInferInts(context, S.KernelShape);
             long[]? s = api.ShapeInferInts(context, S.Strides);
             long[]? d = api.ShapeInferInts(context, S.Dilations);
@@ -234,7 +236,11 @@ internal static unsafe class TransposedConvOp
             y[1] = cout.Value;
             for (int i = 0; i < r; i++)
                 y[i + 2] = x[i + 2] < 0 ? -1 : s[i] * (x[i + 2] - 1) + opad[i] + d[i] * (k[i] - 1) + 1 - p[i] - p[i + r];
-            api.ShapeInferSetOutput(context, 0, ElementFloat, y);
+            // The batch keeps X's symbolic name; a spatial output of a symbolic input is left unknown.
+            var names = new string[r + 2];
+            Array.Fill(names, "");
+            if (x[0] < 0) names[0] = xNames[0];
+            api.ShapeInferSetOutput(context, 0, ElementFloat, y, names);
             return IntPtr.Zero;
         }
         catch (Exception e) { return ToStatus(e, null); }
@@ -245,6 +251,21 @@ internal static unsafe class TransposedConvOp
     {
         public TransposedConvAttributes Attributes { get; } = attributes;
         public string? Node { get; } = node;
+
+        // The last geometry, reused while X's shape repeats (the usual case): no geometry rebuild per call.
+        // Immutable and swapped as a whole, so concurrent Run calls on one session are safe.
+        private sealed record Cached(long[] XShape, ConvTransposeGeometry Geometry, long PackedLength);
+        private Cached? _last;
+
+        public (ConvTransposeGeometry Geometry, long PackedLength) GeometryFor(long[] xShape)
+        {
+            var last = Volatile.Read(ref _last);
+            if (last is not null && last.XShape.AsSpan().SequenceEqual(xShape)) return (last.Geometry, last.PackedLength);
+            var g = Attributes.Geometry(xShape);
+            var fresh = new Cached(xShape, g, DeconvKernel.PackedWeightLength(g));
+            Volatile.Write(ref _last, fresh);
+            return (fresh.Geometry, fresh.PackedLength);
+        }
     }
 
     /// <summary>Runs the kernel's work items on the session's intra-op pool (KernelContext_ParallelFor).</summary>

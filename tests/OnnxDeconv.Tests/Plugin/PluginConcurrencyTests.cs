@@ -63,6 +63,13 @@ public sealed class PluginConcurrencyTests
         model.Graph.Output[0] = ModelBuilder.ValueInfo("Y", TensorProto.Types.DataType.Float, null);
         var rewritten = ConvTransposeToPlugin.RewriteAll(model.Clone()).Model;
         Assert.Equal(0, PluginTestKit.Count(rewritten, Ops.ConvTranspose.OpType));
+        // Shape inference (InferOutputShapeFn) tells ORT Y's rank, channels and symbolic batch before any run.
+        using (var runner = new OrtRunner(rewritten, PluginTestKit.WithPlugin()))
+        {
+            var meta = runner.Session.OutputMetadata["Y"];
+            Assert.Equal([-1, 8, -1, -1], meta.Dimensions);
+            Assert.Equal("N", meta.SymbolicDimensions[0]);
+        }
         foreach (long[] dims in new[] { new long[] { 1, 16, 3, 7 }, [3, 16, 6, 5] })
         {
             var x = TensorValue.Float("X", dims, PluginTestKit.RandomFloats(new Random(3), dims.Aggregate(1L, (p, d) => p * d)));
