@@ -19,6 +19,13 @@ public static class OnnxDeconvSessionOptions
         return options;
     }
 
+    /// <summary>
+    /// The session-options hook a runner needs for <paramref name="model"/>: registers the plugin when the model uses it,
+    /// null otherwise (e.g. <c>new OrtRunOptions { Configure = OnnxDeconvSessionOptions.ConfigureFor(model) }</c>).
+    /// </summary>
+    public static Action<SessionOptions>? ConfigureFor(ModelProto model) =>
+        UsesPlugin(model) ? so => so.RegisterOnnxDeconv() : null;
+
     /// <summary>True when the model imports the plugin's domain or has a node in it (so a runner must register it).</summary>
     public static bool UsesPlugin(ModelProto model) =>
         model.OpsetImport.Any(o => o.Domain == TransposedConvSchema.Domain)

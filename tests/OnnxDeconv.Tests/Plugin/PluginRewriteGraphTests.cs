@@ -66,8 +66,11 @@ public sealed class PluginRewriteGraphTests
         Assert.DoesNotContain(rewritten.Graph.Initializer, t => t.Name == "W");
         Assert.Contains(rewritten.Graph.Initializer, t => t.Name == "B");
         Assert.Equal(2, PluginTestKit.Count(rewritten, Ops.TransposedConv.OpType));
+        Assert.False(OnnxDeconvSessionOptions.UsesPlugin(model));
+        Assert.Null(OnnxDeconvSessionOptions.ConfigureFor(model));
+        Assert.True(OnnxDeconvSessionOptions.UsesPlugin(rewritten));
         Assert.Single(rewritten.OpsetImport, o => o.Domain == Ops.TransposedConv.Domain);
-        var after = OrtRunner.RunOnce(rewritten, [x], PluginTestKit.WithPlugin());
+        var after = OrtRunner.RunOnce(rewritten, [x], new OrtRunOptions { Configure = OnnxDeconvSessionOptions.ConfigureFor(rewritten) });
         for (int i = 0; i < before.Count; i++) PluginTestKit.AssertClose(before[i].AsFloats(), after[i].AsFloats(), before[i].Name);
     }
 
