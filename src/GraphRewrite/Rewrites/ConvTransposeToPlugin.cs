@@ -78,9 +78,9 @@ public static class ConvTransposeToPlugin
         var wt = index.Constant(w);
         if (wt is null) { reason = $"weights '{w}' are not constant (graph input or computed): the plugin needs them packed offline"; return false; }
         if (wt.DataType != (int)DataType.Float) { reason = $"weights '{w}' are {(DataType)wt.DataType}; the plugin computes float32 only"; return false; }
-        if (index.Shape(x) is { } xs0 && index.ValueInfo(x)?.Type?.TensorType is { } xt && xt.ElemType != (int)DataType.Float)
+        if (index.ValueInfo(x)?.Type?.TensorType is { } xt && xt.ElemType != (int)DataType.Undefined && xt.ElemType != (int)DataType.Float)
         {
-            reason = $"input '{x}' is {(DataType)xt.ElemType} (rank {xs0.Length}); the plugin computes float32 only";
+            reason = $"input '{x}' is {(DataType)xt.ElemType}; the plugin computes float32 only";
             return false;
         }
         if (b is not null)

@@ -75,6 +75,20 @@ public sealed class PluginRewriteGraphTests
     }
 
     [Fact]
+    public void DoubleModel_IsLeftWithReason()
+    {
+        var mb = new ModelBuilder("f64");
+        mb.Input("X", [1, 3, 4], TensorProto.Types.DataType.Double);
+        var w = new TensorValue("W", TensorProto.Types.DataType.Double, [3, 2, 3], new double[18]).ToProto();
+        mb.Graph.Initializer.Add(w);
+        mb.Node(Ops.ConvTranspose.OpType, ["X", "W"], ConvTransposeNode.ToAttributes(Attrs), output: "Y");
+        mb.Output("Y", null, TensorProto.Types.DataType.Double);
+        var model = mb.Build();
+        Assert.False(ConvTransposeToPlugin.TryRewrite(model, model.Graph.Node[0], out var report));
+        Assert.Contains("float32", report.Reason);
+    }
+
+    [Fact]
     public void OutputShapeWithDynamicInput_IsLeftWithReason()
     {
         var mb = new ModelBuilder("dyn");
