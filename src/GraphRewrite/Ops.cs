@@ -93,6 +93,27 @@ public static class Ops
         public const string Ends = "ends";
         public const string Axes = "axes";
     }
+    /// <summary>The OnnxDeconv custom op (names defined once, in OnnxDeconv.Plugin.TransposedConvSchema).</summary>
+    public static class TransposedConv
+    {
+        public const string Domain = OnnxDeconv.Plugin.TransposedConvSchema.Domain;
+        public const string OpType = OnnxDeconv.Plugin.TransposedConvSchema.OpType;
+        public const int Version = OnnxDeconv.Plugin.TransposedConvSchema.Version;
+        public const string KernelShape = OnnxDeconv.Plugin.TransposedConvSchema.KernelShape;
+        public const string Strides = OnnxDeconv.Plugin.TransposedConvSchema.Strides;
+        public const string Dilations = OnnxDeconv.Plugin.TransposedConvSchema.Dilations;
+        public const string Pads = OnnxDeconv.Plugin.TransposedConvSchema.Pads;
+        public const string OutputPadding = OnnxDeconv.Plugin.TransposedConvSchema.OutputPadding;
+        public const string Group = OnnxDeconv.Plugin.TransposedConvSchema.Group;
+        public const string InChannels = OnnxDeconv.Plugin.TransposedConvSchema.InChannels;
+        public const string OutChannels = OnnxDeconv.Plugin.TransposedConvSchema.OutChannels;
+        public const string Activation = OnnxDeconv.Plugin.TransposedConvSchema.Activation;
+        public const string Alpha = OnnxDeconv.Plugin.TransposedConvSchema.Alpha;
+        public const string ClipMin = OnnxDeconv.Plugin.TransposedConvSchema.ClipMin;
+        public const string ClipMax = OnnxDeconv.Plugin.TransposedConvSchema.ClipMax;
+        public const string PackingFormat = OnnxDeconv.Plugin.TransposedConvSchema.PackingFormatAttribute;
+        public const string OutputShape = OnnxDeconv.Plugin.TransposedConvSchema.OutputShape;
+    }
     public static class Pad { public const string OpType = "Pad"; public const string Mode = "mode"; }
     public static class Reshape { public const string OpType = "Reshape"; }
     public static class Shape { public const string OpType = "Shape"; }

@@ -1,0 +1,74 @@
+using System.Runtime.InteropServices;
+
+namespace OnnxDeconv.Plugin;
+
+/// <summary>
+/// Registers the <c>ai.onnxdeconv</c> custom-op domain on an ONNX Runtime <c>OrtSessionOptions*</c>.
+/// In a .NET host use <c>sessionOptions.RegisterOnnxDeconv()</c> (OnnxDeconv.GraphRewrite.Runtime), which calls
+/// <see cref="RegisterInProcess"/>; every other host loads libonnxdeconv.so, whose exported
+/// <c>RegisterCustomOps</c> lands in <see cref="Register"/>.
+/// The op struct and the domain are created once per process and reused by every session: ONNX Runtime keeps
+/// their pointers, so they are never freed.
+/// </summary>
+public static unsafe class OnnxDeconvPlugin
+{
+    private static readonly Lock Gate = new();
+    private static OrtApi? _api;
+    private static IntPtr _domain;
+
+    [DllImport("onnxruntime", EntryPoint = "OrtGetApiBase")]
+    private static extern IntPtr OrtGetApiBase();
+
+    /// <summary>
+    /// Registers the op on <paramref name="sessionOptions"/> (an <c>OrtSessionOptions*</c>, e.g.
+    /// <c>SessionOptions.DangerousGetHandle()</c>) using the onnxruntime library already loaded in this process.
+    /// Throws <see cref="InvalidOperationException"/> with ONNX Runtime's message on failure.
+    /// </summary>
+    public static void RegisterInProcess(IntPtr sessionOptions)
+    {
+        if (sessionOptions == IntPtr.Zero) throw new ArgumentNullException(nameof(sessionOptions));
+        try { RegisterCore(sessionOptions, OrtGetApiBase()); }
+        catch (OrtCallException e) { throw new InvalidOperationException($"registering {TransposedConvSchema.Domain}: {e.Message}", e); }
+    }
+
+    /// <summary>The native entry's body: returns null (success) or an OrtStatus*; never throws.</summary>
+    internal static IntPtr Register(IntPtr sessionOptions, IntPtr apiBase)
+    {
+        try
+        {
+            RegisterCore(sessionOptions, apiBase);
+            return IntPtr.Zero;
+        }
+        catch (Exception e)
+        {
+            try
+            {
+                var api = _api ?? OrtApi.FromBase(apiBase);
+                return api.CreateStatus(OrtErrorCode.Fail, $"{TransposedConvSchema.Domain}: registration failed: {e.Message}");
+            }
+            catch { return IntPtr.Zero; }
+        }
+    }
+
+    private static void RegisterCore(IntPtr sessionOptions, IntPtr apiBase)
+    {
+        if (sessionOptions == IntPtr.Zero) throw new OrtCallException(OrtErrorCode.InvalidArgument, "OrtSessionOptions pointer is null");
+        IntPtr domain;
+        OrtApi api;
+        lock (Gate)
+        {
+            if (_api is null)
+            {
+                api = OrtApi.FromBase(apiBase);
+                IntPtr op = TransposedConvOp.Create(api);
+                IntPtr d = api.CreateCustomOpDomain(TransposedConvSchema.Domain);
+                api.CustomOpDomainAdd(d, op);
+                _domain = d;
+                _api = api;
+            }
+            domain = _domain;
+            api = _api;
+        }
+        api.AddCustomOpDomain(sessionOptions, domain);
+    }
+}
