@@ -31,7 +31,14 @@ public static class InputFreezer
             if (existing is not null) graph.Initializer.Remove(existing);
             graph.Initializer.Add(v.ToProto(v.Name));
         }
-        if (frozen.IrVersion < MinIrVersionForPureInitializers) frozen.IrVersion = MinIrVersionForPureInitializers;
+        if (frozen.IrVersion < MinIrVersionForPureInitializers)
+        {
+            // Before IR 4 every initializer is listed as a graph input and is still a constant. Raising the IR version
+            // would make those inputs overridable (no longer constant), so they stop being inputs: same meaning as before.
+            var inits = graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+            foreach (var i in graph.Input.Where(i => inits.Contains(i.Name)).ToList()) graph.Input.Remove(i);
+            frozen.IrVersion = MinIrVersionForPureInitializers;
+        }
         return frozen;
     }
 

@@ -20,9 +20,18 @@ public static class Optimizer
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Target != Target.Portable)
-            throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable}");
         if (model.Graph is null) throw new ArgumentException("model has no graph", nameof(model));
+        switch (options.Target)
+        {
+            case Target.Portable: break;
+            case Target.Plugin:
+            {
+                var rewritten = ConvTransposeToPlugin.RewriteAll(model.Clone());
+                return rewritten.Changed ? rewritten : new OptimizeResult(model.Clone(), rewritten.Nodes);
+            }
+            default:
+                throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable} or {Target.Plugin}");
+        }
 
         var result = model.Clone();
         var reports = new List<NodeReport>();

@@ -236,15 +236,27 @@ internal static unsafe class TransposedConvOp
             y[1] = cout.Value;
             for (int i = 0; i < r; i++)
                 y[i + 2] = x[i + 2] < 0 ? -1 : s[i] * (x[i + 2] - 1) + opad[i] + d[i] * (k[i] - 1) + 1 - p[i] - p[i + r];
-            // The batch keeps X's symbolic name; a spatial output of a symbolic input is left unknown.
+            // Unknown dims must get names: ONNX Runtime's memory planner treats two unnamed unknown dims as equal and
+            // reuses buffers of different real sizes (seen on a VAE decoder with dynamic H/W). The batch keeps X's name;
+            // a spatial dim is named after X's dim and the attributes (same formula on the same dim = same size, which
+            // is true), or gets a process-unique name when X's dim has none.
             var names = new string[r + 2];
             Array.Fill(names, "");
-            if (x[0] < 0) names[0] = xNames[0];
+            if (x[0] < 0) names[0] = xNames[0].Length > 0 ? xNames[0] : UniqueDimName();
+            for (int i = 0; i < r; i++)
+                if (x[i + 2] < 0)
+                    names[i + 2] = xNames[i + 2].Length > 0
+                        ? $"{xNames[i + 2]}*{s[i]}+{opad[i] + d[i] * (k[i] - 1) + 1 - s[i] - p[i] - p[i + r]}"
+                        : UniqueDimName();
             api.ShapeInferSetOutput(context, 0, ElementFloat, y, names);
             return IntPtr.Zero;
         }
         catch (Exception e) { return ToStatus(e, null); }
     }
+
+    private static long _unknownDims;
+
+    private static string UniqueDimName() => $"onnxdeconv_dim_{Interlocked.Increment(ref _unknownDims)}";
 
     /// <summary>Per-node state behind the opaque kernel pointer (a GCHandle).</summary>
     private sealed class KernelState(TransposedConvAttributes attributes, string? node)

@@ -78,6 +78,28 @@ public class BackendTestRunnerTests
     }
 
     [Fact]
+    public void Freeze_OldIrVersion_KeepsExistingInitializersConstant()
+    {
+        // IR 3 (old PyTorch export): W and B are initializers that are also listed as graph inputs, i.e. constants.
+        var m = ModelIO.Load(Path.Combine(RepoPaths.Conformance, "test_ConvTranspose2d", "model.onnx"));
+        Assert.True(m.IrVersion < InputFreezer.MinIrVersionForPureInitializers);
+        var inits = m.Graph.Initializer.Select(t => t.Name).ToList();
+        Assert.NotEmpty(inits);
+        Assert.All(inits, n => Assert.Contains(m.Graph.Input, i => i.Name == n));
+
+        var frozen = InputFreezer.Freeze(m, []);
+        var index = new OnnxDeconv.GraphRewrite.Graph.GraphIndex(frozen);
+        Assert.All(inits, n => Assert.True(index.IsConstant(n), $"{n} must stay constant after the IR version is raised"));
+        Assert.Equal(InputFreezer.RuntimeInputs(m), frozen.Graph.Input.Select(i => i.Name));
+
+        // Negative: a model already at IR >= 4 keeps an initializer that is also an input overridable.
+        var modern = m.Clone();
+        modern.IrVersion = 8;
+        var kept = InputFreezer.Freeze(modern, []);
+        Assert.Equal(modern.Graph.Input.Count, kept.Graph.Input.Count);
+    }
+
+    [Fact]
     public void Run_BrokenRewrite_FailsAndSaysWhere()
     {
         var r = BackendTestRunner.Run(Case("test_ConvTranspose2d"), new BackendTestOptions

@@ -1,6 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Pipeline;
+using OnnxDeconv.GraphRewrite.Runtime;
 
 namespace OnnxDeconv.Cli.Verification;
 
@@ -16,8 +17,13 @@ internal static class CliHooks
     public static Func<ModelProto, OptimizeOptions, OptimizeResult> Optimizer =>
         OptimizerOverride.Value ?? GraphRewrite.Pipeline.Optimizer.Run;
 
-    /// <summary>Session configuration used for verification and test runs (e.g. custom-op registration); null = none.</summary>
-    public static Action<SessionOptions>? ConfigureSession => ConfigureOverride.Value;
+    /// <summary>
+    /// Session configuration used for verification and test runs. By default the OnnxDeconv custom op is registered
+    /// in-process, so models rewritten with --target plugin run (registration is harmless for models that do not use it).
+    /// </summary>
+    public static Action<SessionOptions>? ConfigureSession => ConfigureOverride.Value ?? RegisterPlugin;
+
+    private static readonly Action<SessionOptions> RegisterPlugin = so => so.RegisterOnnxDeconv();
 
     public static IDisposable Override(Func<ModelProto, OptimizeOptions, OptimizeResult>? optimizer = null, Action<SessionOptions>? configure = null)
     {
