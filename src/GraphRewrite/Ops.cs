@@ -70,6 +70,8 @@ public static class Ops
         public const string OpType = "BatchNormalization";
         public const string Epsilon = "epsilon";
         public const string Momentum = "momentum";
+        public const string TrainingMode = "training_mode";
+        public const string Spatial = "spatial";
     }
 
     public static class LeakyRelu
@@ -114,8 +116,8 @@ public static class Ops
         public const string PackingFormat = OnnxDeconv.Plugin.TransposedConvSchema.PackingFormatAttribute;
         public const string OutputShape = OnnxDeconv.Plugin.TransposedConvSchema.OutputShape;
     }
-    public static class Pad { public const string OpType = "Pad"; public const string Mode = "mode"; }
-    public static class Reshape { public const string OpType = "Reshape"; }
+    public static class Pad { public const string OpType = "Pad"; public const string Mode = "mode"; public const string Pads = "pads"; public const string Value = "value"; }
+    public static class Reshape { public const string OpType = "Reshape"; public const string AllowZero = "allowzero"; }
     public static class Shape { public const string OpType = "Shape"; }
     public static class Gather { public const string OpType = "Gather"; public const string Axis = "axis"; }
     public static class Mul { public const string OpType = "Mul"; }
@@ -136,6 +138,7 @@ public static class Ops
     public static class Tanh { public const string OpType = "Tanh"; }
     public static class Add { public const string OpType = "Add"; }
     public static class Identity { public const string OpType = "Identity"; }
+    public static class ConstantOfShape { public const string OpType = "ConstantOfShape"; public const string Value = "value"; }
 
     /// <summary>Attribute values (not names) that models spell: Resize modes, Pad mode.</summary>
     public static class Values
@@ -144,5 +147,7 @@ public static class Ops
         public const string Asymmetric = "asymmetric";
         public const string Floor = "floor";
         public const string Constant = "constant";
+        public const string NotSet = "NOTSET";
+        public const string Valid = "VALID";
     }
 }

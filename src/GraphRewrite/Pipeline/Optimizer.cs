@@ -21,19 +21,22 @@ public static class Optimizer
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         if (model.Graph is null) throw new ArgumentException("model has no graph", nameof(model));
+        if (options.Target is not (Target.Portable or Target.Plugin))
+            throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable} or {Target.Plugin}");
+        var result = model.Clone();
+        // Patterns that become a ConvTranspose (and folds into one) run first; the ConvTranspose lowerings then take them.
+        var sources = ZeroInsertConvToConvTranspose.RewriteAll(result).Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result)).ToList();
         switch (options.Target)
         {
             case Target.Portable: break;
             case Target.Plugin:
             {
-                var rewritten = ConvTransposeToPlugin.RewriteAll(model.Clone());
-                return rewritten.Changed ? rewritten : new OptimizeResult(model.Clone(), rewritten.Nodes);
+                var rewritten = ConvTransposeToPlugin.RewriteAll(result);
+                var merged = ZeroInsertConvToConvTranspose.MergeReports(sources, rewritten.Nodes);
+                return new OptimizeResult(merged.Any(r => r.Rewritten) ? result : model.Clone(), merged);
             }
-            default:
-                throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable} or {Target.Plugin}");
         }
 
-        var result = model.Clone();
         var reports = new List<NodeReport>();
         var candidates = result.Graph.Node.Where(n => n.OpType == Ops.ConvTranspose.OpType).ToList();
         // Shapes of values without value_info, for the MAC columns only (rewrites are shape-agnostic there).
@@ -58,6 +61,7 @@ public static class Optimizer
                 MacsAfter = lowered.Choice.Macs,
             });
         }
-        return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
+        var all = ZeroInsertConvToConvTranspose.MergeReports(sources, reports);
+        return new OptimizeResult(all.Any(r => r.Rewritten) ? result : model.Clone(), all);
     }
 }

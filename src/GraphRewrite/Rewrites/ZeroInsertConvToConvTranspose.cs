@@ -1,0 +1,191 @@
+using OnnxDeconv.Geometry;
+using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Patterns;
+using OnnxDeconv.GraphRewrite.Pipeline;
+
+namespace OnnxDeconv.GraphRewrite.Rewrites;
+
+/// <summary>The ConvTranspose equivalent of a zero-insertion + Conv pattern: attributes and flipped, transposed weights.</summary>
+public sealed record DerivedConvTranspose(ConvTransposeAttributes Attributes, long[] WeightShape, float[] Weights, string Note);
+
+/// <summary>
+/// A rewrite that ran before the ConvTranspose lowerings and the ConvTranspose node it produced or changed
+/// (Attributes.Describe of it, as the lowering reports name it); null when nothing was produced.
+/// </summary>
+public sealed record SourceRewrite(NodeReport Report, string? ConvTransposeNode);
+
+/// <summary>
+/// Replaces zero insertion + Conv by one ConvTranspose that the ConvTranspose lowerings (portable, plugin) then handle.
+/// <code>
+/// Before:  x -> [interleave with zeros, stride s] -> [Pad] -> Conv(w, pads, group, [b]) -> y
+/// After:   x -> ConvTranspose(W', strides s, pads, [output_padding], group, [b]) -> y
+/// </code>
+/// Per axis, with P / R the total zero padding before / after the standard stuffed length s*I (each pixel then s-1
+/// zeros): y[o] = sum_k u[o-P+k] w[k] keeps the taps with o-P+k = i*s, which is ConvTranspose with
+/// W'[k'] = w[K-1-k'], begin pad K-1-P and end pad K-s-R (both output lengths are s*I+P+R-K+1). A negative end pad
+/// up to s-1 becomes output_padding; beyond that, or a negative begin pad, the kernel is extended with zero taps (exact:
+/// those taps only ever meet positions the Conv read as padding).
+/// </summary>
+public static class ZeroInsertConvToConvTranspose
+{
+    public const string PatternName = "ZeroInsertion+Conv";
+
+    /// <summary>The ConvTranspose (attributes, weights [Cin, Cout/group, k'...]) equal to the matched pattern.</summary>
+    public static DerivedConvTranspose Derive(ZeroInsertionMatch m)
+    {
+        int r = m.Kernel.Length;
+        long[] s = m.Strides, k = m.Kernel;
+        var front = new long[r];
+        var back = new long[r];
+        var pads = new long[2 * r];
+        var outPad = new long[r];
+        for (int j = 0; j < r; j++)
+        {
+            long begin = k[j] - 1 - m.PadBegin[j];
+            front[j] = Math.Max(0, -begin);
+            pads[j] = begin + front[j];
+            long end = k[j] - s[j] - m.PadEnd[j];
+            if (end >= 0) pads[r + j] = end;
+            else
+            {
+                outPad[j] = Math.Min(-end, s[j] - 1);
+                back[j] = -end - outPad[j];
+            }
+        }
+        var k2 = new long[r];
+        for (int j = 0; j < r; j++) k2[j] = k[j] + front[j] + back[j];
+
+        long g = m.Group, cog = m.OutChannels / g, cig = m.InChannels / g;
+        long taps = k.Aggregate(1L, (a, b) => a * b), taps2 = k2.Aggregate(1L, (a, b) => a * b);
+        var wt = new float[checked(m.InChannels * cog * taps2)];
+        var idx = new long[r];
+        for (long gi = 0; gi < g; gi++)
+        for (long oc = 0; oc < cog; oc++)
+        for (long ic = 0; ic < cig; ic++)
+        {
+            long src = ((gi * cog + oc) * cig + ic) * taps;
+            long dst = ((gi * cig + ic) * cog + oc) * taps2;
+            for (long t = 0; t < taps; t++)
+            {
+                // Source tap t -> per-axis index; destination index = front + (K-1-index) (the flip).
+                long rem = t;
+                for (int j = r - 1; j >= 0; j--) { idx[j] = rem % k[j]; rem /= k[j]; }
+                long d = 0;
+                for (int j = 0; j < r; j++) d = d * k2[j] + front[j] + (k[j] - 1 - idx[j]);
+                wt[dst + d] = m.ConvWeights[src + t];
+            }
+        }
+        var attrs = new ConvTransposeAttributes
+        {
+            KernelShape = k2,
+            Strides = s,
+            Pads = pads,
+            OutputPadding = outPad.Any(v => v != 0) ? outPad : null,
+            Group = g,
+        };
+        string note = front.Concat(back).Any(v => v != 0)
+            ? $"kernel extended by zero taps [{string.Join(",", front)}] before / [{string.Join(",", back)}] after"
+            : "flipped kernel";
+        return new DerivedConvTranspose(attrs, [m.InChannels, cog, .. k2], wt, note);
+    }
+
+    /// <summary>Rewrites every matching Conv of the main graph in place; reports the patterns found (rewritten or not).</summary>
+    public static IReadOnlyList<SourceRewrite> RewriteAll(ModelProto model)
+    {
+        var reports = new List<SourceRewrite>();
+        foreach (var conv in model.Graph.Node.Where(ZeroInsertion.IsConv).ToList())
+        {
+            var index = new GraphIndex(model); // rebuilt per node: earlier rewrites changed the graph
+            if (!model.Graph.Node.Contains(conv)) continue;
+            if (!ZeroInsertion.TryMatch(index, conv, out var match, out var reason) || match is null)
+            {
+                if (ZeroInsertion.LooksLikeZeroInsertion(index, conv))
+                    reports.Add(new SourceRewrite(new NodeReport { Node = Attributes.Describe(conv), Pattern = PatternName, Rewritten = false, Reason = reason }, null));
+                continue;
+            }
+            reports.Add(Apply(model, match));
+        }
+        return reports;
+    }
+
+    /// <summary>Replaces the matched pattern by the derived ConvTranspose (named like the Conv); drops what became unused.</summary>
+    public static SourceRewrite Apply(ModelProto model, ZeroInsertionMatch match)
+    {
+        var derived = Derive(match);
+        var ctx = new RewriteContext(model.Graph);
+        var conv = match.Conv;
+        string wName = ctx.UniqueName($"{match.WeightName}_convtranspose");
+        model.Graph.Initializer.Add(Tensors.FromFloats(wName, derived.WeightShape, derived.Weights));
+        var node = new NodeProto
+        {
+            OpType = Ops.ConvTranspose.OpType,
+            Domain = Ops.DefaultDomain,
+            Name = string.IsNullOrEmpty(conv.Name) ? ctx.UniqueName($"{Ops.ConvTranspose.OpType}_{conv.Output[0]}") : conv.Name,
+        };
+        node.Input.Add(match.Input);
+        node.Input.Add(wName);
+        if (match.BiasName is not null) node.Input.Add(match.BiasName);
+        node.Output.Add(conv.Output[0]);
+        node.Attribute.AddRange(ConvTransposeNode.ToAttributes(derived.Attributes));
+
+        string original = Attributes.Describe(conv);
+        ctx.ReplaceNode(conv, [node]);
+        var dropped = new List<string> { match.WeightName };
+        foreach (var n in match.Nodes)
+        {
+            model.Graph.Node.Remove(n);
+            dropped.AddRange(n.Input.Skip(1));
+            foreach (var o in n.Output)
+                foreach (var vi in model.Graph.ValueInfo.Where(v => v.Name == o).ToList()) model.Graph.ValueInfo.Remove(vi);
+        }
+        // Zero constants may feed a Concat as input 0 too; the data input x is never a constant here.
+        foreach (var n in match.Nodes) dropped.AddRange(n.Input.Take(1).Where(i => i != match.Input));
+        foreach (var v in dropped.Distinct()) ctx.RemoveIfUnused(v);
+
+        var a = derived.Attributes;
+        var report = new NodeReport
+        {
+            Node = original,
+            Pattern = PatternName,
+            Rewritten = true,
+            Lowering = $"{match.Style} -> ConvTranspose(strides [{string.Join(",", a.Strides!)}], pads [{string.Join(",", a.Pads!)}]"
+                       + (a.OutputPadding is null ? "" : $", output_padding [{string.Join(",", a.OutputPadding)}]") + $", {derived.Note})",
+            MacsBefore = match.ConvMacs,
+        };
+        return new SourceRewrite(report, Attributes.Describe(node));
+    }
+
+    /// <summary>
+    /// Folds the source rewrites' reports into the ConvTranspose lowerings' reports: one line per original pattern,
+    /// naming the whole chain (e.g. ZeroInsertion+Conv+BatchNormalization+Relu) with the MACs before the first rewrite.
+    /// </summary>
+    public static IReadOnlyList<NodeReport> MergeReports(IReadOnlyList<SourceRewrite> sources, IReadOnlyList<NodeReport> lowered)
+    {
+        var result = new List<NodeReport>();
+        foreach (var s in sources.Where(s => s.ConvTransposeNode is null)) result.Add(s.Report);
+        foreach (var r in lowered)
+        {
+            var mine = sources.Where(s => s.ConvTransposeNode == r.Node).Select(s => s.Report).ToList();
+            if (mine.Count == 0) { result.Add(r); continue; }
+            var head = mine[0];
+            string pattern = head.Pattern;
+            foreach (var extra in mine.Skip(1)) pattern += extra.Pattern[extra.Pattern.IndexOf('+')..];
+            // The lowering's own pattern may add a fused activation ("ConvTranspose+Relu").
+            if (r.Pattern.StartsWith(Ops.ConvTranspose.OpType + "+", StringComparison.Ordinal))
+                pattern += r.Pattern[Ops.ConvTranspose.OpType.Length..];
+            string steps = string.Join("; ", mine.Select(m => m.Lowering));
+            result.Add(new NodeReport
+            {
+                Node = head.Node,
+                Pattern = pattern,
+                Rewritten = true,
+                Lowering = r.Rewritten ? $"{steps}; {r.Lowering}" : $"{steps}; ConvTranspose kept ({r.Reason})",
+                MacsBefore = head.MacsBefore > 0 ? head.MacsBefore : r.MacsBefore,
+                MacsAfter = r.Rewritten ? r.MacsAfter : r.MacsBefore,
+            });
+        }
+        return result;
+    }
+}
