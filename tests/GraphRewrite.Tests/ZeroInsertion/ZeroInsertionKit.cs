@@ -73,12 +73,13 @@ internal static class ZeroInsertionKit
     }
 
     /// <summary>Builds x -> interleave -> [Pad] -> Conv -> y (opset 17) with seeded weights; pattern nodes are named "zi_*".</summary>
-    public static ModelProto Build(ZeroInsertionConfig c, long opset = 17)
+    /// <param name="dynamicBatch">declare x's batch dim symbolic (the reshape targets copy it with 0 or infer it with -1).</param>
+    public static ModelProto Build(ZeroInsertionConfig c, long opset = 17, bool dynamicBatch = false)
     {
         var rng = new Random(c.Seed * 7919 + 1);
         int r = c.Rank, er = 2 + 2 * r;
-        var mb = new ModelBuilder("zero_insertion", opset, irVersion: 8);
-        mb.Input("x", [c.N, c.Cin, .. c.I]);
+        var mb = new ModelBuilder("zero_insertion", opset, irVersion: opset >= 13 ? 8 : 6);
+        mb.Input("x", [dynamicBatch ? -1 : c.N, c.Cin, .. c.I]);
         var dims = new List<long> { c.N, c.Cin };
         foreach (var v in c.I) { dims.Add(v); dims.Add(1); }
         var unitAxes = Enumerable.Range(0, r).Select(j => (long)(3 + 2 * j)).ToArray();
@@ -92,12 +93,16 @@ internal static class ZeroInsertionKit
             cur = mb.Node(Ops.Reshape.OpType, ["x", mb.InitializerInt64("zi_shape1", [er], t1)], name: "zi_reshape1");
             var pads = new long[2 * er];
             for (int j = 0; j < r; j++) { pads[3 + 2 * j] = c.Before[j]; pads[er + 3 + 2 * j] = c.S[j] - 1 - c.Before[j]; }
-            cur = mb.Node(Ops.Pad.OpType, [cur, mb.InitializerInt64("zi_pads", [2 * er], pads), mb.Initializer("zi_value", [], [0f])],
-                [Attributes.String(Ops.Pad.Mode, Ops.Values.Constant)], name: "zi_pad");
+            cur = opset < 11
+                ? mb.Node(Ops.Pad.OpType, [cur], [Attributes.String(Ops.Pad.Mode, Ops.Values.Constant), Attributes.Ints(Ops.Pad.Pads, pads), Attributes.Float(Ops.Pad.Value, 0f)], name: "zi_pad")
+                : mb.Node(Ops.Pad.OpType, [cur, mb.InitializerInt64("zi_pads", [2 * er], pads), mb.Initializer("zi_value", [], [0f])],
+                    [Attributes.String(Ops.Pad.Mode, Ops.Values.Constant)], name: "zi_pad");
         }
         else
         {
-            cur = mb.Node(Ops.Unsqueeze.OpType, ["x", mb.InitializerInt64("zi_axes", [r], unitAxes)], name: "zi_unsqueeze");
+            cur = opset < 13
+                ? mb.Node(Ops.Unsqueeze.OpType, ["x"], [Attributes.Ints(Ops.Unsqueeze.Axes, unitAxes)], name: "zi_unsqueeze")
+                : mb.Node(Ops.Unsqueeze.OpType, ["x", mb.InitializerInt64("zi_axes", [r], unitAxes)], name: "zi_unsqueeze");
             for (int j = r - 1; j >= 0; j--)
             {
                 int axis = 3 + 2 * j;
@@ -124,7 +129,9 @@ internal static class ZeroInsertionKit
         {
             var pads = new long[2 * (2 + r)];
             for (int j = 0; j < r; j++) { pads[2 + j] = ep[j]; pads[2 + r + 2 + j] = ep[r + j]; }
-            cur = mb.Node(Ops.Pad.OpType, [cur, mb.InitializerInt64("zi_pads2", [pads.Length], pads)], name: "zi_pad2");
+            cur = opset < 11
+                ? mb.Node(Ops.Pad.OpType, [cur], [Attributes.Ints(Ops.Pad.Pads, pads)], name: "zi_pad2")
+                : mb.Node(Ops.Pad.OpType, [cur, mb.InitializerInt64("zi_pads2", [pads.Length], pads)], name: "zi_pad2");
         }
         long[] wShape = [c.Cout, c.Cin / c.Group, .. c.K];
         var inputsConv = new List<string> { cur, mb.Initializer("w", wShape, RandomFloats(rng, wShape.Aggregate(1L, (a, b) => a * b))) };
@@ -143,10 +150,11 @@ internal static class ZeroInsertionKit
         return mb.Initializer(name, d, new float[d.Aggregate(1L, (a, b) => a * b)]);
     }
 
-    public static TensorValue Input(ModelProto model, int seed)
+    /// <summary>Seeded input for x; a symbolic dim takes <paramref name="dynamicDim"/>.</summary>
+    public static TensorValue Input(ModelProto model, int seed, long dynamicDim = 2)
     {
         var x = model.Graph.Input[0];
-        long[] dims = x.Type.TensorType.Shape.Dim.Select(d => d.DimValue).ToArray();
+        long[] dims = x.Type.TensorType.Shape.Dim.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : dynamicDim).ToArray();
         return TensorValue.Float(x.Name, dims, RandomFloats(new Random(seed), dims.Aggregate(1L, (a, b) => a * b)));
     }
 
