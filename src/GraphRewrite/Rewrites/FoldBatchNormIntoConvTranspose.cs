@@ -125,9 +125,10 @@ public static class FoldBatchNormIntoConvTranspose
     public static IReadOnlyList<SourceRewrite> RewriteAll(ModelProto model)
     {
         var reports = new List<SourceRewrite>();
+        GraphIndex? index = null;
         foreach (var ct in model.Graph.Node.Where(ConvTransposeNode.Is).ToList())
         {
-            var index = new GraphIndex(model);
+            index ??= new GraphIndex(model); // rebuilt only after a fold changed the graph
             var bn = FollowingBatchNorm(index, ct);
             if (bn is null) continue;
             if (!TryMatch(index, ct, out var match, out var reason) || match is null)
@@ -136,6 +137,7 @@ public static class FoldBatchNormIntoConvTranspose
                 continue;
             }
             reports.Add(Apply(model, match));
+            index = null;
         }
         return reports;
     }

@@ -95,9 +95,10 @@ public static class ZeroInsertConvToConvTranspose
     public static IReadOnlyList<SourceRewrite> RewriteAll(ModelProto model)
     {
         var reports = new List<SourceRewrite>();
+        GraphIndex? index = null;
         foreach (var conv in model.Graph.Node.Where(ZeroInsertion.IsConv).ToList())
         {
-            var index = new GraphIndex(model); // rebuilt per node: earlier rewrites changed the graph
+            index ??= new GraphIndex(model); // rebuilt only after a rewrite changed the graph
             if (!model.Graph.Node.Contains(conv)) continue;
             if (!ZeroInsertion.TryMatch(index, conv, out var match, out var reason) || match is null)
             {
@@ -106,6 +107,7 @@ public static class ZeroInsertConvToConvTranspose
                 continue;
             }
             reports.Add(Apply(model, match));
+            index = null;
         }
         return reports;
     }

@@ -30,7 +30,7 @@ public class ZeroInsertionRewriteTests
     public void RandomZeroInsertionConfigs_RewrittenZeroFree_MatchOriginalInOnnxRuntime(Target target)
     {
         // float32 tolerance |a-b| <= 1e-5 + 1e-4*|b| (ORT_DISABLE_ALL on both sides).
-        int lowered = 0;
+        int lowered = 0, withOutputPadding = 0, extended = 0;
         var styles = new HashSet<string>();
         for (int seed = 1; seed <= SweepCount; seed++)
         {
@@ -42,6 +42,8 @@ public class ZeroInsertionRewriteTests
             Assert.StartsWith(ZeroInsertConvToConvTranspose.PatternName, report.Pattern);
             if (!report.Lowering!.Contains("ConvTranspose kept", StringComparison.Ordinal)) lowered++;
             styles.Add(report.Lowering.Split(' ')[0]);
+            if (report.Lowering.Contains("output_padding", StringComparison.Ordinal)) withOutputPadding++;
+            if (report.Lowering.Contains("zero taps", StringComparison.Ordinal)) extended++;
             AssertNoZeroInsertionLeft(result.Model, cfg.ToString());
             AssertSameOutputs(model, result.Model, [Input(model, seed)], cfg.ToString());
         }
@@ -49,6 +51,8 @@ public class ZeroInsertionRewriteTests
         Assert.Contains(styles, s => s.StartsWith("Reshape/Pad/Reshape", StringComparison.Ordinal));
         Assert.Contains(styles, s => s.StartsWith("Unsqueeze/Concat/Reshape", StringComparison.Ordinal));
         Assert.True(lowered >= SweepCount * 3 / 4, $"only {lowered} of {SweepCount} lowered past ConvTranspose");
+        // The derivation's edge cases were hit: negative end pads as output_padding, and kernels extended by zero taps.
+        Assert.True(withOutputPadding > 0 && extended > 0, $"output_padding in {withOutputPadding}, zero taps in {extended} configs");
     }
 
     [Fact]
