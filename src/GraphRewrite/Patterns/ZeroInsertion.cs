@@ -185,12 +185,14 @@ public static class ZeroInsertion
                 + string.Join("+", steps.Select(s => s.OpType).Distinct()) + "/Reshape" + style;
 
         // Dimensions: N and spatial from x's static shape where known, C from the weights.
+        // A Reshape accepts any input rank, so the interleave is only confirmed against a declared shape (rank at least).
         long[]? xs = index.Shape(x);
-        if (xs is not null && xs.Length != 2 + r) return $"'{x}' has rank {xs.Length}; the Conv is {r}D";
-        if (xs is not null && xs[1] > 0 && xs[1] != cin) return $"'{x}' has {xs[1]} channels; the Conv expects {cin}";
-        var n0 = new Dim(xs?[0] ?? -1, 0);
+        if (xs is null) return $"'{x}' has no declared shape (value_info); run ONNX shape inference so the interleave can be confirmed";
+        if (xs.Length != 2 + r) return $"'{x}' has rank {xs.Length}; the Conv is {r}D";
+        if (xs[1] > 0 && xs[1] != cin) return $"'{x}' has {xs[1]} channels; the Conv expects {cin}";
+        var n0 = new Dim(xs[0], 0);
         var c0 = new Dim(cin, 1);
-        var sp = Enumerable.Range(0, r).Select(j => new Dim(xs?[2 + j] ?? -1, 2 + j)).ToArray();
+        var sp = Enumerable.Range(0, r).Select(j => new Dim(xs[2 + j], 2 + j)).ToArray();
         var xDims = new[] { n0, c0 }.Concat(sp).ToArray();
         var expandedDims = new List<Dim> { n0, c0 };
         foreach (var d in sp) { expandedDims.Add(d); expandedDims.Add(Dim.One); }

@@ -140,6 +140,25 @@ public class ZeroInsertionRewriteTests
         Assert.Contains("does not give", AssertUntouched(model, Target.Portable, ZeroInsertConvToConvTranspose.PatternName).Reason);
     }
 
+    [Fact]
+    public void StuffedTensorWithoutDeclaredShape_LeftAlone_UntilShapeIsDeclared()
+    {
+        // x computed by a Relu with no value_info: a Reshape accepts any rank, so the interleave cannot be confirmed.
+        var cfg = Random(42);
+        var model = Build(cfg);
+        var relu = new NodeProto { OpType = Ops.Relu.OpType, Name = "pre", Input = { "x" }, Output = { "x_act" } };
+        model.Graph.Node.Insert(0, relu);
+        foreach (var n in model.Graph.Node.Skip(1))
+            for (int i = 0; i < n.Input.Count; i++)
+                if (n.Input[i] == "x") n.Input[i] = "x_act";
+        Assert.Contains("no declared shape", AssertUntouched(model, Target.Portable, ZeroInsertConvToConvTranspose.PatternName).Reason);
+
+        model.Graph.ValueInfo.Add(ModelBuilder.ValueInfo("x_act", TensorProto.Types.DataType.Float, [cfg.N, cfg.Cin, .. cfg.I]));
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Portable });
+        Assert.True(Assert.Single(result.Nodes).Rewritten);
+        AssertSameOutputs(model, result.Model, [Input(model, 42)], cfg.ToString());
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
