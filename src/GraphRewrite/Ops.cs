@@ -72,6 +72,7 @@ public static class Ops
         public const string Momentum = "momentum";
         public const string TrainingMode = "training_mode";
         public const string Spatial = "spatial";
+        public const string IsTest = "is_test";
     }
 
     public static class LeakyRelu

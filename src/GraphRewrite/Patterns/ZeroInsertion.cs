@@ -67,6 +67,13 @@ public static class ZeroInsertion
             reason = e.Message;
             return false;
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A bug here must not abort the whole model: the pattern is left alone and the report says why.
+            match = null;
+            reason = $"internal error while matching: {e.GetType().Name}: {e.Message}";
+            return false;
+        }
     }
 
     /// <summary>True when the Conv's data input comes from a Reshape (possibly through a Pad): worth reporting why a match failed.</summary>

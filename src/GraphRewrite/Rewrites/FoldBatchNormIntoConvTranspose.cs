@@ -46,6 +46,13 @@ public static class FoldBatchNormIntoConvTranspose
             reason = e.Message;
             return false;
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A bug here must not abort the whole model: the pattern is left alone and the report says why.
+            match = null;
+            reason = $"internal error while matching: {e.GetType().Name}: {e.Message}";
+            return false;
+        }
     }
 
     private static string? Check(GraphIndex index, NodeProto ct, out BatchNormFoldMatch? match)
@@ -61,6 +68,9 @@ public static class FoldBatchNormIntoConvTranspose
             return $"{bnName} has {bn.Output.Count(o => o.Length > 0)} outputs (training mode); only the inference form folds";
         if ((Attributes.GetInt(bn, BN.TrainingMode) ?? 0) != 0) return $"{bnName} has training_mode set";
         if ((Attributes.GetInt(bn, BN.Spatial) ?? 1) != 1) return $"{bnName} has spatial=0 (per-element statistics)";
+        // Before opset 7, is_test defaults to 0 (training: batch statistics).
+        if ((index.Opset(Ops.DefaultDomain) ?? 1) < 7 && (Attributes.GetInt(bn, BN.IsTest) ?? 0) == 0)
+            return $"{bnName} is not in test mode (is_test=0, opset < 7)";
         if (bn.Input.Count < 5) return $"{bnName} needs scale, B, mean and var inputs";
 
         var wt = index.Constant(ct.Input[1]);
