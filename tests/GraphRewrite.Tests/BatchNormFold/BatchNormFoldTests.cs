@@ -147,6 +147,22 @@ public class BatchNormFoldTests
     }
 
     [Fact]
+    public void BatchNormOpset6_FoldedOnlyInTestMode()
+    {
+        // BatchNormalization-6 defaults to is_test=0 (training statistics); with is_test=1 it is the inference form.
+        var model = ConvTransposeBn(6, opset: 6);
+        var direct = model.Clone();
+        var report = Assert.Single(FoldBatchNormIntoConvTranspose.RewriteAll(direct)).Report;
+        Assert.False(report.Rewritten);
+        Assert.Contains("is_test", report.Reason);
+        Assert.Equal(ModelIO.Serialize(model), ModelIO.Serialize(direct));
+
+        model.Graph.Node.Single(n => n.OpType == BN.OpType).Attribute.Add(Attributes.Int(BN.IsTest, 1));
+        Assert.True(Assert.Single(FoldBatchNormIntoConvTranspose.RewriteAll(model)).Report.Rewritten);
+        Assert.DoesNotContain(model.Graph.Node, n => n.OpType == BN.OpType);
+    }
+
+    [Fact]
     public void BatchNormParamsNotConstant_NotFolded()
     {
         var model = ConvTransposeBn(5);
