@@ -1,0 +1,292 @@
+using System.Runtime.CompilerServices;
+
+namespace OnnxDeconv.Kernels;
+
+/// <summary>Per-thread scratch (pixel panel, result tile, index tables): grown on first use, then reused by every call.</summary>
+internal sealed class Scratch
+{
+    [ThreadStatic] private static Scratch? t_current;
+
+    public float[] Floats = [];
+    public int[] Ints = [];
+
+    public static Scratch For(DeconvPlan p, out int intsNeeded)
+    {
+        var s = t_current ??= new Scratch();
+        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank);
+        // 16 floats of slack so the panel can start on a 64-byte boundary.
+        long floats = p.ScratchFloats + 16;
+        if (s.Floats.Length < floats) s.Floats = new float[checked((int)floats)];
+        if (s.Ints.Length < intsNeeded) s.Ints = new int[intsNeeded];
+        return s;
+    }
+}
+
+/// <summary>
+/// One <see cref="DeconvKernel.Run"/> call's arguments plus a cached delegate, so handing work to
+/// <see cref="IParallelFor"/> allocates nothing. Jobs are pooled per plan; each item writes a disjoint set of outputs
+/// (one image, one group, one residue, one pixel range, every output channel of the group).
+/// </summary>
+internal abstract unsafe class DeconvJob
+{
+    public readonly Action<int> Body;
+    public DeconvPlan Plan = null!;
+    public Epilogue Epilogue;
+    public float* X, W, B, Y;
+
+    protected DeconvJob() => Body = Execute;
+
+    public abstract void Execute(int item);
+
+    public static DeconvJob Create(KernelIsa isa) => isa switch
+    {
+        KernelIsa.Avx512 => new DeconvJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
+        KernelIsa.Avx2 => new DeconvJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
+        KernelIsa.Vector => new DeconvJob<VectorOps, System.Numerics.Vector<float>>(),
+        _ => new DeconvJob<ScalarOps, float>(),
+    };
+}
+
+internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, ISimd<TV> where TV : unmanaged
+{
+    /// <summary>Pointers and tables for one work item (kept in a struct so helpers take it by reference).</summary>
+    private struct Item
+    {
+        public Residue Res;
+        public float* Xg, Yg, Wg, Bg, Panel, Tile;
+        public int* Gidx, TapOff, OutOff, Pend, M;
+    }
+
+    public override void Execute(int item)
+    {
+        var p = Plan;
+        var g = p.Geometry;
+        int perIg = p.ItemsPerImageGroup;
+        int ig = item / perIg, rem = item - ig * perIg;
+        long n = ig / g.Group, grp = ig % g.Group;
+        int ri = 0;
+        while (p.WorkItemStart[ri + 1] <= rem) ri++;
+        var res = p.Work[ri];
+        int px0 = (rem - p.WorkItemStart[ri]) * p.ItemPixels;
+        int px1 = Math.Min(px0 + p.ItemPixels, res.Pixels);
+
+        var it = new Item
+        {
+            Res = res,
+            Xg = X + (n * g.InChannels + grp * p.Cig) * p.InSpatial,
+            Yg = Y + (n * g.OutChannels + grp * p.Cog) * p.OutSpatial,
+            Wg = W + grp * (long)p.Cog * p.Cig * p.KernelSpatial + res.WeightOffset,
+            Bg = B == null ? null : B + grp * p.Cog,
+        };
+        if (res.Taps == 0)
+        {
+            BiasOnly(ref it, px0, px1);
+            return;
+        }
+
+        var scratch = Scratch.For(p, out _);
+        int nb = p.PixelBlock, mt = p.MaxTaps;
+        fixed (float* fs = scratch.Floats)
+        fixed (int* ints = scratch.Ints)
+        {
+            float* aligned = (float*)(((nint)fs + 63) & ~(nint)63);
+            it.Panel = aligned;
+            it.Tile = aligned + (long)p.Cig * mt * nb;
+            it.Gidx = ints;
+            it.TapOff = ints + mt * nb;
+            it.OutOff = it.TapOff + mt;
+            it.Pend = it.OutOff + nb;
+            it.M = it.Pend + nb;
+            Walk(ref it, px0, px1);
+        }
+    }
+
+    /// <summary>
+    /// Visits the item's pixels row by row (rows of the residue grid along the last axis). Runs where every tap is in
+    /// range read x in place (direct); the rest (borders, short rows) are gathered NB at a time into a zero-padded panel.
+    /// </summary>
+    private void Walk(ref Item it, int px0, int px1)
+    {
+        var p = Plan;
+        var res = it.Res;
+        var axes = p.Geometry.Axes;
+        int r = p.Rank, last = r - 1, nb = p.PixelBlock;
+        int ql = res.Q[last];
+        int inLast = (int)axes[last].Input, sLast = (int)axes[last].Stride;
+        int pending = 0;
+        int px = px0;
+        while (px < px1)
+        {
+            int qStart = px % ql, rowStart = px - qStart;
+            int segEnd = Math.Min(rowStart + ql, px1);
+            int qEnd = qStart + (segEnd - px);
+            if (p.Direct && qEnd - qStart >= nb)
+            {
+                int rowIdx = px / ql;
+                bool inside = true;
+                int inBase = 0, outBase = 0;
+                for (int a = last - 1; a >= 0; a--)
+                {
+                    int qa = rowIdx % res.Q[a];
+                    rowIdx /= res.Q[a];
+                    int m = res.M0[a] + qa;
+                    if (m - res.CMax[a] < 0 || m - res.CMin[a] >= axes[a].Input) inside = false;
+                    inBase += m * p.InStride[a];
+                    outBase += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
+                }
+                int lo = Math.Max(qStart, res.CMax[last] - res.M0[last]);
+                int hi = Math.Min(qEnd, inLast + res.CMin[last] - res.M0[last]);
+                if (inside && hi - lo >= nb)
+                {
+                    for (int q = qStart; q < lo; q++) Pend(ref it, ref pending, rowStart + q);
+                    int qd = lo;
+                    for (; qd + nb <= hi; qd += nb)
+                    {
+                        int x0 = inBase + res.M0[last] + qd;
+                        for (int t = 0; t < res.Taps; t++) it.TapOff[t] = x0 - res.TapInOffset[t];
+                        int o0 = outBase + res.O0[last] + qd * sLast;
+                        for (int j = 0; j < nb; j++) it.OutOff[j] = o0 + j * sLast;
+                        Compute(ref it, it.Xg, p.InSpatial, nb);
+                    }
+                    for (int q = qd; q < qEnd; q++) Pend(ref it, ref pending, rowStart + q);
+                    px = segEnd;
+                    continue;
+                }
+            }
+            for (int q = qStart; q < qEnd; q++) Pend(ref it, ref pending, rowStart + q);
+            px = segEnd;
+        }
+        if (pending > 0) Panel(ref it, pending);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Pend(ref Item it, ref int pending, int pixel)
+    {
+        it.Pend[pending++] = pixel;
+        if (pending == Plan.PixelBlock)
+        {
+            Panel(ref it, pending);
+            pending = 0;
+        }
+    }
+
+    /// <summary>Gathers the pending pixels' inputs (zero where a tap falls outside x) into [ci][tap][NB] and computes them.</summary>
+    private void Panel(ref Item it, int count)
+    {
+        var p = Plan;
+        var res = it.Res;
+        var axes = p.Geometry.Axes;
+        int r = p.Rank, nb = p.PixelBlock, taps = res.Taps;
+        int* m = it.M;
+        for (int j = 0; j < nb; j++)
+        {
+            if (j >= count)
+            {
+                for (int t = 0; t < taps; t++) it.Gidx[t * nb + j] = -1;
+                continue;
+            }
+            int rem = it.Pend[j], outOff = 0;
+            for (int a = r - 1; a >= 0; a--)
+            {
+                int qa = rem % res.Q[a];
+                rem /= res.Q[a];
+                m[a] = res.M0[a] + qa;
+                outOff += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
+            }
+            it.OutOff[j] = outOff;
+            for (int t = 0; t < taps; t++)
+            {
+                int idx = 0;
+                for (int a = 0; a < r; a++)
+                {
+                    int i = m[a] - res.TapC[t * r + a];
+                    if ((uint)i >= (uint)axes[a].Input) { idx = -1; break; }
+                    idx += i * p.InStride[a];
+                }
+                it.Gidx[t * nb + j] = idx;
+            }
+        }
+        for (int ci = 0; ci < p.Cig; ci++)
+        {
+            float* xc = it.Xg + ci * p.InSpatial;
+            for (int t = 0; t < taps; t++)
+            {
+                float* dst = it.Panel + ((long)ci * taps + t) * nb;
+                int* gi = it.Gidx + t * nb;
+                for (int j = 0; j < nb; j++)
+                {
+                    int k = gi[j];
+                    dst[j] = k >= 0 ? xc[k] : 0f;
+                }
+            }
+        }
+        for (int t = 0; t < taps; t++) it.TapOff[t] = t * nb;
+        Compute(ref it, it.Panel, (long)taps * nb, count);
+    }
+
+    /// <summary>All output channels of the group for one block of NB pixels: micro-kernel per channel sub-block, then epilogue.</summary>
+    private void Compute(ref Item it, float* xb, long xs, int count)
+    {
+        var p = Plan;
+        int cog = p.Cog, cig = p.Cig, taps = it.Res.Taps, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock;
+        for (int cb = 0; cb < cog; cb += DeconvPlan.ChannelBlock)
+        {
+            int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
+            float* wb = it.Wg + (long)cb * cig * taps;
+            for (int sub = 0; sub < mr; sub += msub)
+            {
+                int ms = Math.Min(msub, mr - sub);
+                MicroKernel<TS, TV>.Dispatch(ms, nr, xb, it.TapOff, taps, cig, xs, wb + sub, mr, it.Tile);
+                Store(ref it, ms, cb + sub, count);
+            }
+        }
+    }
+
+    /// <summary>Bias + activation, written once to each output position (scattered by the output stride).</summary>
+    private void Store(ref Item it, int channels, int co0, int count)
+    {
+        var p = Plan;
+        var ep = Epilogue;
+        int nb = p.PixelBlock;
+        int* off = it.OutOff;
+        for (int i = 0; i < channels; i++)
+        {
+            int co = co0 + i;
+            float bv = it.Bg == null ? 0f : it.Bg[co];
+            float* yc = it.Yg + co * p.OutSpatial;
+            float* tr = it.Tile + i * nb;
+            switch (ep.Kind)
+            {
+                case Activation.None:
+                    for (int j = 0; j < count; j++) yc[off[j]] = tr[j] + bv;
+                    break;
+                case Activation.Relu:
+                    for (int j = 0; j < count; j++) { float v = tr[j] + bv; yc[off[j]] = v > 0 ? v : 0f; }
+                    break;
+                default:
+                    for (int j = 0; j < count; j++) yc[off[j]] = ep.Apply(tr[j] + bv);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>A residue with no taps (stride larger than the dilated kernel reach, or outputs past the end): bias only.</summary>
+    private void BiasOnly(ref Item it, int px0, int px1)
+    {
+        var p = Plan;
+        var res = it.Res;
+        var axes = p.Geometry.Axes;
+        for (int px = px0; px < px1; px++)
+        {
+            int rem = px, outOff = 0;
+            for (int a = p.Rank - 1; a >= 0; a--)
+            {
+                int qa = rem % res.Q[a];
+                rem /= res.Q[a];
+                outOff += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
+            }
+            for (int co = 0; co < p.Cog; co++)
+                it.Yg[co * p.OutSpatial + outOff] = Epilogue.Apply(it.Bg == null ? 0f : it.Bg[co]);
+        }
+    }
+}
