@@ -39,7 +39,7 @@ public sealed class SerialFor : IParallelFor
 /// The zero-free ConvTranspose kernel behind the plugin op: a polyphase gather. Per axis, the outputs with
 /// <c>(o + pb) mod s == r</c> only see the taps with <c>k*d mod s == r</c>, which read the original input at stride 1,
 /// so each output phase is a dense small correlation (exact useful MACs, no inserted zeros, every output written once).
-/// Each phase is computed as a register-blocked GEMM: 8 output channels x 1..4 vectors of output pixels in registers,
+/// Each phase is computed as a register-blocked GEMM: up to 12 output channels x 1..4 vectors of output pixels in registers,
 /// contracting over (input channel, tap) with weights pre-packed by <see cref="PackWeights"/> in exactly that order.
 /// Interior pixel runs read x in place; border runs are gathered into a small zero-padded per-thread panel.
 /// The ISA variant (AVX-512, AVX2+FMA, Vector&lt;T&gt;, scalar) is chosen by <see cref="KernelIsaSelector"/>.
@@ -52,7 +52,7 @@ public static class DeconvKernel
 
     /// <summary>
     /// Packs ONNX-layout weights [Cin, Cout/group, K...] into the kernel's layout:
-    /// [group][phase (residue tuple, last axis fastest)][block of 8 output channels][ci][tap][channel in block].
+    /// [group][phase (residue tuple, last axis fastest)][block of 12 output channels][ci][tap][channel in block].
     /// The layout depends only on channels, group, kernel, strides and dilations (never on pads or the ISA).
     /// </summary>
     public static void PackWeights(ConvTransposeGeometry g, ReadOnlySpan<float> onnxWeights, Span<float> packed)

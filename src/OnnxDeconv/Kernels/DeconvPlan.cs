@@ -34,7 +34,7 @@ internal sealed class Residue
 internal sealed class DeconvPlan
 {
     /// <summary>Output channels per packed weight block; fixed so packed weights are valid for every ISA.</summary>
-    public const int ChannelBlock = 8;
+    public const int ChannelBlock = 12;
 
     public ConvTransposeGeometry Geometry { get; }
     public KernelIsa Isa { get; }
@@ -98,12 +98,13 @@ internal sealed class DeconvPlan
             KernelIsa.Vector => VectorOps.Lanes,
             _ => ScalarOps.Lanes,
         };
-        // Accumulator budget: 16 of AVX-512's 32 registers, 8 of AVX2's 16. Few output channels -> wider pixel runs.
+        // Accumulator budget: 24 of AVX-512's 32 registers, 12 of AVX2's 16 (plus the x vectors and one broadcast).
+        // Few output channels -> wider pixel runs instead.
         (int nr, int mr) = isa switch
         {
-            KernelIsa.Avx512 => Cog <= 4 ? (4, 4) : (2, 8),
-            KernelIsa.Scalar => (4, 4),
-            _ => Cog <= 4 ? (2, 4) : (2, 4),
+            KernelIsa.Avx512 => Cog <= 4 ? (4, 4) : (2, 12),
+            KernelIsa.Scalar => (4, 6),
+            _ => Cog <= 4 ? (3, 4) : (2, 6),
         };
         int maxPixels = Work.Length == 0 ? 1 : Work.Max(res => res.Pixels);
         nr = Math.Max(1, Math.Min(nr, (maxPixels + Lanes - 1) / Lanes));
@@ -112,7 +113,7 @@ internal sealed class DeconvPlan
         PixelBlock = nr * Lanes;
         // Direct reads pay off when the panel copy is not amortised over many output channels.
         DirectOverride = direct;
-        Direct = direct ?? Cog <= 16;
+        Direct = direct ?? Environment.GetEnvironmentVariable("ONNXDECONV_DIRECT") != "0";
 
         long macsPerPanel = (long)PixelBlock * Cig * MaxTaps * Cog;
         int panels = Work.Sum(res => (res.Pixels + PixelBlock - 1) / PixelBlock);

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace OnnxDeconv.Kernels;
 
 /// <summary>
-/// The register-blocked micro-kernel: up to 8 output channels x up to 4 vectors of output pixels stay in registers while
+/// The register-blocked micro-kernel: up to 12 output channels x up to 4 vectors of output pixels stay in registers while
 /// it streams the contraction (input channel x tap). <typeparamref name="TMr"/>/<typeparamref name="TNr"/> are
 /// compile-time constants, so the JIT specialises each shape and drops the unused accumulators (no arrays, no spills).
 /// Weights are read in <see cref="DeconvKernel.PackWeights"/> order: [ci][tap][channel of block].
@@ -28,6 +28,10 @@ internal static unsafe class MicroKernel<TS, TV> where TS : struct, ISimd<TV> wh
         TV a50 = default; TV a51 = default; TV a52 = default; TV a53 = default;
         TV a60 = default; TV a61 = default; TV a62 = default; TV a63 = default;
         TV a70 = default; TV a71 = default; TV a72 = default; TV a73 = default;
+        TV a80 = default; TV a81 = default; TV a82 = default; TV a83 = default;
+        TV a90 = default; TV a91 = default; TV a92 = default; TV a93 = default;
+        TV a100 = default; TV a101 = default; TV a102 = default; TV a103 = default;
+        TV a110 = default; TV a111 = default; TV a112 = default; TV a113 = default;
         for (int ci = 0; ci < cig; ci++)
         {
             float* xc = xb + ci * xs;
@@ -101,6 +105,38 @@ internal static unsafe class MicroKernel<TS, TV> where TS : struct, ISimd<TV> wh
                     if (TNr.Value > 2) a72 = TS.MulAdd(wv, x2, a72);
                     if (TNr.Value > 3) a73 = TS.MulAdd(wv, x3, a73);
                 }
+                if (TMr.Value > 8)
+                {
+                    wv = TS.Splat(w[8]);
+                    a80 = TS.MulAdd(wv, x0, a80);
+                    if (TNr.Value > 1) a81 = TS.MulAdd(wv, x1, a81);
+                    if (TNr.Value > 2) a82 = TS.MulAdd(wv, x2, a82);
+                    if (TNr.Value > 3) a83 = TS.MulAdd(wv, x3, a83);
+                }
+                if (TMr.Value > 9)
+                {
+                    wv = TS.Splat(w[9]);
+                    a90 = TS.MulAdd(wv, x0, a90);
+                    if (TNr.Value > 1) a91 = TS.MulAdd(wv, x1, a91);
+                    if (TNr.Value > 2) a92 = TS.MulAdd(wv, x2, a92);
+                    if (TNr.Value > 3) a93 = TS.MulAdd(wv, x3, a93);
+                }
+                if (TMr.Value > 10)
+                {
+                    wv = TS.Splat(w[10]);
+                    a100 = TS.MulAdd(wv, x0, a100);
+                    if (TNr.Value > 1) a101 = TS.MulAdd(wv, x1, a101);
+                    if (TNr.Value > 2) a102 = TS.MulAdd(wv, x2, a102);
+                    if (TNr.Value > 3) a103 = TS.MulAdd(wv, x3, a103);
+                }
+                if (TMr.Value > 11)
+                {
+                    wv = TS.Splat(w[11]);
+                    a110 = TS.MulAdd(wv, x0, a110);
+                    if (TNr.Value > 1) a111 = TS.MulAdd(wv, x1, a111);
+                    if (TNr.Value > 2) a112 = TS.MulAdd(wv, x2, a112);
+                    if (TNr.Value > 3) a113 = TS.MulAdd(wv, x3, a113);
+                }
                 w += wStride;
             }
         }
@@ -113,6 +149,10 @@ internal static unsafe class MicroKernel<TS, TV> where TS : struct, ISimd<TV> wh
         if (TMr.Value > 5) { TS.Store(tile + 5 * row + 0 * l, a50); if (TNr.Value > 1) TS.Store(tile + 5 * row + 1 * l, a51); if (TNr.Value > 2) TS.Store(tile + 5 * row + 2 * l, a52); if (TNr.Value > 3) TS.Store(tile + 5 * row + 3 * l, a53); }
         if (TMr.Value > 6) { TS.Store(tile + 6 * row + 0 * l, a60); if (TNr.Value > 1) TS.Store(tile + 6 * row + 1 * l, a61); if (TNr.Value > 2) TS.Store(tile + 6 * row + 2 * l, a62); if (TNr.Value > 3) TS.Store(tile + 6 * row + 3 * l, a63); }
         if (TMr.Value > 7) { TS.Store(tile + 7 * row + 0 * l, a70); if (TNr.Value > 1) TS.Store(tile + 7 * row + 1 * l, a71); if (TNr.Value > 2) TS.Store(tile + 7 * row + 2 * l, a72); if (TNr.Value > 3) TS.Store(tile + 7 * row + 3 * l, a73); }
+        if (TMr.Value > 8) { TS.Store(tile + 8 * row + 0 * l, a80); if (TNr.Value > 1) TS.Store(tile + 8 * row + 1 * l, a81); if (TNr.Value > 2) TS.Store(tile + 8 * row + 2 * l, a82); if (TNr.Value > 3) TS.Store(tile + 8 * row + 3 * l, a83); }
+        if (TMr.Value > 9) { TS.Store(tile + 9 * row + 0 * l, a90); if (TNr.Value > 1) TS.Store(tile + 9 * row + 1 * l, a91); if (TNr.Value > 2) TS.Store(tile + 9 * row + 2 * l, a92); if (TNr.Value > 3) TS.Store(tile + 9 * row + 3 * l, a93); }
+        if (TMr.Value > 10) { TS.Store(tile + 10 * row + 0 * l, a100); if (TNr.Value > 1) TS.Store(tile + 10 * row + 1 * l, a101); if (TNr.Value > 2) TS.Store(tile + 10 * row + 2 * l, a102); if (TNr.Value > 3) TS.Store(tile + 10 * row + 3 * l, a103); }
+        if (TMr.Value > 11) { TS.Store(tile + 11 * row + 0 * l, a110); if (TNr.Value > 1) TS.Store(tile + 11 * row + 1 * l, a111); if (TNr.Value > 2) TS.Store(tile + 11 * row + 2 * l, a112); if (TNr.Value > 3) TS.Store(tile + 11 * row + 3 * l, a113); }
     }
 
     /// <summary>Runtime (channels, vectors) to the matching specialisation.</summary>
@@ -141,6 +181,10 @@ internal static unsafe class MicroKernel<TS, TV> where TS : struct, ISimd<TV> wh
             case 6: Run<C6, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
             case 7: Run<C7, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
             case 8: Run<C8, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
+            case 9: Run<C9, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
+            case 10: Run<C10, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
+            case 11: Run<C11, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
+            case 12: Run<C12, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
             default: throw new ArgumentOutOfRangeException(nameof(mr), mr, "1..8 channels");
         }
     }

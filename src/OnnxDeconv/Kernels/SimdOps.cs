@@ -15,6 +15,10 @@ internal readonly struct C5 : IConst { public static int Value => 5; }
 internal readonly struct C6 : IConst { public static int Value => 6; }
 internal readonly struct C7 : IConst { public static int Value => 7; }
 internal readonly struct C8 : IConst { public static int Value => 8; }
+internal readonly struct C12 : IConst { public static int Value => 12; }
+internal readonly struct C11 : IConst { public static int Value => 11; }
+internal readonly struct C10 : IConst { public static int Value => 10; }
+internal readonly struct C9 : IConst { public static int Value => 9; }
 
 /// <summary>
 /// The handful of vector operations the kernel needs, one implementation per ISA. Implementations are structs with
