@@ -38,12 +38,16 @@ internal abstract unsafe class DeconvJob
 
     public abstract void Execute(int item);
 
-    public static DeconvJob Create(KernelIsa isa) => isa switch
+    public static DeconvJob Create(KernelIsa isa, bool depthwise) => (isa, depthwise) switch
     {
-        KernelIsa.Avx512 => new DeconvJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
-        KernelIsa.Avx2 => new DeconvJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
-        KernelIsa.Vector => new DeconvJob<VectorOps, System.Numerics.Vector<float>>(),
-        _ => new DeconvJob<ScalarOps, float>(),
+        (KernelIsa.Avx512, false) => new DeconvJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
+        (KernelIsa.Avx2, false) => new DeconvJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
+        (KernelIsa.Vector, false) => new DeconvJob<VectorOps, System.Numerics.Vector<float>>(),
+        (_, false) => new DeconvJob<ScalarOps, float>(),
+        (KernelIsa.Avx512, true) => new DepthwiseJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
+        (KernelIsa.Avx2, true) => new DepthwiseJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
+        (KernelIsa.Vector, true) => new DepthwiseJob<VectorOps, System.Numerics.Vector<float>>(),
+        (_, true) => new DepthwiseJob<ScalarOps, float>(),
     };
 }
 
@@ -91,7 +95,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         {
             float* aligned = (float*)(((nint)fs + 63) & ~(nint)63);
             it.Panel = aligned;
-            it.Tile = aligned + (long)p.Cig * mt * nb;
+            it.Tile = aligned + (long)p.CiChunk * mt * nb;
             it.Gidx = ints;
             it.TapOff = ints + mt * nb;
             it.OutOff = it.TapOff + mt;
@@ -206,44 +210,56 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 it.Gidx[t * nb + j] = idx;
             }
         }
-        for (int ci = 0; ci < p.Cig; ci++)
+        for (int t = 0; t < taps; t++) it.TapOff[t] = t * nb;
+        int chunk = p.CiChunk;
+        for (int c0 = 0; c0 < p.Cig; c0 += chunk)
         {
-            float* xc = it.Xg + ci * p.InSpatial;
-            for (int t = 0; t < taps; t++)
+            int cc = Math.Min(chunk, p.Cig - c0);
+            for (int ci = 0; ci < cc; ci++)
             {
-                float* dst = it.Panel + ((long)ci * taps + t) * nb;
-                int* gi = it.Gidx + t * nb;
-                for (int j = 0; j < nb; j++)
+                float* xc = it.Xg + (c0 + ci) * p.InSpatial;
+                for (int t = 0; t < taps; t++)
                 {
-                    int k = gi[j];
-                    dst[j] = k >= 0 ? xc[k] : 0f;
+                    float* dst = it.Panel + ((long)ci * taps + t) * nb;
+                    int* gi = it.Gidx + t * nb;
+                    for (int j = 0; j < nb; j++)
+                    {
+                        int k = gi[j];
+                        dst[j] = k >= 0 ? xc[k] : 0f;
+                    }
                 }
             }
+            Compute(ref it, it.Panel, (long)taps * nb, count, c0, cc);
         }
-        for (int t = 0; t < taps; t++) it.TapOff[t] = t * nb;
-        Compute(ref it, it.Panel, (long)taps * nb, count);
     }
 
-    /// <summary>All output channels of the group for one block of NB pixels: micro-kernel per channel sub-block, then epilogue.</summary>
-    private void Compute(ref Item it, float* xb, long xs, int count)
+    /// <summary>
+    /// Every output channel of the group for one block of NB pixels over input channels [c0, c0+cc): micro-kernel per
+    /// channel sub-block; the last slice adds bias, applies the epilogue and stores.
+    /// </summary>
+    private void Compute(ref Item it, float* xb, long xs, int count, int c0 = 0, int cc = -1)
     {
         var p = Plan;
-        int cog = p.Cog, cig = p.Cig, taps = it.Res.Taps, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock;
+        int cog = p.Cog, cig = p.Cig, taps = it.Res.Taps, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock, nb = p.PixelBlock;
+        if (cc < 0) cc = cig;
+        bool sliced = cc != cig, last = c0 + cc == cig;
         for (int cb = 0; cb < cog; cb += DeconvPlan.ChannelBlock)
         {
             int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
-            float* wb = it.Wg + (long)cb * cig * taps;
+            float* wb = it.Wg + (long)cb * cig * taps + (long)c0 * taps * mr;
             for (int sub = 0; sub < mr; sub += msub)
             {
                 int ms = Math.Min(msub, mr - sub);
-                MicroKernel<TS, TV>.Dispatch(ms, nr, xb, it.TapOff, taps, cig, xs, wb + sub, mr, it.Tile);
-                Store(ref it, ms, cb + sub, count);
+                // Sliced: each channel keeps its own tile row across slices; otherwise one sub-block tile is reused.
+                float* tile = sliced ? it.Tile + (long)(cb + sub) * nb : it.Tile;
+                MicroKernel<TS, TV>.Dispatch(ms, nr, xb, it.TapOff, taps, cc, xs, wb + sub, mr, tile, accumulate: c0 > 0);
+                if (last) Store(ref it, ms, cb + sub, count, tile);
             }
         }
     }
 
     /// <summary>Bias + activation, written once to each output position (scattered by the output stride).</summary>
-    private void Store(ref Item it, int channels, int co0, int count)
+    private void Store(ref Item it, int channels, int co0, int count, float* tile)
     {
         var p = Plan;
         var ep = Epilogue;
@@ -254,7 +270,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             int co = co0 + i;
             float bv = it.Bg == null ? 0f : it.Bg[co];
             float* yc = it.Yg + co * p.OutSpatial;
-            float* tr = it.Tile + i * nb;
+            float* tr = tile + i * nb;
             switch (ep.Kind)
             {
                 case Activation.None:

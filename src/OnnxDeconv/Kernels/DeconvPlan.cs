@@ -62,6 +62,11 @@ internal sealed class DeconvPlan
     /// <summary>Reads x directly (no panel copy) on pixel runs where every tap is in range.</summary>
     public bool Direct { get; }
     public bool? DirectOverride { get; }
+    /// <summary>One input and one output channel per group: the dedicated depthwise path.</summary>
+    public bool Depthwise { get; }
+    /// <summary>Input channels per border-panel slice.</summary>
+    public int CiChunk { get; }
+    public long TileFloats { get; }
     /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile).</summary>
     public long ScratchFloats { get; }
 
@@ -115,6 +120,7 @@ internal sealed class DeconvPlan
         DirectOverride = direct;
         Direct = direct ?? Environment.GetEnvironmentVariable("ONNXDECONV_DIRECT") != "0";
 
+        Depthwise = Cig == 1 && Cog == 1 && direct != false;
         long macsPerPanel = (long)PixelBlock * Cig * MaxTaps * Cog;
         int panels = Work.Sum(res => (res.Pixels + PixelBlock - 1) / PixelBlock);
         long images = g.Batch * g.Group;
@@ -125,9 +131,19 @@ internal sealed class DeconvPlan
         WorkItemStart = new int[Work.Length + 1];
         for (int i = 0; i < Work.Length; i++)
             WorkItemStart[i + 1] = WorkItemStart[i] + DivUp(Work[i].Pixels, ItemPixels);
-        ItemsPerImageGroup = WorkItemStart[Work.Length];
+        // Depthwise items are whole channels; otherwise pixel ranges of a phase.
+        ItemsPerImageGroup = Depthwise ? (Work.Length == 0 ? 0 : 1) : WorkItemStart[Work.Length];
         ItemCount = checked((int)(images * ItemsPerImageGroup));
-        ScratchFloats = (long)Cig * MaxTaps * PixelBlock + (long)ChannelSubBlock * PixelBlock;
+        // The border panel holds a slice of input channels small enough that panel + tile stay within 64 KB and
+        // within the output's size (the workspace target); with several slices the tile keeps every channel's partial sums.
+        long outputFloats = g.Batch * g.OutChannels * OutSpatial;
+        long perCi = (long)MaxTaps * PixelBlock;
+        long budget = Math.Min(16384, outputFloats);
+        CiChunk = Cig;
+        if (Cig * perCi + (long)ChannelSubBlock * PixelBlock > budget)
+            CiChunk = (int)Math.Clamp((budget - (long)Cog * PixelBlock) / perCi, 1, Cig);
+        TileFloats = CiChunk == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
+        ScratchFloats = Depthwise ? 4L * Lanes : CiChunk * perCi + TileFloats;
     }
 
     private readonly Stack<DeconvJob> _jobs = new();
@@ -138,7 +154,7 @@ internal sealed class DeconvPlan
         {
             if (_jobs.TryPop(out var job)) return job;
         }
-        var created = DeconvJob.Create(Isa);
+        var created = DeconvJob.Create(Isa, Depthwise);
         created.Plan = this;
         return created;
     }

@@ -15,11 +15,13 @@ internal static unsafe class MicroKernel<TS, TV> where TS : struct, ISimd<TV> wh
     /// <param name="xs">Stride between input channels in the x source.</param>
     /// <param name="w">First weight of this channel sub-block; <paramref name="wStride"/> floats per (ci, tap) step.</param>
     /// <param name="tile">Output: TMr rows of TNr*Lanes floats.</param>
+    /// <param name="accumulate">Start from the tile's values (a later slice of input channels) instead of zero.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Run<TMr, TNr>(float* xb, int* tapOff, int taps, int cig, long xs, float* w, int wStride, float* tile)
+    public static void Run<TMr, TNr>(float* xb, int* tapOff, int taps, int cig, long xs, float* w, int wStride, float* tile, bool accumulate)
         where TMr : struct, IConst where TNr : struct, IConst
     {
         int l = TS.Lanes;
+        int row = TNr.Value * l;
         TV a00 = default; TV a01 = default; TV a02 = default; TV a03 = default;
         TV a10 = default; TV a11 = default; TV a12 = default; TV a13 = default;
         TV a20 = default; TV a21 = default; TV a22 = default; TV a23 = default;
@@ -32,6 +34,21 @@ internal static unsafe class MicroKernel<TS, TV> where TS : struct, ISimd<TV> wh
         TV a90 = default; TV a91 = default; TV a92 = default; TV a93 = default;
         TV a100 = default; TV a101 = default; TV a102 = default; TV a103 = default;
         TV a110 = default; TV a111 = default; TV a112 = default; TV a113 = default;
+        if (accumulate)
+        {
+            { a00 = TS.Load(tile + 0 * row + 0 * l); if (TNr.Value > 1) a01 = TS.Load(tile + 0 * row + 1 * l); if (TNr.Value > 2) a02 = TS.Load(tile + 0 * row + 2 * l); if (TNr.Value > 3) a03 = TS.Load(tile + 0 * row + 3 * l); }
+            if (TMr.Value > 1) { a10 = TS.Load(tile + 1 * row + 0 * l); if (TNr.Value > 1) a11 = TS.Load(tile + 1 * row + 1 * l); if (TNr.Value > 2) a12 = TS.Load(tile + 1 * row + 2 * l); if (TNr.Value > 3) a13 = TS.Load(tile + 1 * row + 3 * l); }
+            if (TMr.Value > 2) { a20 = TS.Load(tile + 2 * row + 0 * l); if (TNr.Value > 1) a21 = TS.Load(tile + 2 * row + 1 * l); if (TNr.Value > 2) a22 = TS.Load(tile + 2 * row + 2 * l); if (TNr.Value > 3) a23 = TS.Load(tile + 2 * row + 3 * l); }
+            if (TMr.Value > 3) { a30 = TS.Load(tile + 3 * row + 0 * l); if (TNr.Value > 1) a31 = TS.Load(tile + 3 * row + 1 * l); if (TNr.Value > 2) a32 = TS.Load(tile + 3 * row + 2 * l); if (TNr.Value > 3) a33 = TS.Load(tile + 3 * row + 3 * l); }
+            if (TMr.Value > 4) { a40 = TS.Load(tile + 4 * row + 0 * l); if (TNr.Value > 1) a41 = TS.Load(tile + 4 * row + 1 * l); if (TNr.Value > 2) a42 = TS.Load(tile + 4 * row + 2 * l); if (TNr.Value > 3) a43 = TS.Load(tile + 4 * row + 3 * l); }
+            if (TMr.Value > 5) { a50 = TS.Load(tile + 5 * row + 0 * l); if (TNr.Value > 1) a51 = TS.Load(tile + 5 * row + 1 * l); if (TNr.Value > 2) a52 = TS.Load(tile + 5 * row + 2 * l); if (TNr.Value > 3) a53 = TS.Load(tile + 5 * row + 3 * l); }
+            if (TMr.Value > 6) { a60 = TS.Load(tile + 6 * row + 0 * l); if (TNr.Value > 1) a61 = TS.Load(tile + 6 * row + 1 * l); if (TNr.Value > 2) a62 = TS.Load(tile + 6 * row + 2 * l); if (TNr.Value > 3) a63 = TS.Load(tile + 6 * row + 3 * l); }
+            if (TMr.Value > 7) { a70 = TS.Load(tile + 7 * row + 0 * l); if (TNr.Value > 1) a71 = TS.Load(tile + 7 * row + 1 * l); if (TNr.Value > 2) a72 = TS.Load(tile + 7 * row + 2 * l); if (TNr.Value > 3) a73 = TS.Load(tile + 7 * row + 3 * l); }
+            if (TMr.Value > 8) { a80 = TS.Load(tile + 8 * row + 0 * l); if (TNr.Value > 1) a81 = TS.Load(tile + 8 * row + 1 * l); if (TNr.Value > 2) a82 = TS.Load(tile + 8 * row + 2 * l); if (TNr.Value > 3) a83 = TS.Load(tile + 8 * row + 3 * l); }
+            if (TMr.Value > 9) { a90 = TS.Load(tile + 9 * row + 0 * l); if (TNr.Value > 1) a91 = TS.Load(tile + 9 * row + 1 * l); if (TNr.Value > 2) a92 = TS.Load(tile + 9 * row + 2 * l); if (TNr.Value > 3) a93 = TS.Load(tile + 9 * row + 3 * l); }
+            if (TMr.Value > 10) { a100 = TS.Load(tile + 10 * row + 0 * l); if (TNr.Value > 1) a101 = TS.Load(tile + 10 * row + 1 * l); if (TNr.Value > 2) a102 = TS.Load(tile + 10 * row + 2 * l); if (TNr.Value > 3) a103 = TS.Load(tile + 10 * row + 3 * l); }
+            if (TMr.Value > 11) { a110 = TS.Load(tile + 11 * row + 0 * l); if (TNr.Value > 1) a111 = TS.Load(tile + 11 * row + 1 * l); if (TNr.Value > 2) a112 = TS.Load(tile + 11 * row + 2 * l); if (TNr.Value > 3) a113 = TS.Load(tile + 11 * row + 3 * l); }
+        }
         for (int ci = 0; ci < cig; ci++)
         {
             float* xc = xb + ci * xs;
@@ -140,7 +157,6 @@ internal static unsafe class MicroKernel<TS, TV> where TS : struct, ISimd<TV> wh
                 w += wStride;
             }
         }
-        int row = TNr.Value * l;
         { TS.Store(tile + 0 * row + 0 * l, a00); if (TNr.Value > 1) TS.Store(tile + 0 * row + 1 * l, a01); if (TNr.Value > 2) TS.Store(tile + 0 * row + 2 * l, a02); if (TNr.Value > 3) TS.Store(tile + 0 * row + 3 * l, a03); }
         if (TMr.Value > 1) { TS.Store(tile + 1 * row + 0 * l, a10); if (TNr.Value > 1) TS.Store(tile + 1 * row + 1 * l, a11); if (TNr.Value > 2) TS.Store(tile + 1 * row + 2 * l, a12); if (TNr.Value > 3) TS.Store(tile + 1 * row + 3 * l, a13); }
         if (TMr.Value > 2) { TS.Store(tile + 2 * row + 0 * l, a20); if (TNr.Value > 1) TS.Store(tile + 2 * row + 1 * l, a21); if (TNr.Value > 2) TS.Store(tile + 2 * row + 2 * l, a22); if (TNr.Value > 3) TS.Store(tile + 2 * row + 3 * l, a23); }
@@ -156,35 +172,35 @@ internal static unsafe class MicroKernel<TS, TV> where TS : struct, ISimd<TV> wh
     }
 
     /// <summary>Runtime (channels, vectors) to the matching specialisation.</summary>
-    public static void Dispatch(int mr, int nr, float* xb, int* tapOff, int taps, int cig, long xs, float* w, int wStride, float* tile)
+    public static void Dispatch(int mr, int nr, float* xb, int* tapOff, int taps, int cig, long xs, float* w, int wStride, float* tile, bool accumulate)
     {
         switch (nr)
         {
-            case 1: ByMr<C1>(mr, xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 2: ByMr<C2>(mr, xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 3: ByMr<C3>(mr, xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 4: ByMr<C4>(mr, xb, tapOff, taps, cig, xs, w, wStride, tile); break;
+            case 1: ByMr<C1>(mr, xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 2: ByMr<C2>(mr, xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 3: ByMr<C3>(mr, xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 4: ByMr<C4>(mr, xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
             default: throw new ArgumentOutOfRangeException(nameof(nr), nr, "1..4 vectors");
         }
     }
 
-    private static void ByMr<TNr>(int mr, float* xb, int* tapOff, int taps, int cig, long xs, float* w, int wStride, float* tile)
+    private static void ByMr<TNr>(int mr, float* xb, int* tapOff, int taps, int cig, long xs, float* w, int wStride, float* tile, bool accumulate)
         where TNr : struct, IConst
     {
         switch (mr)
         {
-            case 1: Run<C1, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 2: Run<C2, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 3: Run<C3, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 4: Run<C4, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 5: Run<C5, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 6: Run<C6, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 7: Run<C7, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 8: Run<C8, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 9: Run<C9, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 10: Run<C10, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 11: Run<C11, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
-            case 12: Run<C12, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile); break;
+            case 1: Run<C1, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 2: Run<C2, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 3: Run<C3, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 4: Run<C4, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 5: Run<C5, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 6: Run<C6, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 7: Run<C7, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 8: Run<C8, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 9: Run<C9, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 10: Run<C10, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 11: Run<C11, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
+            case 12: Run<C12, TNr>(xb, tapOff, taps, cig, xs, w, wStride, tile, accumulate); break;
             default: throw new ArgumentOutOfRangeException(nameof(mr), mr, "1..8 channels");
         }
     }

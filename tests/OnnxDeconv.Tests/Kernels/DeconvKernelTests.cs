@@ -122,6 +122,23 @@ public class DeconvKernelTests
         }
     }
 
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_ManyInputChannelsTinyOutput_PanelSlicedOverChannels_MatchesReference(KernelIsa isa)
+    {
+        // The border panel must stay within the output's size, so it is filled a slice of input channels at a time.
+        var g = Geo(1, 64, 5, 1, [2, 3], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        Assert.True(DeconvKernel.GetPlan(g, isa, false).CiChunk < 64);
+        AssertMatches(g, isa, new Epilogue(Activation.Relu));
+    }
+
+    [Fact]
+    public void WorkspaceBytes_WideDcganLayer_AtMostTheOutputSize()
+    {
+        var g = Geo(1, 512, 256, 1, [4, 4], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        long outputBytes = 4L * g.OutputShape.Aggregate(1L, (p, v) => p * v);
+        Assert.InRange(DeconvKernel.WorkspaceBytes(g), 1, outputBytes);
+    }
+
     [Fact]
     public void PackWeights_LayoutIndependentOfPadsAndIsa_SamePackedTensorServesEveryVariant()
     {
