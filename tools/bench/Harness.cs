@@ -84,7 +84,7 @@ public sealed class OrtPrepared : IPrepared
     }
 }
 
-/// <summary>Our kernel called directly in-process; 2 threads through a Parallel.For-based <see cref="IParallelFor"/>.</summary>
+/// <summary>Our kernel called directly in-process; 2 threads through <see cref="ParallelFor"/> (a 2-thread pool).</summary>
 public sealed class KernelPrepared : IPrepared
 {
     private readonly Geometry.ConvTransposeGeometry _g;
@@ -104,13 +104,71 @@ public sealed class KernelPrepared : IPrepared
     }
 
     public void Run() => DeconvKernel.Run(_g, Epilogue.None, _d.X, _packed, _d.B, Output, _parallel);
-    public void Dispose() { }
+    public void Dispose() { (_parallel as IDisposable)?.Dispose(); }
 }
 
-public sealed class ParallelFor(int threads) : IParallelFor
+/// <summary>
+/// A small intra-op pool like ONNX Runtime's: persistent workers plus the calling thread claim items one at a time
+/// from a shared counter, so a worker that the OS preempts delays at most the item it holds. Workers block between calls
+/// (ManualResetEventSlim: brief spin, then sleep) so they do not steal CPU from the other columns.
+/// </summary>
+public sealed class ParallelFor : IParallelFor, IDisposable
 {
-    private readonly ParallelOptions _options = new() { MaxDegreeOfParallelism = threads };
-    public void For(int count, Action<int> body) => Parallel.For(0, count, _options, body);
+    private readonly Thread[] _workers;
+    private readonly ManualResetEventSlim _start = new(false);
+    private readonly CountdownEvent _done;
+    private Action<int>? _body;
+    private int _count, _next;
+    private volatile bool _stop;
+
+    public ParallelFor(int threads)
+    {
+        // One worker plus the caller: the hand-off below is written for exactly one worker.
+        if (threads != 2) throw new ArgumentOutOfRangeException(nameof(threads), threads, "the bench pool runs exactly 2 threads");
+        _done = new CountdownEvent(threads - 1);
+        _workers = Enumerable.Range(0, threads - 1).Select(i => new Thread(Work) { IsBackground = true, Name = $"bench-pool-{i}" }).ToArray();
+        foreach (var w in _workers) w.Start();
+    }
+
+    public void For(int count, Action<int> body)
+    {
+        _body = body;
+        _count = count;
+        _next = 0;
+        _done.Reset();
+        _start.Set();
+        Drain();
+        _done.Wait();
+        _body = null;
+    }
+
+    private void Drain()
+    {
+        var body = _body!;
+        for (int i; (i = Interlocked.Increment(ref _next) - 1) < _count;) body(i);
+    }
+
+    private void Work()
+    {
+        while (true)
+        {
+            _start.Wait();
+            if (_stop) return;
+            Drain();
+            // Close the gate before signalling, so the worker does not re-enter the same call.
+            _start.Reset();
+            _done.Signal();
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop = true;
+        _start.Set();
+        foreach (var w in _workers) w.Join();
+        _start.Dispose();
+        _done.Dispose();
+    }
 }
 
 /// <summary>Wall-clock median/min/max and the median process CPU time per run (robust to other processes' load).</summary>

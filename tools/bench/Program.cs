@@ -18,7 +18,7 @@ public static class Program
     [
         new("ort", "ONNX Runtime ConvTranspose (ORT_ENABLE_ALL)", (d, t) => new OrtPrepared(Models.ConvTranspose(d.Layer, d.W, d.B), d, t)),
         new("zero-insert", "zero-stuff + Conv (flipped kernel) in ONNX Runtime (ORT_ENABLE_ALL)", (d, t) => new OrtPrepared(Models.ZeroInsertion(d.Layer, d.W, d.B), d, t)),
-        new("kernel", "DeconvKernel in-process (Parallel.For IParallelFor at 2 threads)", (d, t) => new KernelPrepared(d, t)),
+        new("kernel", "DeconvKernel in-process (a 2-thread claim-by-counter pool as IParallelFor at 2 threads)", (d, t) => new KernelPrepared(d, t)),
     ];
 
     public static int Main(string[] args)
@@ -141,7 +141,7 @@ public static class Markdown
         sb.AppendLine($"Machine: {r.Machine}. Kernel ISA variant: {r.Isa}. Measured FP32 FMA peak (register-only loop): " +
             string.Join(", ", r.PeakGflops.Select(p => string.Create(inv, $"{p.Value:F1} GFLOP/s at {p.Key} thread(s)"))) + ".");
         sb.AppendLine("Timing: every column warmed up (3 runs), then timed round-robin in one process (one run of each per round, so load from other processes hits all columns alike); median (min-max, runs). " +
-            "ONNX Runtime sessions use ORT_ENABLE_ALL with intra_op threads = column's thread count; our kernel is called directly (Parallel.For-based IParallelFor at 2 threads). " +
+            "ONNX Runtime sessions use ORT_ENABLE_ALL with intra_op threads = column's thread count; our kernel is called directly (at 2 threads through a small persistent pool where workers and caller claim items from a shared counter, like ONNX Runtime's intra-op pool). " +
             "Speed-up = ORT ConvTranspose time / kernel time. GFLOP/s = 2*useful MACs / time.");
         foreach (int t in threads)
         {

@@ -25,7 +25,7 @@ internal sealed class Scratch
 /// <summary>
 /// One <see cref="DeconvKernel.Run"/> call's arguments plus a cached delegate, so handing work to
 /// <see cref="IParallelFor"/> allocates nothing. Jobs are pooled per plan; each item writes a disjoint set of outputs
-/// (one image, one group, one residue, one pixel range, every output channel of the group).
+/// (one image, one group, one residue, one pixel range, one range of whole output-channel blocks).
 /// </summary>
 internal abstract unsafe class DeconvJob
 {
@@ -59,6 +59,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         public Residue Res;
         public float* Xg, Yg, Wg, Bg, Panel, Tile;
         public int* Gidx, TapOff, OutOff, Pend, M;
+        public int CbStart, CbEnd;
     }
 
     public override void Execute(int item)
@@ -68,6 +69,8 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         int perIg = p.ItemsPerImageGroup;
         int ig = item / perIg, rem = item - ig * perIg;
         long n = ig / g.Group, grp = ig % g.Group;
+        int split = rem % p.ChannelSplits;
+        rem /= p.ChannelSplits;
         int ri = 0;
         while (p.WorkItemStart[ri + 1] <= rem) ri++;
         var res = p.Work[ri];
@@ -81,6 +84,8 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             Yg = Y + (n * g.OutChannels + grp * p.Cog) * p.OutSpatial,
             Wg = W + grp * (long)p.Cog * p.Cig * p.KernelSpatial + res.WeightOffset,
             Bg = B == null ? null : B + grp * p.Cog,
+            CbStart = split * p.BlocksPerSplit * DeconvPlan.ChannelBlock,
+            CbEnd = Math.Min(p.Cog, (split + 1) * p.BlocksPerSplit * DeconvPlan.ChannelBlock),
         };
         if (res.Taps == 0)
         {
@@ -243,7 +248,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         int cog = p.Cog, cig = p.Cig, taps = it.Res.Taps, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock, nb = p.PixelBlock;
         if (cc < 0) cc = cig;
         bool sliced = cc != cig, last = c0 + cc == cig;
-        for (int cb = 0; cb < cog; cb += DeconvPlan.ChannelBlock)
+        for (int cb = it.CbStart; cb < it.CbEnd; cb += DeconvPlan.ChannelBlock)
         {
             int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
             float* wb = it.Wg + (long)cb * cig * taps + (long)c0 * taps * mr;
@@ -301,7 +306,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 rem /= res.Q[a];
                 outOff += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
             }
-            for (int co = 0; co < p.Cog; co++)
+            for (int co = it.CbStart; co < it.CbEnd; co++)
                 it.Yg[co * p.OutSpatial + outOff] = Epilogue.Apply(it.Bg == null ? 0f : it.Bg[co]);
         }
     }

@@ -64,6 +64,8 @@ internal sealed class DeconvPlan
     public bool? DirectOverride { get; }
     /// <summary>One input and one output channel per group: the dedicated depthwise path.</summary>
     public bool Depthwise { get; }
+    public int ChannelSplits { get; }
+    public int BlocksPerSplit { get; }
     /// <summary>Input channels per border-panel slice.</summary>
     public int CiChunk { get; }
     public long TileFloats { get; }
@@ -116,9 +118,10 @@ internal sealed class DeconvPlan
         VectorsPerBlock = nr;
         ChannelSubBlock = mr;
         PixelBlock = nr * Lanes;
-        // Direct reads pay off when the panel copy is not amortised over many output channels.
+        // Direct reads save the panel copy, which only amortises over many output channels; with >= 128 of them the
+        // contiguous panel wins (direct reads walk input planes whose stride aliases in L1). Measured on the layer suite.
         DirectOverride = direct;
-        Direct = direct ?? Environment.GetEnvironmentVariable("ONNXDECONV_DIRECT") != "0";
+        Direct = direct ?? Cog < 128;
 
         Depthwise = Cig == 1 && Cog == 1 && direct != false;
         long macsPerPanel = (long)PixelBlock * Cig * MaxTaps * Cog;
@@ -131,8 +134,15 @@ internal sealed class DeconvPlan
         WorkItemStart = new int[Work.Length + 1];
         for (int i = 0; i < Work.Length; i++)
             WorkItemStart[i + 1] = WorkItemStart[i] + DivUp(Work[i].Pixels, ItemPixels);
-        // Depthwise items are whole channels; otherwise pixel ranges of a phase.
-        ItemsPerImageGroup = Depthwise ? (Work.Length == 0 ? 0 : 1) : WorkItemStart[Work.Length];
+        // Too few pixel items to keep threads busy (small images, e.g. DCGAN's 4x4 layer): also split the output
+        // channels, in whole blocks, so a preempted thread holds back only a small piece of work.
+        int blocks = (Cog + ChannelBlock - 1) / ChannelBlock;
+        int pixelItems = (int)Math.Min(int.MaxValue, images * WorkItemStart[Work.Length]);
+        ChannelSplits = Depthwise || pixelItems == 0 ? 1 : Math.Clamp(8 / pixelItems, 1, blocks);
+        BlocksPerSplit = DivUp(blocks, ChannelSplits);
+        ChannelSplits = DivUp(blocks, BlocksPerSplit);
+        // Depthwise items are whole channels; otherwise (pixel range of a phase) x (channel range).
+        ItemsPerImageGroup = Depthwise ? (Work.Length == 0 ? 0 : 1) : WorkItemStart[Work.Length] * ChannelSplits;
         ItemCount = checked((int)(images * ItemsPerImageGroup));
         // The border panel holds a slice of input channels small enough that panel + tile stay within 64 KB and
         // within the output's size (the workspace target); with several slices the tile keeps every channel's partial sums.
