@@ -25,7 +25,7 @@ internal sealed class Scratch
 /// <summary>
 /// One <see cref="DeconvKernel.Run"/> call's arguments plus a cached delegate, so handing work to
 /// <see cref="IParallelFor"/> allocates nothing. Jobs are pooled per plan; each item writes a disjoint set of outputs
-/// (one image, one group, one residue, one pixel range, one range of whole output-channel blocks).
+/// (one image, one group, one pixel block of every phase, one range of whole output-channel blocks).
 /// </summary>
 internal abstract unsafe class DeconvJob
 {
@@ -60,6 +60,8 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         public float* Xg, Yg, Wg, Bg, Panel, Tile;
         public int* Gidx, TapOff, OutOff, Pend, M;
         public int CbStart, CbEnd;
+        /// <summary>Direct chunks: output j is at OutBase + j*OutStep (no offset table lookups); -1 = use OutOff.</summary>
+        public int OutBase, OutStep;
     }
 
     public override void Execute(int item)
@@ -71,12 +73,19 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         long n = ig / g.Group, grp = ig % g.Group;
         int split = rem % p.ChannelSplits;
         rem /= p.ChannelSplits;
-        int ri = 0;
-        while (p.WorkItemStart[ri + 1] <= rem) ri++;
-        var res = p.Work[ri];
-        int px0 = (rem - p.WorkItemStart[ri]) * p.ItemPixels;
-        int px1 = Math.Min(px0 + p.ItemPixels, res.Pixels);
+        int block = rem;
+        foreach (var res in p.Work)
+        {
+            int px0 = block * p.ItemPixels;
+            if (px0 >= res.Pixels) continue;
+            Phase(res, n, grp, split, px0, Math.Min(px0 + p.ItemPixels, res.Pixels));
+        }
+    }
 
+    private void Phase(Residue res, long n, long grp, int split, int px0, int px1)
+    {
+        var p = Plan;
+        var g = p.Geometry;
         var it = new Item
         {
             Res = res,
@@ -106,6 +115,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             it.OutOff = it.TapOff + mt;
             it.Pend = it.OutOff + nb;
             it.M = it.Pend + nb;
+            it.OutStep = -1;
             Walk(ref it, px0, px1);
         }
     }
@@ -153,9 +163,11 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                     {
                         int x0 = inBase + res.M0[last] + qd;
                         for (int t = 0; t < res.Taps; t++) it.TapOff[t] = x0 - res.TapInOffset[t];
-                        int o0 = outBase + res.O0[last] + qd * sLast;
-                        for (int j = 0; j < nb; j++) it.OutOff[j] = o0 + j * sLast;
-                        Compute(ref it, it.Xg, p.InSpatial, nb);
+                        it.OutBase = outBase + res.O0[last] + qd * sLast;
+                        it.OutStep = sLast;
+                        for (int c0 = 0; c0 < p.Cig; c0 += p.DirectSlice)
+                            Compute(ref it, it.Xg + c0 * p.InSpatial, p.InSpatial, nb, c0, Math.Min(p.DirectSlice, p.Cig - c0));
+                        it.OutStep = -1;
                     }
                     for (int q = qd; q < qEnd; q++) Pend(ref it, ref pending, rowStart + q);
                     px = segEnd;
@@ -276,6 +288,21 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             float bv = it.Bg == null ? 0f : it.Bg[co];
             float* yc = it.Yg + co * p.OutSpatial;
             float* tr = tile + i * nb;
+            if (it.OutStep >= 0)
+            {
+                // Direct chunk: affine output positions, bias added a vector at a time, then strided stores.
+                TV b = TS.Splat(bv);
+                for (int j = 0; j < count; j += TS.Lanes) TS.Store(tr + j, TS.MulAdd(TS.Splat(1f), TS.Load(tr + j), b));
+                float* yo = yc + it.OutBase;
+                int step = it.OutStep;
+                if (ep.Kind == Activation.None)
+                    for (int j = 0; j < count; j++) yo[j * step] = tr[j];
+                else if (ep.Kind == Activation.Relu)
+                    for (int j = 0; j < count; j++) { float v = tr[j]; yo[j * step] = v > 0 ? v : 0f; }
+                else
+                    for (int j = 0; j < count; j++) yo[j * step] = ep.Apply(tr[j]);
+                continue;
+            }
             switch (ep.Kind)
             {
                 case Activation.None:

@@ -51,6 +51,8 @@ internal sealed class DeconvPlan
     /// <summary>Residues that have outputs: the work list.</summary>
     public Residue[] Work { get; }
     public int[] WorkItemStart { get; }
+    /// <summary>Pixel blocks of the largest phase: items per (image, group, channel split).</summary>
+    public int MaxBlocks { get; }
     public int ItemsPerImageGroup { get; }
     public int ItemCount { get; }
     public int ItemPixels { get; }
@@ -66,6 +68,8 @@ internal sealed class DeconvPlan
     public bool Depthwise { get; }
     public int ChannelSplits { get; }
     public int BlocksPerSplit { get; }
+    /// <summary>Input channels per slice of the direct path.</summary>
+    public int DirectSlice { get; }
     /// <summary>Input channels per border-panel slice.</summary>
     public int CiChunk { get; }
     public long TileFloats { get; }
@@ -125,7 +129,7 @@ internal sealed class DeconvPlan
 
         Depthwise = Cig == 1 && Cog == 1 && direct != false;
         long macsPerPanel = (long)PixelBlock * Cig * MaxTaps * Cog;
-        int panels = Work.Sum(res => (res.Pixels + PixelBlock - 1) / PixelBlock);
+        int panels = Work.Length == 0 ? 0 : Work.Max(res => (res.Pixels + PixelBlock - 1) / PixelBlock);
         long images = g.Batch * g.Group;
         // Items big enough to hide scheduling cost (~256K MACs), small enough to leave >= 8 items to balance.
         int perItem = (int)Math.Clamp((262144 + macsPerPanel - 1) / Math.Max(1, macsPerPanel), 1, 1 << 20);
@@ -137,12 +141,15 @@ internal sealed class DeconvPlan
         // Too few pixel items to keep threads busy (small images, e.g. DCGAN's 4x4 layer): also split the output
         // channels, in whole blocks, so a preempted thread holds back only a small piece of work.
         int blocks = (Cog + ChannelBlock - 1) / ChannelBlock;
-        int pixelItems = (int)Math.Min(int.MaxValue, images * WorkItemStart[Work.Length]);
+        // Items are block-major: item b computes pixel block b of every phase, so the phases that interleave into the
+        // same output lines write them while they are still in cache (phase-major order wrote each line twice from memory).
+        MaxBlocks = Work.Length == 0 ? 0 : Work.Max(res => DivUp(res.Pixels, ItemPixels));
+        int pixelItems = (int)Math.Min(int.MaxValue, images * MaxBlocks);
         ChannelSplits = Depthwise || pixelItems == 0 ? 1 : Math.Clamp(8 / pixelItems, 1, blocks);
         BlocksPerSplit = DivUp(blocks, ChannelSplits);
         ChannelSplits = DivUp(blocks, BlocksPerSplit);
         // Depthwise items are whole channels; otherwise (pixel range of a phase) x (channel range).
-        ItemsPerImageGroup = Depthwise ? (Work.Length == 0 ? 0 : 1) : WorkItemStart[Work.Length] * ChannelSplits;
+        ItemsPerImageGroup = Depthwise ? (Work.Length == 0 ? 0 : 1) : MaxBlocks * ChannelSplits;
         ItemCount = checked((int)(images * ItemsPerImageGroup));
         // The border panel holds a slice of input channels small enough that panel + tile stay within 64 KB and
         // within the output's size (the workspace target); with several slices the tile keeps every channel's partial sums.
@@ -152,7 +159,11 @@ internal sealed class DeconvPlan
         CiChunk = Cig;
         if (Cig * perCi + (long)ChannelSubBlock * PixelBlock > budget)
             CiChunk = (int)Math.Clamp((budget - (long)Cog * PixelBlock) / perCi, 1, Cig);
-        TileFloats = CiChunk == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
+        // Direct reads walk one input plane per channel at a stride that is often a multiple of 4 KB, so the lines of
+        // many channels compete for the same few cache sets; a slice of 16 channels stays cached while every output
+        // channel block consumes it (partial sums wait in the tile).
+        DirectSlice = Math.Min(Cig, 16);
+        TileFloats = CiChunk == Cig && DirectSlice == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
         ScratchFloats = Depthwise ? 4L * Lanes : CiChunk * perCi + TileFloats;
     }
 
