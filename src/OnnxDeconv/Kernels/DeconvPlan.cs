@@ -138,14 +138,14 @@ internal sealed class DeconvPlan
         WorkItemStart = new int[Work.Length + 1];
         for (int i = 0; i < Work.Length; i++)
             WorkItemStart[i + 1] = WorkItemStart[i] + DivUp(Work[i].Pixels, ItemPixels);
-        // Too few pixel items to keep threads busy (small images, e.g. DCGAN's 4x4 layer): also split the output
-        // channels, in whole blocks, so a preempted thread holds back only a small piece of work.
+        // A single pixel item (small images, e.g. DCGAN's 4x4 layer) would leave a second thread idle: split the output
+        // channels in two, in whole blocks. Not more: each split re-packs the same border panel.
         int blocks = (Cog + ChannelBlock - 1) / ChannelBlock;
         // Items are block-major: item b computes pixel block b of every phase, so the phases that interleave into the
         // same output lines write them while they are still in cache (phase-major order wrote each line twice from memory).
         MaxBlocks = Work.Length == 0 ? 0 : Work.Max(res => DivUp(res.Pixels, ItemPixels));
         int pixelItems = (int)Math.Min(int.MaxValue, images * MaxBlocks);
-        ChannelSplits = Depthwise || pixelItems == 0 ? 1 : Math.Clamp(8 / pixelItems, 1, blocks);
+        ChannelSplits = Depthwise || pixelItems == 0 ? 1 : Math.Clamp(2 / pixelItems, 1, blocks);
         BlocksPerSplit = DivUp(blocks, ChannelSplits);
         ChannelSplits = DivUp(blocks, BlocksPerSplit);
         // Depthwise items are whole channels; otherwise (pixel range of a phase) x (channel range).
