@@ -108,66 +108,71 @@ public sealed class KernelPrepared : IPrepared
 }
 
 /// <summary>
-/// A small intra-op pool like ONNX Runtime's: persistent workers plus the calling thread claim items one at a time
-/// from a shared counter, so a worker that the OS preempts delays at most the item it holds. Workers block between calls
-/// (ManualResetEventSlim: brief spin, then sleep) so they do not steal CPU from the other columns.
+/// A small intra-op pool like ONNX Runtime's: a persistent worker plus the calling thread claim items one at a time
+/// from the call's counter, and the caller waits for the items, not for the worker: a worker the OS has not scheduled
+/// yet costs nothing once the caller has done everything. The worker blocks between calls (ManualResetEventSlim: brief
+/// spin, then sleep) so it does not steal CPU from the other columns.
 /// </summary>
 public sealed class ParallelFor : IParallelFor, IDisposable
 {
-    private readonly Thread[] _workers;
-    private readonly ManualResetEventSlim _start = new(false);
-    private readonly CountdownEvent _done;
-    private Action<int>? _body;
-    private int _count, _next;
+    // One small object per call: a late worker that picks up an old batch finds it exhausted. (Bench harness only;
+    // the kernel itself allocates nothing per call.)
+    private sealed class Batch(Action<int> body, int count)
+    {
+        public readonly Action<int> Body = body;
+        public readonly int Count = count;
+        public int Next, Done;
+    }
+
+    private readonly Thread _worker;
+    private readonly ManualResetEventSlim _wake = new(false);
+    private volatile Batch? _current;
     private volatile bool _stop;
 
     public ParallelFor(int threads)
     {
-        // One worker plus the caller: the hand-off below is written for exactly one worker.
         if (threads != 2) throw new ArgumentOutOfRangeException(nameof(threads), threads, "the bench pool runs exactly 2 threads");
-        _done = new CountdownEvent(threads - 1);
-        _workers = Enumerable.Range(0, threads - 1).Select(i => new Thread(Work) { IsBackground = true, Name = $"bench-pool-{i}" }).ToArray();
-        foreach (var w in _workers) w.Start();
+        _worker = new Thread(Work) { IsBackground = true, Name = "bench-pool" };
+        _worker.Start();
     }
 
     public void For(int count, Action<int> body)
     {
-        _body = body;
-        _count = count;
-        _next = 0;
-        _done.Reset();
-        _start.Set();
-        Drain();
-        _done.Wait();
-        _body = null;
+        var batch = new Batch(body, count);
+        _current = batch;
+        _wake.Set();
+        Drain(batch);
+        var spin = new SpinWait();
+        while (Volatile.Read(ref batch.Done) < count) spin.SpinOnce(sleep1Threshold: -1);
+        _current = null;
     }
 
-    private void Drain()
+    private static void Drain(Batch b)
     {
-        var body = _body!;
-        for (int i; (i = Interlocked.Increment(ref _next) - 1) < _count;) body(i);
+        for (int i; (i = Interlocked.Increment(ref b.Next) - 1) < b.Count;)
+        {
+            b.Body(i);
+            Interlocked.Increment(ref b.Done);
+        }
     }
 
     private void Work()
     {
         while (true)
         {
-            _start.Wait();
+            _wake.Wait();
             if (_stop) return;
-            Drain();
-            // Close the gate before signalling, so the worker does not re-enter the same call.
-            _start.Reset();
-            _done.Signal();
+            _wake.Reset();
+            if (_current is { } b) Drain(b);
         }
     }
 
     public void Dispose()
     {
         _stop = true;
-        _start.Set();
-        foreach (var w in _workers) w.Join();
-        _start.Dispose();
-        _done.Dispose();
+        _wake.Set();
+        _worker.Join();
+        _wake.Dispose();
     }
 }
 
