@@ -159,8 +159,16 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 {
                     for (int q = qStart; q < lo; q++) Pend(ref it, ref pending, rowStart + q);
                     int qd = lo;
-                    for (; qd + nb <= hi; qd += nb)
+                    for (bool tail = false; qd < hi; qd += nb)
                     {
+                        // The interior's remainder: one more chunk ending exactly at hi, overlapping the previous one
+                        // (those outputs are recomputed and rewritten with the same values) instead of the slow panel.
+                        if (qd + nb > hi)
+                        {
+                            if (tail) break;
+                            qd = hi - nb;
+                            tail = true;
+                        }
                         int x0 = inBase + res.M0[last] + qd;
                         for (int t = 0; t < res.Taps; t++) it.TapOff[t] = x0 - res.TapInOffset[t];
                         it.OutBase = outBase + res.O0[last] + qd * sLast;
