@@ -13,7 +13,7 @@ internal sealed class Scratch
     public static Scratch For(DeconvPlan p, out int intsNeeded)
     {
         var s = t_current ??= new Scratch();
-        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank);
+        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps);
         // 16 floats of slack so the panel can start on a 64-byte boundary.
         long floats = p.ScratchFloats + 16;
         if (s.Floats.Length < floats) s.Floats = new float[checked((int)floats)];
@@ -58,7 +58,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
     {
         public Residue Res;
         public float* Xg, Yg, Wg, Bg, Panel, Tile;
-        public int* Gidx, TapOff, OutOff, Pend, M;
+        public int* Gidx, TapOff, OutOff, Pend, M, RunStart;
         public int CbStart, CbEnd;
         /// <summary>Direct chunks: output j is at OutBase + j*OutStep (no offset table lookups); -1 = use OutOff.</summary>
         public int OutBase, OutStep;
@@ -115,6 +115,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             it.OutOff = it.TapOff + mt;
             it.Pend = it.OutOff + nb;
             it.M = it.Pend + nb;
+            it.RunStart = it.M + p.Rank;
             it.OutStep = -1;
             Walk(ref it, px0, px1);
         }
@@ -235,6 +236,23 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 it.Gidx[t * nb + j] = idx;
             }
         }
+        // Per tap, recognise the common shape "invalid prefix, contiguous valid run, invalid suffix" (pixels from one
+        // row): such taps are packed with zero fills and a vector copy instead of a per-pixel gather.
+        int* runStart = it.RunStart, runEnd = it.RunStart + taps, runSrc = it.RunStart + 2 * taps;
+        for (int t = 0; t < taps; t++)
+        {
+            int* gi = it.Gidx + t * nb;
+            int j0 = 0;
+            while (j0 < nb && gi[j0] < 0) j0++;
+            int j1 = j0;
+            while (j1 < nb && gi[j1] == gi[j0] + (j1 - j0)) j1++;
+            int j2 = j1;
+            while (j2 < nb && gi[j2] < 0) j2++;
+            bool run = j2 == nb;
+            runStart[t] = run ? j0 : -1;
+            runEnd[t] = j1;
+            runSrc[t] = j0 < nb ? gi[j0] : 0;
+        }
         for (int t = 0; t < taps; t++) it.TapOff[t] = t * nb;
         int chunk = p.CiChunk;
         for (int c0 = 0; c0 < p.Cig; c0 += chunk)
@@ -246,6 +264,18 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 for (int t = 0; t < taps; t++)
                 {
                     float* dst = it.Panel + ((long)ci * taps + t) * nb;
+                    int j0 = runStart[t];
+                    if (j0 >= 0)
+                    {
+                        int j1 = runEnd[t];
+                        float* src = xc + runSrc[t] - j0;
+                        int jj = 0;
+                        for (; jj < j0; jj++) dst[jj] = 0f;
+                        for (; jj + TS.Lanes <= j1; jj += TS.Lanes) TS.Store(dst + jj, TS.Load(src + jj));
+                        for (; jj < j1; jj++) dst[jj] = src[jj];
+                        for (; jj < nb; jj++) dst[jj] = 0f;
+                        continue;
+                    }
                     int* gi = it.Gidx + t * nb;
                     for (int j = 0; j < nb; j++)
                     {

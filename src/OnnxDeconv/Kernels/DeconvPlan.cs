@@ -162,7 +162,8 @@ internal sealed class DeconvPlan
         // Direct reads walk one input plane per channel at a stride that is often a multiple of 4 KB, so the lines of
         // many channels compete for the same few cache sets; a slice of 16 channels stays cached while every output
         // channel block consumes it (partial sums wait in the tile).
-        DirectSlice = Math.Min(Cig, 16);
+        // With a single channel block there is nothing to share the slice with: take all channels in one pass.
+        DirectSlice = Cog <= ChannelSubBlock ? Cig : Math.Min(Cig, 16);
         TileFloats = CiChunk == Cig && DirectSlice == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
         ScratchFloats = Depthwise ? 4L * Lanes : CiChunk * perCi + TileFloats;
     }
