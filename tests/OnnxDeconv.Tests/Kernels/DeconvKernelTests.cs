@@ -185,6 +185,26 @@ public class DeconvKernelTests
     }
 
     [Fact]
+    public void Run_ConcurrentCallsSameGeometry_IdenticalResults()
+    {
+        // Plans, pooled jobs and per-thread scratch are shared between calls: concurrent callers must not interfere.
+        var g = Geo(1, 24, 20, 1, [10, 11], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        var x = Random(new Random(1), 24 * 110);
+        var packed = Random(new Random(2), DeconvKernel.PackedWeightLength(g));
+        long outLen = g.OutputShape.Aggregate(1L, (p, v) => p * v);
+        var expected = new float[outLen];
+        DeconvKernel.Run(g, Epilogue.None, x, packed, [], expected);
+        var results = new float[8][];
+        Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            var y = new float[outLen];
+            for (int rep = 0; rep < 5; rep++) DeconvKernel.Run(g, Epilogue.None, x, packed, [], y, new ParallelForDouble(2));
+            results[i] = y;
+        });
+        foreach (var y in results) Assert.Equal(expected, y);
+    }
+
+    [Fact]
     public void IsaSelector_EnvironmentValues_ParsedOrExplained()
     {
         Assert.Equal(KernelIsa.Scalar, KernelIsaSelector.Detect("scalar", out var note));
