@@ -2,7 +2,7 @@ namespace OnnxDeconv.Kernels;
 
 /// <summary>
 /// The dedicated depthwise path (one input and one output channel per group). There is nothing to block over
-/// channels, so each item takes one (image, channel) and walks each phase the phase grid row by row: interior runs keep
+/// channels, so each item takes one (image, channel) and walks each phase grid row by row: interior runs keep
 /// 4 vectors of outputs in registers across all taps (x read in place), border pixels take the scalar route.
 /// </summary>
 internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct, ISimd<TV> where TV : unmanaged
