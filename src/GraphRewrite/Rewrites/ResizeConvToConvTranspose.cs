@@ -57,12 +57,12 @@ public static class ResizeConvToConvTranspose
             // A malformed Resize/Conv attribute: nothing is rewritten; the model is reported, not crashed on.
             return [new NodeReport { Node = model.Graph.Name, Pattern = "Resize+Conv", Rewritten = false, Reason = e.Message }];
         }
-        if (pairs.Count > 0) hints ??= ShapeHints.Infer(model);
         foreach (var found in pairs)
         {
             var index = new GraphIndex(model); // earlier rewrites changed consumers
             string name = Attributes.Describe(found.Conv);
-            if (!TryMatch(index, found, out var match, out var reason, hints) || match is null)
+            // Re-inferred per pair: hints do not pass through a Resize, but do through the ConvTranspose that replaced it.
+            if (!TryMatch(index, found, out var match, out var reason, hints ?? ShapeHints.Infer(model)) || match is null)
             {
                 reports.Add(new NodeReport { Node = name, Pattern = PatternName(found), Rewritten = false, Reason = reason });
                 continue;
