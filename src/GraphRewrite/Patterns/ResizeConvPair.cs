@@ -11,6 +11,8 @@ namespace OnnxDeconv.GraphRewrite.Patterns;
 /// A Resize or Upsample node whose output feeds a Conv (as its data input X): the "upsample then conv" form of a
 /// transposed convolution (DESIGN.md section 1). Detection only: attributes as resolved with the ONNX defaults of the
 /// node's opset, constant scales where they can be read, and whether the resize is exact integer nearest repetition.
+/// With the opset-18 axes attribute the scales (and sizes) are expanded to every axis when the rank is known.
+/// Rewriting is <see cref="Rewrites.ResizeConvToConvTranspose"/>'s job.
 /// </summary>
 public sealed record ResizeConvPair
 {

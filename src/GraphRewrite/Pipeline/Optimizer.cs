@@ -11,6 +11,8 @@ public static class Optimizer
     /// <summary>
     /// Rewrites every ConvTranspose of the main graph that the target supports, on a clone (the input model is never
     /// modified). One <see cref="NodeReport"/> per ConvTranspose, rewritten or with the reason it was left alone.
+    /// First, exact Resize/Upsample(nearest)+Conv pairs become ConvTransposes (one report per pair), which are then lowered
+    /// like any other; <see cref="Target.ConvTranspose"/> stops there.
     /// A model with nothing rewritten comes back unchanged (same bytes when serialized).
     /// </summary>
     public static OptimizeResult Run(ModelProto model, OptimizeOptions options) => Run(model, options, PhaseForm.Auto);

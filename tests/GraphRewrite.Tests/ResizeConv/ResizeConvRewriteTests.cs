@@ -274,3 +274,41 @@ public class ResizeConvRewriteTests
         Assert.True(report.Passed, Describe(report));
     }
 }
+
+public class ConvTransposeTargetTests
+{
+    [Fact]
+    public void ConvTransposeTarget_PlainConvTransposeModel_ComesBackByteIdentical()
+    {
+        // The convtranspose target only rewrites Resize+Conv pairs: an existing ConvTranspose is not lowered.
+        var b = new ModelBuilder("ct", 19);
+        b.Input("x", [1, 2, 4, 4]);
+        b.Initializer("w", [2, 3, 3, 3], ResizeConvModels.Random(new Random(5), 54));
+        b.Node(Ops.ConvTranspose.OpType, ["x", "w"], [Attributes.Ints(Ops.ConvTranspose.Strides, [2, 2])], output: "y");
+        b.Output("y", null);
+        var model = b.Build();
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.ConvTranspose });
+        Assert.Empty(result.Nodes);
+        Assert.False(result.Changed);
+        Assert.Equal(ModelIO.Serialize(model), ModelIO.Serialize(result.Model));
+    }
+
+    [Fact]
+    public void ConvTransposeTarget_ResizeConv_BecomesOneConvTransposeNode()
+    {
+        var model = ResizeConvModels.Build(new ResizeConvCase(UpsampleForm.Resize19, 1, [4, 4], [2, 3], [3, 2], [1, 0, 2, 1], 2, 2, 1, true,
+            "half_pixel", "round_prefer_ceil"));
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.ConvTranspose });
+        var node = Assert.Single(result.Model.Graph.Node);
+        Assert.Equal(Ops.ConvTranspose.OpType, node.OpType);
+        Assert.Equal(["x", node.Input[1], "b"], node.Input.ToArray());
+        Assert.Equal([4L, 4], Attributes.GetInts(node, Ops.ConvTranspose.KernelShape)!);
+        Assert.Equal([2L, 3], Attributes.GetInts(node, Ops.ConvTranspose.Strides)!);
+        // pads K-1-pb / K-1-pe: begins [3-1-1, 2-1-0], ends [3-1-2, 2-1-1].
+        Assert.Equal([1L, 1, 0, 0], Attributes.GetInts(node, Ops.ConvTranspose.Pads)!);
+        // Resize scales and the Conv weight are gone; only the derived weight and the bias remain.
+        Assert.Equal(new[] { node.Input[1], "b" }.Order(), result.Model.Graph.Initializer.Select(t => t.Name).Order());
+        var report = ResizeConvModels.Verify(model, result.Model);
+        Assert.True(report.Passed, ResizeConvModels.Describe(report));
+    }
+}

@@ -56,7 +56,7 @@ public class ResizeConvSweepTests
             Assert.True(pair.Rewritten, $"{c} [{target}]: {pair.Reason}");
             Assert.True(pair.MacsAfter > 0 && pair.MacsBefore > 0, $"{c} [{target}]: MACs {pair.MacsBefore} -> {pair.MacsAfter}");
             Assert.Equal(0, PairsLeft(result.Model));
-            Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType is "Resize" or "Upsample");
+            Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType == Ops.Resize.OpType || n.OpType == Ops.Upsample.OpType);
             var report = Verify(model, result.Model, seed: i);
             Assert.True(report.Passed, $"{c} [{target}]: {Describe(report)}");
         }
