@@ -11,6 +11,8 @@ public static class Optimizer
     /// <summary>
     /// Rewrites every ConvTranspose of the main graph that the target supports, on a clone (the input model is never
     /// modified). One <see cref="NodeReport"/> per ConvTranspose, rewritten or with the reason it was left alone.
+    /// First, exact Resize/Upsample(nearest)+Conv pairs become ConvTransposes (one report per pair), which are then lowered
+    /// like any other; <see cref="Target.ConvTranspose"/> stops there.
     /// A model with nothing rewritten comes back unchanged (same bytes when serialized).
     /// </summary>
     public static OptimizeResult Run(ModelProto model, OptimizeOptions options) => Run(model, options, PhaseForm.Auto);
@@ -21,20 +23,25 @@ public static class Optimizer
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         if (model.Graph is null) throw new ArgumentException("model has no graph", nameof(model));
+        if (options.Target is not (Target.Portable or Target.Plugin or Target.ConvTranspose))
+            throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable}, {Target.Plugin} or {Target.ConvTranspose}");
+
+        var result = model.Clone();
+        // Pre-pass: Resize/Upsample(nearest)+Conv pairs become ConvTransposes, which the loops below then lower.
+        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result));
         switch (options.Target)
         {
             case Target.Portable: break;
             case Target.Plugin:
             {
-                var rewritten = ConvTransposeToPlugin.RewriteAll(model.Clone());
-                return rewritten.Changed ? rewritten : new OptimizeResult(model.Clone(), rewritten.Nodes);
+                var rewritten = ConvTransposeToPlugin.RewriteAll(result);
+                reports.AddRange(rewritten.Nodes);
+                return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
             }
-            default:
-                throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable} or {Target.Plugin}");
+            case Target.ConvTranspose:
+                return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
         }
 
-        var result = model.Clone();
-        var reports = new List<NodeReport>();
         var candidates = result.Graph.Node.Where(n => n.OpType == Ops.ConvTranspose.OpType).ToList();
         // Shapes of values without value_info, for the MAC columns only (rewrites are shape-agnostic there).
         var hints = candidates.Count > 0 ? ShapeHints.Infer(result) : [];
