@@ -11,6 +11,8 @@ namespace OnnxDeconv.GraphRewrite.Patterns;
 /// A Resize or Upsample node whose output feeds a Conv (as its data input X): the "upsample then conv" form of a
 /// transposed convolution (DESIGN.md section 1). Detection only: attributes as resolved with the ONNX defaults of the
 /// node's opset, constant scales where they can be read, and whether the resize is exact integer nearest repetition.
+/// With the opset-18 axes attribute the scales (and sizes) are expanded to every axis when the rank is known.
+/// Rewriting is <see cref="Rewrites.ResizeConvToConvTranspose"/>'s job.
 /// </summary>
 public sealed record ResizeConvPair
 {
@@ -75,6 +77,7 @@ public sealed record ResizeConvPair
 
         float[]? scales = null;
         long[]? sizes = null;
+        bool expandedAxes = false;
         if (isUpsample)
             scales = Attributes.GetFloats(resize, U.Scales) ?? ConstFloats(index, resize, 1);
         else if (opset < 11)
@@ -85,14 +88,34 @@ public sealed record ResizeConvPair
             if (scales is { Length: 0 }) scales = null;
             sizes = ConstInts(index, resize, 3);
             var axes = Attributes.GetInts(resize, R.Axes);
-            if (axes is not null) { scales = null; } // partial-axes form: reported as written, not expanded
-            if (scales is null && sizes is not null && axes is null && shapeOf?.Invoke(resize.Input[0]) is { } inShape
-                && inShape.Length == sizes.Length && inShape.All(d => d > 0))
-                scales = sizes.Select((s, i) => (float)s / inShape[i]).ToArray();
+            var inShape = shapeOf?.Invoke(resize.Input[0]);
+            if (inShape is not null && inShape.Any(d => d <= 0)) inShape = null;
+            if (axes is not null)
+            {
+                // Opset 18+: scales/sizes name only the listed axes; the others keep scale 1. Expanded when the rank is known.
+                long rank = inShape?.Length ?? RankOfConvWeight(index, conv);
+                var full = rank > 0 ? ExpandAxes(axes, rank) : null;
+                if (full is null) { scales = null; sizes = null; }
+                else
+                {
+                    if (scales is not null)
+                        scales = scales.Length == axes.Length ? Scatter(full, scales.Select(v => (double)v), 1.0).Select(v => (float)v).ToArray() : null;
+                    if (sizes is not null)
+                        sizes = sizes.Length == axes.Length && inShape is not null
+                            ? Scatter(full, sizes.Select(v => (double)v), 0).Select((v, i) => v == 0 ? inShape[i] : (long)v).ToArray()
+                            : null;
+                    expandedAxes = true;
+                }
+            }
+            if (scales is null && sizes is not null && inShape is not null && inShape.Length == sizes.Length)
+                scales = sizes.Select((s, i) => (float)((double)s / inShape[i])).ToArray();
         }
 
-        var (exact, note) = Repetition(mode, ctm, nearest, scales, Attributes.GetInts(resize, R.Axes),
+        var (exact, note) = Repetition(mode, ctm, nearest, scales, expandedAxes ? null : Attributes.GetInts(resize, R.Axes),
             Attributes.GetString(resize, R.KeepAspectRatioPolicy), sizes);
+        // Antialias only changes linear/cubic downscaling; refused anyway so an unusual model is never guessed at.
+        if (exact && (Attributes.GetInt(resize, R.AntiAlias) ?? 0) != 0)
+            (exact, note) = (false, "antialias=1 (not analysed)");
         return new ResizeConvPair
         {
             Resize = resize,
@@ -144,6 +167,26 @@ public sealed record ResizeConvPair
         return ok
             ? (true, $"integer nearest repetition x[floor(j/s)] with s = [{string.Join(", ", spatial)}] ({ctm} + {nearest})")
             : (false, $"{ctm} + {nearest} at scales [{string.Join(", ", spatial)}] is not x[floor(j/s)]");
+    }
+
+    private static long RankOfConvWeight(GraphIndex index, NodeProto conv) =>
+        conv.Input.Count > 1 ? (index.Constant(conv.Input[1])?.Dims.Count ?? index.Shape(conv.Input[1])?.Length ?? 0) : 0;
+
+    /// <summary>The axes attribute normalized to [0, rank) (null if out of range or repeated).</summary>
+    private static int[]? ExpandAxes(long[] axes, long rank)
+    {
+        var norm = axes.Select(a => a < 0 ? a + rank : a).ToArray();
+        if (norm.Any(a => a < 0 || a >= rank) || norm.Distinct().Count() != norm.Length) return null;
+        var result = new int[rank];
+        Array.Fill(result, -1);
+        for (int i = 0; i < norm.Length; i++) result[norm[i]] = i;
+        return result;
+    }
+
+    private static double[] Scatter(int[] slotOf, IEnumerable<double> values, double fill)
+    {
+        var v = values.ToArray();
+        return slotOf.Select(slot => slot >= 0 ? v[slot] : fill).ToArray();
     }
 
     private static long[]? ConstInts(GraphIndex index, NodeProto node, int input)

@@ -11,6 +11,8 @@ public enum Target
     Plugin,
     /// <summary>Per node, the fastest measured candidate.</summary>
     Auto,
+    /// <summary>Plain ConvTranspose with the derived kernel: Resize/Upsample+Conv pairs are rewritten, ConvTransposes stay as they are.</summary>
+    ConvTranspose,
 }
 
 public sealed record OptimizeOptions

@@ -11,6 +11,8 @@ public static class Optimizer
     /// <summary>
     /// Rewrites every ConvTranspose of the main graph that the target supports, on a clone (the input model is never
     /// modified). One <see cref="NodeReport"/> per ConvTranspose, rewritten or with the reason it was left alone.
+    /// First, exact Resize/Upsample(nearest)+Conv pairs become ConvTransposes (one report per pair), which are then lowered
+    /// like any other; <see cref="Target.ConvTranspose"/> stops there.
     /// A model with nothing rewritten comes back unchanged (same bytes when serialized).
     /// </summary>
     public static OptimizeResult Run(ModelProto model, OptimizeOptions options) => Run(model, options, PhaseForm.Auto);
@@ -21,10 +23,13 @@ public static class Optimizer
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         if (model.Graph is null) throw new ArgumentException("model has no graph", nameof(model));
-        if (options.Target is not (Target.Portable or Target.Plugin))
-            throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable} or {Target.Plugin}");
+        if (options.Target is not (Target.Portable or Target.Plugin or Target.ConvTranspose))
+            throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable}, {Target.Plugin} or {Target.ConvTranspose}");
+
         var result = model.Clone();
-        // Patterns that become a ConvTranspose (and folds into one) run first; the ConvTranspose lowerings then take them.
+        // Pre-pass: Resize/Upsample(nearest)+Conv pairs become ConvTransposes, which the loops below then lower.
+        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result));
+        // Then explicit zero insertion + Conv becomes a ConvTranspose, and BatchNormalization after any ConvTranspose is folded.
         var sources = ZeroInsertConvToConvTranspose.RewriteAll(result).Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result)).ToList();
         switch (options.Target)
         {
@@ -32,12 +37,15 @@ public static class Optimizer
             case Target.Plugin:
             {
                 var rewritten = ConvTransposeToPlugin.RewriteAll(result);
-                var merged = ZeroInsertConvToConvTranspose.MergeReports(sources, rewritten.Nodes);
-                return new OptimizeResult(merged.Any(r => r.Rewritten) ? result : model.Clone(), merged);
+                reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, rewritten.Nodes));
+                return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
             }
+            case Target.ConvTranspose:
+                reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, []));
+                return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
         }
+        int firstLowered = reports.Count;
 
-        var reports = new List<NodeReport>();
         var candidates = result.Graph.Node.Where(n => n.OpType == Ops.ConvTranspose.OpType).ToList();
         // Shapes of values without value_info, for the MAC columns only (rewrites are shape-agnostic there).
         var hints = candidates.Count > 0 ? ShapeHints.Infer(result) : [];
@@ -61,7 +69,9 @@ public static class Optimizer
                 MacsAfter = lowered.Choice.Macs,
             });
         }
-        var all = ZeroInsertConvToConvTranspose.MergeReports(sources, reports);
-        return new OptimizeResult(all.Any(r => r.Rewritten) ? result : model.Clone(), all);
+        var loweredReports = reports.Skip(firstLowered).ToList();
+        reports.RemoveRange(firstLowered, loweredReports.Count);
+        reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, loweredReports));
+        return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
     }
 }

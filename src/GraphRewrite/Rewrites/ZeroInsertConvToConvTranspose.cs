@@ -162,14 +162,17 @@ public static class ZeroInsertConvToConvTranspose
     /// <summary>
     /// Folds the source rewrites' reports into the ConvTranspose lowerings' reports: one line per original pattern,
     /// naming the whole chain (e.g. ZeroInsertion+Conv+BatchNormalization+Relu) with the MACs before the first rewrite.
+    /// Source reports no lowering report names (refusals, or no lowering ran) are listed as they are.
     /// </summary>
     public static IReadOnlyList<NodeReport> MergeReports(IReadOnlyList<SourceRewrite> sources, IReadOnlyList<NodeReport> lowered)
     {
         var result = new List<NodeReport>();
-        foreach (var s in sources.Where(s => s.ConvTransposeNode is null)) result.Add(s.Report);
+        var consumed = new HashSet<SourceRewrite>(ReferenceEqualityComparer.Instance);
         foreach (var r in lowered)
         {
-            var mine = sources.Where(s => s.ConvTransposeNode == r.Node).Select(s => s.Report).ToList();
+            var matched = sources.Where(s => s.ConvTransposeNode is not null && s.ConvTransposeNode == r.Node).ToList();
+            consumed.UnionWith(matched);
+            var mine = matched.Select(s => s.Report).ToList();
             if (mine.Count == 0) { result.Add(r); continue; }
             var head = mine[0];
             string pattern = head.Pattern;
@@ -188,6 +191,8 @@ public static class ZeroInsertConvToConvTranspose
                 MacsAfter = r.Rewritten ? r.MacsAfter : r.MacsBefore,
             });
         }
+        // Refusals, and rewrites whose ConvTranspose was not lowered further (Target.ConvTranspose), stand alone.
+        result.InsertRange(0, sources.Where(s => !consumed.Contains(s)).Select(s => s.Report));
         return result;
     }
 }

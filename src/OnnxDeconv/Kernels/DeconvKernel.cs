@@ -36,9 +36,13 @@ public sealed class SerialFor : IParallelFor
 }
 
 /// <summary>
-/// The zero-free ConvTranspose kernel behind the plugin op. Weights are packed once, offline, by
-/// <see cref="PackWeights"/> (the rewriter stores the packed tensor as the custom node's initializer);
-/// <see cref="Run"/> reads exactly that layout. Never touches an inserted zero.
+/// The zero-free ConvTranspose kernel behind the plugin op: a polyphase gather. Per axis, the outputs with
+/// <c>(o + pb) mod s == r</c> only see the taps with <c>k*d mod s == r</c>, which read the original input at stride 1,
+/// so each output phase is a dense small correlation (exact useful MACs, no inserted zeros, every output written once).
+/// Each phase is computed as a register-blocked GEMM: up to 12 output channels x 1..4 vectors of output pixels in registers,
+/// contracting over (input channel, tap) with weights pre-packed by <see cref="PackWeights"/> in exactly that order.
+/// Interior pixel runs read x in place; border runs are gathered into a small zero-padded per-thread panel.
+/// The ISA variant (AVX-512, AVX2+FMA, Vector&lt;T&gt;, scalar) is chosen by <see cref="KernelIsaSelector"/>.
 /// </summary>
 public static class DeconvKernel
 {
@@ -46,93 +50,95 @@ public static class DeconvKernel
     public static long PackedWeightLength(ConvTransposeGeometry g) =>
         g.InChannels * g.OutChannelsPerGroup * g.Axes.Aggregate(1L, (p, a) => p * a.Kernel);
 
-    /// <summary>Packs ONNX-layout weights [Cin, Cout/group, K...] into the kernel's layout.</summary>
+    /// <summary>
+    /// Packs ONNX-layout weights [Cin, Cout/group, K...] into the kernel's layout:
+    /// [group][phase (residue tuple, last axis fastest)][block of 12 output channels][ci][tap][channel in block].
+    /// The layout depends only on channels, group, kernel, strides and dilations (never on pads or the ISA).
+    /// </summary>
     public static void PackWeights(ConvTransposeGeometry g, ReadOnlySpan<float> onnxWeights, Span<float> packed)
     {
         long n = PackedWeightLength(g);
         if (onnxWeights.Length != n) throw new ArgumentException($"W has {onnxWeights.Length} values; geometry needs {n}");
         if (packed.Length != n) throw new ArgumentException($"packed W has {packed.Length} values; geometry needs {n}");
-        onnxWeights.CopyTo(packed);
+        var plan = GetPlan(g, KernelIsa.Scalar, null);
+        int cig = plan.Cig, cog = plan.Cog, ks = plan.KernelSpatial;
+        long pos = 0;
+        for (long grp = 0; grp < g.Group; grp++)
+        foreach (var res in plan.AllResidues)
+        for (int cb = 0; cb < cog; cb += DeconvPlan.ChannelBlock)
+        {
+            int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
+            for (int ci = 0; ci < cig; ci++)
+            for (int t = 0; t < res.Taps; t++)
+            for (int i = 0; i < mr; i++)
+                packed[(int)pos++] = onnxWeights[(int)(((grp * cig + ci) * cog + cb + i) * ks + res.TapK[t])];
+        }
+        if (pos != n) throw new InvalidOperationException($"packing wrote {pos} of {n} values");
     }
 
-    /// <summary>Bytes of scratch memory <see cref="Run"/> uses besides the output (reported by the benchmark).</summary>
-    public static long WorkspaceBytes(ConvTransposeGeometry g) => 0;
+    /// <summary>
+    /// Bytes of scratch memory <see cref="Run"/> uses besides the output, per worker thread: the zero-padded pixel panel
+    /// (input channels x taps x one pixel block) and the result tile. Allocated once per thread and reused.
+    /// </summary>
+    public static long WorkspaceBytes(ConvTransposeGeometry g) => GetPlan(g, KernelIsaSelector.Active, null).ScratchFloats * sizeof(float);
 
     /// <summary>
-    /// y = epilogue(ConvTranspose(x, W) + b). Direct scatter: each input element is multiplied into the output
-    /// positions it reaches; work is split over (batch, output channel) so writers never overlap.
+    /// y = epilogue(ConvTranspose(x, W) + b) with W packed by <see cref="PackWeights"/>. Work is split into items
+    /// (image, group, phase, pixel range) that never write the same output; <paramref name="parallel"/> runs them.
     /// </summary>
     public static void Run(ConvTransposeGeometry g, Epilogue epilogue, ReadOnlySpan<float> x, ReadOnlySpan<float> packedW,
-        ReadOnlySpan<float> bias, Span<float> y, IParallelFor? parallel = null)
+        ReadOnlySpan<float> bias, Span<float> y, IParallelFor? parallel = null) =>
+        Run(g, epilogue, x, packedW, bias, y, parallel, KernelIsaSelector.Active, null);
+
+    /// <summary>As <see cref="Run(ConvTransposeGeometry, Epilogue, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, IParallelFor?)"/>
+    /// with an explicit ISA variant and, for tests and benchmarks, a forced choice of direct reads (null = heuristic).</summary>
+    internal static void Run(ConvTransposeGeometry g, Epilogue epilogue, ReadOnlySpan<float> x, ReadOnlySpan<float> packedW,
+        ReadOnlySpan<float> bias, Span<float> y, IParallelFor? parallel, KernelIsa isa, bool? direct)
     {
         long inSpatial = g.Axes.Aggregate(1L, (p, a) => p * a.Input);
         long outSpatial = g.Axes.Aggregate(1L, (p, a) => p * a.Output);
-        if (x.Length != g.Batch * g.InChannels * inSpatial) throw new ArgumentException("X size does not match the geometry");
-        if (packedW.Length != PackedWeightLength(g)) throw new ArgumentException("packed W size does not match the geometry");
-        if (bias.Length != 0 && bias.Length != g.OutChannels) throw new ArgumentException("B must be empty or have Cout values");
-        if (y.Length != g.Batch * g.OutChannels * outSpatial) throw new ArgumentException("Y size does not match the geometry");
-        unsafe
+        if (x.Length != g.Batch * g.InChannels * inSpatial) throw new ArgumentException($"X has {x.Length} values; geometry needs {g.Batch * g.InChannels * inSpatial}");
+        if (packedW.Length != PackedWeightLength(g)) throw new ArgumentException($"packed W has {packedW.Length} values; geometry needs {PackedWeightLength(g)}");
+        if (bias.Length != 0 && bias.Length != g.OutChannels) throw new ArgumentException($"B has {bias.Length} values; must be empty or have Cout = {g.OutChannels}");
+        if (y.Length != g.Batch * g.OutChannels * outSpatial) throw new ArgumentException($"Y has {y.Length} values; geometry needs {g.Batch * g.OutChannels * outSpatial}");
+        if (!KernelIsaSelector.IsSupported(isa)) throw new PlatformNotSupportedException($"ISA variant {isa} is not supported on this machine");
+        var plan = GetPlan(g, isa, direct);
+        if (plan.ItemCount == 0) return;
+        var job = plan.RentJob();
+        try
         {
-            fixed (float* px = x, pw = packedW, pb = bias, py = y)
+            unsafe
             {
-                var job = new ScatterJob(g, epilogue, px, pw, bias.Length == 0 ? null : pb, py, inSpatial, outSpatial);
-                int items = checked((int)(g.Batch * g.OutChannels));
-                (parallel ?? SerialFor.Instance).For(items, job.Execute);
-            }
-        }
-    }
-
-    private sealed unsafe class ScatterJob(ConvTransposeGeometry g, Epilogue ep, float* x, float* w, float* b, float* y, long inSpatial, long outSpatial)
-    {
-        public void Execute(int item)
-        {
-            long n = item / g.OutChannels, co = item % g.OutChannels;
-            long cog = g.OutChannelsPerGroup, cig = g.InChannelsPerGroup;
-            long grp = co / cog, oc = co % cog;
-            int r = g.Rank;
-            long kSpatial = g.Axes.Aggregate(1L, (p, a) => p * a.Kernel);
-            float* yc = y + (n * g.OutChannels + co) * outSpatial;
-            float bv = b is null ? 0f : b[co];
-            for (long o = 0; o < outSpatial; o++) yc[o] = bv;
-            Span<long> iIdx = stackalloc long[r];
-            Span<long> kIdx = stackalloc long[r];
-            for (long ic = 0; ic < cig; ic++)
-            {
-                long ci = grp * cig + ic;
-                float* xc = x + (n * g.InChannels + ci) * inSpatial;
-                float* wc = w + (ci * cog + oc) * kSpatial;
-                for (long kk = 0; kk < kSpatial; kk++)
+                fixed (float* px = x, pw = packedW, pb = bias, py = y)
                 {
-                    float wv = wc[kk];
-                    Unflatten(kk, kIdx, useInput: false);
-                    for (long ii = 0; ii < inSpatial; ii++)
-                    {
-                        Unflatten(ii, iIdx, useInput: true);
-                        long flat = 0;
-                        bool inside = true;
-                        for (int a = 0; a < r; a++)
-                        {
-                            var ax = g.Axes[a];
-                            long o = iIdx[a] * ax.Stride + kIdx[a] * ax.Dilation - ax.PadBegin;
-                            if ((ulong)o >= (ulong)ax.Output) { inside = false; break; }
-                            flat = flat * ax.Output + o;
-                        }
-                        if (inside) yc[flat] += xc[ii] * wv;
-                    }
+                    job.Epilogue = epilogue;
+                    job.X = px; job.W = pw; job.B = bias.Length == 0 ? null : pb; job.Y = py;
+                    (parallel ?? SerialFor.Instance).For(plan.ItemCount, job.Body);
+                    job.X = job.W = job.B = job.Y = null;
                 }
             }
-            if (ep.Kind != Activation.None)
-                for (long o = 0; o < outSpatial; o++) yc[o] = ep.Apply(yc[o]);
         }
+        finally { plan.ReturnJob(job); }
+    }
 
-        private void Unflatten(long flat, Span<long> idx, bool useInput)
+    // A few recent plans, matched by value: callers may build a fresh geometry object per call.
+    private static readonly object s_cacheLock = new();
+    private static readonly DeconvPlan?[] s_cache = new DeconvPlan?[32];
+    private static int s_cacheNext;
+
+    internal static DeconvPlan GetPlan(ConvTransposeGeometry g, KernelIsa isa, bool? direct)
+    {
+        lock (s_cacheLock)
         {
-            for (int a = g.Rank - 1; a >= 0; a--)
-            {
-                long size = useInput ? g.Axes[a].Input : g.Axes[a].Kernel;
-                idx[a] = flat % size;
-                flat /= size;
-            }
+            foreach (var p in s_cache)
+                if (p is not null && p.Isa == isa && p.DirectOverride == direct && p.Matches(g)) return p;
         }
+        var plan = new DeconvPlan(g, isa, direct);
+        lock (s_cacheLock)
+        {
+            s_cache[s_cacheNext] = plan;
+            s_cacheNext = (s_cacheNext + 1) % s_cache.Length;
+        }
+        return plan;
     }
 }

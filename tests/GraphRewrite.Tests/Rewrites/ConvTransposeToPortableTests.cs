@@ -49,8 +49,7 @@ public class ConvTransposeToPortableTests
     }
 
     [Theory]
-    [InlineData(Target.Plugin)]
-    [InlineData(Target.Auto)]
+    [InlineData(Target.Auto)] // measured per-node choice is not built yet (issue 7)
     public void OtherTargets_NotSupportedHere_ClearMessage(Target target)
     {
         var model = SingleNode(new ConvTransposeAttributes(), [1, 1, 3], [1, 1, 2], [1, 2], null);

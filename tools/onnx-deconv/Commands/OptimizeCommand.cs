@@ -23,10 +23,10 @@ internal static class OptimizeCommand
         var output = new Option<string?>("--output", "-o") { Description = "Where to write the optimized model (written atomically)" };
         var target = new Option<string>("--target")
         {
-            Description = "portable (standard ONNX ops) or plugin (OnnxDeconv custom op; needs the plugin registered where the model runs)",
+            Description = "portable (standard ONNX ops), plugin (OnnxDeconv custom op; needs the plugin registered where the model runs) or convtranspose (Resize+Conv pairs become plain ConvTranspose with the derived kernel)",
             DefaultValueFactory = _ => "portable",
         };
-        target.AcceptOnlyFromAmong("portable", "plugin");
+        target.AcceptOnlyFromAmong("portable", "plugin", "convtranspose");
         var noVerify = new Option<bool>("--no-verify") { Description = "Skip verification (the report says so)" };
         var inPlace = new Option<bool>("--in-place") { Description = "Allow OUT to be IN (or omit -o) and overwrite it" };
         var shape = VerifyCli.ShapeOption();

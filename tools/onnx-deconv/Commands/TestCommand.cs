@@ -25,10 +25,10 @@ internal static class TestCommand
         var rewrite = new Option<bool>("--rewrite") { Description = "Rewrite each model first and check the rewritten model against the expected outputs" };
         var target = new Option<string>("--target")
         {
-            Description = "Rewrite target with --rewrite: portable or plugin",
+            Description = "Rewrite target with --rewrite: portable, plugin or convtranspose",
             DefaultValueFactory = _ => "portable",
         };
-        target.AcceptOnlyFromAmong("portable", "plugin");
+        target.AcceptOnlyFromAmong("portable", "plugin", "convtranspose");
         var freeze = new Option<string[]>("--freeze-inputs")
         {
             Description = "Bind graph inputs as initializers from test_data_set_0 before rewriting: all but the first, or the named ones (--freeze-inputs=W,B)",

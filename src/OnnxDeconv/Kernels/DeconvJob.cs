@@ -1,0 +1,378 @@
+using System.Runtime.CompilerServices;
+
+namespace OnnxDeconv.Kernels;
+
+/// <summary>Per-thread scratch (pixel panel, result tile, index tables): grown on first use, then reused by every call.</summary>
+internal sealed class Scratch
+{
+    [ThreadStatic] private static Scratch? t_current;
+
+    public float[] Floats = [];
+    public int[] Ints = [];
+
+    public static Scratch For(DeconvPlan p, out int intsNeeded)
+    {
+        var s = t_current ??= new Scratch();
+        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps);
+        // 16 floats of slack so the panel can start on a 64-byte boundary.
+        long floats = p.ScratchFloats + 16;
+        if (s.Floats.Length < floats) s.Floats = new float[checked((int)floats)];
+        if (s.Ints.Length < intsNeeded) s.Ints = new int[intsNeeded];
+        return s;
+    }
+}
+
+/// <summary>
+/// One <see cref="DeconvKernel.Run"/> call's arguments plus a cached delegate, so handing work to
+/// <see cref="IParallelFor"/> allocates nothing. Jobs are pooled per plan; each item writes a disjoint set of outputs
+/// (one image, one group, one pixel block of every phase, one range of whole output-channel blocks).
+/// </summary>
+internal abstract unsafe class DeconvJob
+{
+    public readonly Action<int> Body;
+    public DeconvPlan Plan = null!;
+    public Epilogue Epilogue;
+    public float* X, W, B, Y;
+
+    protected DeconvJob() => Body = Execute;
+
+    public abstract void Execute(int item);
+
+    public static DeconvJob Create(KernelIsa isa, bool depthwise) => (isa, depthwise) switch
+    {
+        (KernelIsa.Avx512, false) => new DeconvJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
+        (KernelIsa.Avx2, false) => new DeconvJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
+        (KernelIsa.Vector, false) => new DeconvJob<VectorOps, System.Numerics.Vector<float>>(),
+        (_, false) => new DeconvJob<ScalarOps, float>(),
+        (KernelIsa.Avx512, true) => new DepthwiseJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
+        (KernelIsa.Avx2, true) => new DepthwiseJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
+        (KernelIsa.Vector, true) => new DepthwiseJob<VectorOps, System.Numerics.Vector<float>>(),
+        (_, true) => new DepthwiseJob<ScalarOps, float>(),
+    };
+}
+
+internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, ISimd<TV> where TV : unmanaged
+{
+    /// <summary>Pointers and tables for one work item (kept in a struct so helpers take it by reference).</summary>
+    private struct Item
+    {
+        public Residue Res;
+        public float* Xg, Yg, Wg, Bg, Panel, Tile;
+        public int* Gidx, TapOff, OutOff, Pend, M, RunStart;
+        public int CbStart, CbEnd;
+        /// <summary>Direct chunks: output j is at OutBase + j*OutStep (no offset table lookups); -1 = use OutOff.</summary>
+        public int OutBase, OutStep;
+    }
+
+    public override void Execute(int item)
+    {
+        var p = Plan;
+        var g = p.Geometry;
+        int perIg = p.ItemsPerImageGroup;
+        int ig = item / perIg, rem = item - ig * perIg;
+        long n = ig / g.Group, grp = ig % g.Group;
+        int split = rem % p.ChannelSplits;
+        rem /= p.ChannelSplits;
+        int block = rem;
+        foreach (var res in p.Work)
+        {
+            int px0 = block * p.ItemPixels;
+            if (px0 >= res.Pixels) continue;
+            Phase(res, n, grp, split, px0, Math.Min(px0 + p.ItemPixels, res.Pixels));
+        }
+    }
+
+    private void Phase(Residue res, long n, long grp, int split, int px0, int px1)
+    {
+        var p = Plan;
+        var g = p.Geometry;
+        var it = new Item
+        {
+            Res = res,
+            Xg = X + (n * g.InChannels + grp * p.Cig) * p.InSpatial,
+            Yg = Y + (n * g.OutChannels + grp * p.Cog) * p.OutSpatial,
+            Wg = W + grp * (long)p.Cog * p.Cig * p.KernelSpatial + res.WeightOffset,
+            Bg = B == null ? null : B + grp * p.Cog,
+            CbStart = split * p.BlocksPerSplit * DeconvPlan.ChannelBlock,
+            CbEnd = Math.Min(p.Cog, (split + 1) * p.BlocksPerSplit * DeconvPlan.ChannelBlock),
+        };
+        if (res.Taps == 0)
+        {
+            BiasOnly(ref it, px0, px1);
+            return;
+        }
+
+        var scratch = Scratch.For(p, out _);
+        int nb = p.PixelBlock, mt = p.MaxTaps;
+        fixed (float* fs = scratch.Floats)
+        fixed (int* ints = scratch.Ints)
+        {
+            float* aligned = (float*)(((nint)fs + 63) & ~(nint)63);
+            it.Panel = aligned;
+            it.Tile = aligned + (long)p.CiChunk * mt * nb;
+            it.Gidx = ints;
+            it.TapOff = ints + mt * nb;
+            it.OutOff = it.TapOff + mt;
+            it.Pend = it.OutOff + nb;
+            it.M = it.Pend + nb;
+            it.RunStart = it.M + p.Rank;
+            it.OutStep = -1;
+            Walk(ref it, px0, px1);
+        }
+    }
+
+    /// <summary>
+    /// Visits the item's pixels row by row (rows of the residue grid along the last axis). Runs where every tap is in
+    /// range read x in place (direct); the rest (borders, short rows) are gathered NB at a time into a zero-padded panel.
+    /// </summary>
+    private void Walk(ref Item it, int px0, int px1)
+    {
+        var p = Plan;
+        var res = it.Res;
+        var axes = p.Geometry.Axes;
+        int r = p.Rank, last = r - 1, nb = p.PixelBlock;
+        int ql = res.Q[last];
+        int inLast = (int)axes[last].Input, sLast = (int)axes[last].Stride;
+        int pending = 0;
+        int px = px0;
+        while (px < px1)
+        {
+            int qStart = px % ql, rowStart = px - qStart;
+            int segEnd = Math.Min(rowStart + ql, px1);
+            int qEnd = qStart + (segEnd - px);
+            if (p.Direct && qEnd - qStart >= nb)
+            {
+                int rowIdx = px / ql;
+                bool inside = true;
+                int inBase = 0, outBase = 0;
+                for (int a = last - 1; a >= 0; a--)
+                {
+                    int qa = rowIdx % res.Q[a];
+                    rowIdx /= res.Q[a];
+                    int m = res.M0[a] + qa;
+                    if (m - res.CMax[a] < 0 || m - res.CMin[a] >= axes[a].Input) inside = false;
+                    inBase += m * p.InStride[a];
+                    outBase += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
+                }
+                int lo = Math.Max(qStart, res.CMax[last] - res.M0[last]);
+                int hi = Math.Min(qEnd, inLast + res.CMin[last] - res.M0[last]);
+                if (inside && hi - lo >= nb)
+                {
+                    for (int q = qStart; q < lo; q++) Pend(ref it, ref pending, rowStart + q);
+                    int qd = lo;
+                    for (bool tail = false; qd < hi; qd += nb)
+                    {
+                        // The interior's remainder: one more chunk ending exactly at hi, overlapping the previous one
+                        // (those outputs are recomputed and rewritten with the same values) instead of the slow panel.
+                        if (qd + nb > hi)
+                        {
+                            if (tail) break;
+                            qd = hi - nb;
+                            tail = true;
+                        }
+                        int x0 = inBase + res.M0[last] + qd;
+                        for (int t = 0; t < res.Taps; t++) it.TapOff[t] = x0 - res.TapInOffset[t];
+                        it.OutBase = outBase + res.O0[last] + qd * sLast;
+                        it.OutStep = sLast;
+                        for (int c0 = 0; c0 < p.Cig; c0 += p.DirectSlice)
+                            Compute(ref it, it.Xg + c0 * p.InSpatial, p.InSpatial, nb, c0, Math.Min(p.DirectSlice, p.Cig - c0));
+                        it.OutStep = -1;
+                    }
+                    for (int q = qd; q < qEnd; q++) Pend(ref it, ref pending, rowStart + q);
+                    px = segEnd;
+                    continue;
+                }
+            }
+            for (int q = qStart; q < qEnd; q++) Pend(ref it, ref pending, rowStart + q);
+            px = segEnd;
+        }
+        if (pending > 0) Panel(ref it, pending);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Pend(ref Item it, ref int pending, int pixel)
+    {
+        it.Pend[pending++] = pixel;
+        if (pending == Plan.PixelBlock)
+        {
+            Panel(ref it, pending);
+            pending = 0;
+        }
+    }
+
+    /// <summary>Gathers the pending pixels' inputs (zero where a tap falls outside x) into [ci][tap][NB] and computes them.</summary>
+    private void Panel(ref Item it, int count)
+    {
+        var p = Plan;
+        var res = it.Res;
+        var axes = p.Geometry.Axes;
+        int r = p.Rank, nb = p.PixelBlock, taps = res.Taps;
+        int* m = it.M;
+        for (int j = 0; j < nb; j++)
+        {
+            if (j >= count)
+            {
+                for (int t = 0; t < taps; t++) it.Gidx[t * nb + j] = -1;
+                continue;
+            }
+            int rem = it.Pend[j], outOff = 0;
+            for (int a = r - 1; a >= 0; a--)
+            {
+                int qa = rem % res.Q[a];
+                rem /= res.Q[a];
+                m[a] = res.M0[a] + qa;
+                outOff += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
+            }
+            it.OutOff[j] = outOff;
+            for (int t = 0; t < taps; t++)
+            {
+                int idx = 0;
+                for (int a = 0; a < r; a++)
+                {
+                    int i = m[a] - res.TapC[t * r + a];
+                    if ((uint)i >= (uint)axes[a].Input) { idx = -1; break; }
+                    idx += i * p.InStride[a];
+                }
+                it.Gidx[t * nb + j] = idx;
+            }
+        }
+        // Per tap, recognise the common shape "invalid prefix, contiguous valid run, invalid suffix" (pixels from one
+        // row): such taps are packed with zero fills and a vector copy instead of a per-pixel gather.
+        int* runStart = it.RunStart, runEnd = it.RunStart + taps, runSrc = it.RunStart + 2 * taps;
+        for (int t = 0; t < taps; t++)
+        {
+            int* gi = it.Gidx + t * nb;
+            int j0 = 0;
+            while (j0 < nb && gi[j0] < 0) j0++;
+            int j1 = j0;
+            while (j1 < nb && gi[j1] == gi[j0] + (j1 - j0)) j1++;
+            int j2 = j1;
+            while (j2 < nb && gi[j2] < 0) j2++;
+            bool run = j2 == nb;
+            runStart[t] = run ? j0 : -1;
+            runEnd[t] = j1;
+            runSrc[t] = j0 < nb ? gi[j0] : 0;
+        }
+        for (int t = 0; t < taps; t++) it.TapOff[t] = t * nb;
+        int chunk = p.CiChunk;
+        for (int c0 = 0; c0 < p.Cig; c0 += chunk)
+        {
+            int cc = Math.Min(chunk, p.Cig - c0);
+            for (int ci = 0; ci < cc; ci++)
+            {
+                float* xc = it.Xg + (c0 + ci) * p.InSpatial;
+                for (int t = 0; t < taps; t++)
+                {
+                    float* dst = it.Panel + ((long)ci * taps + t) * nb;
+                    int j0 = runStart[t];
+                    if (j0 >= 0)
+                    {
+                        int j1 = runEnd[t];
+                        float* src = xc + runSrc[t] - j0;
+                        int jj = 0;
+                        for (; jj < j0; jj++) dst[jj] = 0f;
+                        for (; jj + TS.Lanes <= j1; jj += TS.Lanes) TS.Store(dst + jj, TS.Load(src + jj));
+                        for (; jj < j1; jj++) dst[jj] = src[jj];
+                        for (; jj < nb; jj++) dst[jj] = 0f;
+                        continue;
+                    }
+                    int* gi = it.Gidx + t * nb;
+                    for (int j = 0; j < nb; j++)
+                    {
+                        int k = gi[j];
+                        dst[j] = k >= 0 ? xc[k] : 0f;
+                    }
+                }
+            }
+            Compute(ref it, it.Panel, (long)taps * nb, count, c0, cc);
+        }
+    }
+
+    /// <summary>
+    /// Every output channel of the group for one block of NB pixels over input channels [c0, c0+cc): micro-kernel per
+    /// channel sub-block; the last slice adds bias, applies the epilogue and stores.
+    /// </summary>
+    private void Compute(ref Item it, float* xb, long xs, int count, int c0 = 0, int cc = -1)
+    {
+        var p = Plan;
+        int cog = p.Cog, cig = p.Cig, taps = it.Res.Taps, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock, nb = p.PixelBlock;
+        if (cc < 0) cc = cig;
+        bool sliced = cc != cig, last = c0 + cc == cig;
+        for (int cb = it.CbStart; cb < it.CbEnd; cb += DeconvPlan.ChannelBlock)
+        {
+            int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
+            float* wb = it.Wg + (long)cb * cig * taps + (long)c0 * taps * mr;
+            for (int sub = 0; sub < mr; sub += msub)
+            {
+                int ms = Math.Min(msub, mr - sub);
+                // Sliced: each channel keeps its own tile row across slices; otherwise one sub-block tile is reused.
+                float* tile = sliced ? it.Tile + (long)(cb + sub) * nb : it.Tile;
+                MicroKernel<TS, TV>.Dispatch(ms, nr, xb, it.TapOff, taps, cc, xs, wb + sub, mr, tile, accumulate: c0 > 0);
+                if (last) Store(ref it, ms, cb + sub, count, tile);
+            }
+        }
+    }
+
+    /// <summary>Bias + activation, written once to each output position (scattered by the output stride).</summary>
+    private void Store(ref Item it, int channels, int co0, int count, float* tile)
+    {
+        var p = Plan;
+        var ep = Epilogue;
+        int nb = p.PixelBlock;
+        int* off = it.OutOff;
+        for (int i = 0; i < channels; i++)
+        {
+            int co = co0 + i;
+            float bv = it.Bg == null ? 0f : it.Bg[co];
+            float* yc = it.Yg + co * p.OutSpatial;
+            float* tr = tile + i * nb;
+            if (it.OutStep >= 0)
+            {
+                // Direct chunk: affine output positions, bias added a vector at a time, then strided stores.
+                TV b = TS.Splat(bv);
+                for (int j = 0; j < count; j += TS.Lanes) TS.Store(tr + j, TS.MulAdd(TS.Splat(1f), TS.Load(tr + j), b));
+                float* yo = yc + it.OutBase;
+                int step = it.OutStep;
+                if (ep.Kind == Activation.None)
+                    for (int j = 0; j < count; j++) yo[j * step] = tr[j];
+                else if (ep.Kind == Activation.Relu)
+                    for (int j = 0; j < count; j++) { float v = tr[j]; yo[j * step] = v > 0 ? v : 0f; }
+                else
+                    for (int j = 0; j < count; j++) yo[j * step] = ep.Apply(tr[j]);
+                continue;
+            }
+            switch (ep.Kind)
+            {
+                case Activation.None:
+                    for (int j = 0; j < count; j++) yc[off[j]] = tr[j] + bv;
+                    break;
+                case Activation.Relu:
+                    for (int j = 0; j < count; j++) { float v = tr[j] + bv; yc[off[j]] = v > 0 ? v : 0f; }
+                    break;
+                default:
+                    for (int j = 0; j < count; j++) yc[off[j]] = ep.Apply(tr[j] + bv);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>A residue with no taps (stride larger than the dilated kernel reach, or outputs past the end): bias only.</summary>
+    private void BiasOnly(ref Item it, int px0, int px1)
+    {
+        var p = Plan;
+        var res = it.Res;
+        var axes = p.Geometry.Axes;
+        for (int px = px0; px < px1; px++)
+        {
+            int rem = px, outOff = 0;
+            for (int a = p.Rank - 1; a >= 0; a--)
+            {
+                int qa = rem % res.Q[a];
+                rem /= res.Q[a];
+                outOff += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
+            }
+            for (int co = it.CbStart; co < it.CbEnd; co++)
+                it.Yg[co * p.OutSpatial + outOff] = Epilogue.Apply(it.Bg == null ? 0f : it.Bg[co]);
+        }
+    }
+}

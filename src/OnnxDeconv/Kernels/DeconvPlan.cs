@@ -1,0 +1,286 @@
+using OnnxDeconv.Geometry;
+
+namespace OnnxDeconv.Kernels;
+
+/// <summary>
+/// One output phase ("residue") of the polyphase decomposition. On axis a, the outputs o with
+/// <c>(o + pb) mod s == r</c> form a grid <c>o = O0 + q*s</c>, q in [0, Q); with <c>m = M0 + q</c> they read
+/// <c>x[m - c]</c> through the taps k with <c>k*d mod s == r</c>, <c>c = (k*d - r)/s</c>: a dense stride-1 correlation
+/// over the original input. Taps are the product of the per-axis tap lists (last axis fastest).
+/// </summary>
+internal sealed class Residue
+{
+    public required int[] O0 { get; init; }
+    public required int[] Q { get; init; }
+    public required int[] M0 { get; init; }
+    public required int[] CMin { get; init; }
+    public required int[] CMax { get; init; }
+    public required int Pixels { get; init; }
+    public required int Taps { get; init; }
+    /// <summary>[tap * rank + axis]: input offset c of the tap on that axis.</summary>
+    public required int[] TapC { get; init; }
+    /// <summary>Flat index of the tap in the ONNX kernel (used by packing).</summary>
+    public required int[] TapK { get; init; }
+    /// <summary>Per tap: sum over axes of c * input stride.</summary>
+    public required int[] TapInOffset { get; init; }
+    /// <summary>Offset of this residue's packed weights inside one group's block.</summary>
+    public required long WeightOffset { get; init; }
+}
+
+/// <summary>
+/// Everything <see cref="DeconvKernel.Run"/> derives from a geometry, computed once and cached, so a call does no
+/// set-up work and no allocation. The ISA only decides the pixel block width; the packed weight layout never depends on it.
+/// </summary>
+internal sealed class DeconvPlan
+{
+    /// <summary>Output channels per packed weight block; fixed so packed weights are valid for every ISA.</summary>
+    public const int ChannelBlock = 12;
+
+    public ConvTransposeGeometry Geometry { get; }
+    public KernelIsa Isa { get; }
+    public int Rank { get; }
+    public int Cig { get; }
+    public int Cog { get; }
+    public long InSpatial { get; }
+    public long OutSpatial { get; }
+    public int[] InStride { get; }
+    public int[] OutStride { get; }
+    public int KernelSpatial { get; }
+    /// <summary>Every residue tuple in packing order (including ones with no outputs).</summary>
+    public Residue[] AllResidues { get; }
+    /// <summary>Residues that have outputs: the work list.</summary>
+    public Residue[] Work { get; }
+    public int[] WorkItemStart { get; }
+    /// <summary>Pixel blocks of the largest phase: items per (image, group, channel split).</summary>
+    public int MaxBlocks { get; }
+    public int ItemsPerImageGroup { get; }
+    public int ItemCount { get; }
+    public int ItemPixels { get; }
+    public int Lanes { get; }
+    public int VectorsPerBlock { get; }
+    public int PixelBlock { get; }
+    public int ChannelSubBlock { get; }
+    public int MaxTaps { get; }
+    /// <summary>Reads x directly (no panel copy) on pixel runs where every tap is in range.</summary>
+    public bool Direct { get; }
+    public bool? DirectOverride { get; }
+    /// <summary>One input and one output channel per group: the dedicated depthwise path.</summary>
+    public bool Depthwise { get; }
+    public int ChannelSplits { get; }
+    public int BlocksPerSplit { get; }
+    /// <summary>Input channels per slice of the direct path.</summary>
+    public int DirectSlice { get; }
+    /// <summary>Input channels per border-panel slice.</summary>
+    public int CiChunk { get; }
+    public long TileFloats { get; }
+    /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile).</summary>
+    public long ScratchFloats { get; }
+
+    public DeconvPlan(ConvTransposeGeometry g, KernelIsa isa, bool? direct = null)
+    {
+        Geometry = g;
+        Isa = isa;
+        Rank = g.Rank;
+        Cig = checked((int)g.InChannelsPerGroup);
+        Cog = checked((int)g.OutChannelsPerGroup);
+        InSpatial = g.Axes.Aggregate(1L, (p, a) => checked(p * a.Input));
+        OutSpatial = g.Axes.Aggregate(1L, (p, a) => checked(p * a.Output));
+        if (InSpatial > int.MaxValue || OutSpatial > int.MaxValue)
+            throw new ArgumentException("spatial size per channel exceeds 2^31 elements");
+        KernelSpatial = checked((int)g.Axes.Aggregate(1L, (p, a) => checked(p * a.Kernel)));
+        int r = Rank;
+        InStride = new int[r];
+        OutStride = new int[r];
+        int si = 1, so = 1;
+        for (int a = r - 1; a >= 0; a--)
+        {
+            InStride[a] = si; si *= (int)g.Axes[a].Input;
+            OutStride[a] = so; so *= (int)g.Axes[a].Output;
+        }
+
+        AllResidues = BuildResidues(g, InStride, Cig, Cog);
+        Work = AllResidues.Where(res => res.Pixels > 0).ToArray();
+        MaxTaps = Math.Max(1, AllResidues.Max(res => res.Taps));
+
+        Lanes = isa switch
+        {
+            KernelIsa.Avx512 => Avx512Ops.Lanes,
+            KernelIsa.Avx2 => Avx2Ops.Lanes,
+            KernelIsa.Vector => VectorOps.Lanes,
+            _ => ScalarOps.Lanes,
+        };
+        // Accumulator budget: 24 of AVX-512's 32 registers, 12 of AVX2's 16 (plus the x vectors and one broadcast).
+        // Few output channels -> wider pixel runs instead.
+        (int nr, int mr) = isa switch
+        {
+            KernelIsa.Avx512 => Cog <= 4 ? (4, 4) : (2, 12),
+            KernelIsa.Scalar => (4, 6),
+            _ => Cog <= 4 ? (3, 4) : (2, 6),
+        };
+        int maxPixels = Work.Length == 0 ? 1 : Work.Max(res => res.Pixels);
+        nr = Math.Max(1, Math.Min(nr, (maxPixels + Lanes - 1) / Lanes));
+        VectorsPerBlock = nr;
+        ChannelSubBlock = mr;
+        PixelBlock = nr * Lanes;
+        // Direct reads save the panel copy, which only amortises over many output channels; with >= 128 of them the
+        // contiguous panel wins (direct reads walk input planes whose stride aliases in L1). Measured on the layer suite.
+        DirectOverride = direct;
+        Direct = direct ?? Cog < 128;
+
+        Depthwise = Cig == 1 && Cog == 1 && direct != false;
+        long macsPerPanel = (long)PixelBlock * Cig * MaxTaps * Cog;
+        int panels = Work.Length == 0 ? 0 : Work.Max(res => (res.Pixels + PixelBlock - 1) / PixelBlock);
+        long images = g.Batch * g.Group;
+        // Items big enough to hide scheduling cost (~256K MACs), small enough to leave >= 8 items to balance.
+        int perItem = (int)Math.Clamp((262144 + macsPerPanel - 1) / Math.Max(1, macsPerPanel), 1, 1 << 20);
+        while (perItem > 1 && images * DivUp(panels, perItem) < 8) perItem /= 2;
+        ItemPixels = perItem * PixelBlock;
+        WorkItemStart = new int[Work.Length + 1];
+        for (int i = 0; i < Work.Length; i++)
+            WorkItemStart[i + 1] = WorkItemStart[i] + DivUp(Work[i].Pixels, ItemPixels);
+        // A single pixel item (small images, e.g. DCGAN's 4x4 layer) would leave a second thread idle: split the output
+        // channels in two, in whole blocks. Not more: each split re-packs the same border panel.
+        int blocks = (Cog + ChannelBlock - 1) / ChannelBlock;
+        // Items are block-major: item b computes pixel block b of every phase, so the phases that interleave into the
+        // same output lines write them while they are still in cache (phase-major order wrote each line twice from memory).
+        MaxBlocks = Work.Length == 0 ? 0 : Work.Max(res => DivUp(res.Pixels, ItemPixels));
+        int pixelItems = (int)Math.Min(int.MaxValue, images * MaxBlocks);
+        ChannelSplits = Depthwise || pixelItems == 0 ? 1 : Math.Clamp(2 / pixelItems, 1, blocks);
+        BlocksPerSplit = DivUp(blocks, ChannelSplits);
+        ChannelSplits = DivUp(blocks, BlocksPerSplit);
+        // Depthwise items are whole channels; otherwise (pixel range of a phase) x (channel range).
+        ItemsPerImageGroup = Depthwise ? (Work.Length == 0 ? 0 : 1) : MaxBlocks * ChannelSplits;
+        ItemCount = checked((int)(images * ItemsPerImageGroup));
+        // The border panel holds a slice of input channels small enough that panel + tile stay within 64 KB and
+        // within the output's size (the workspace target); with several slices the tile keeps every channel's partial sums.
+        long outputFloats = g.Batch * g.OutChannels * OutSpatial;
+        long perCi = (long)MaxTaps * PixelBlock;
+        long budget = Math.Min(16384, outputFloats);
+        CiChunk = Cig;
+        if (Cig * perCi + (long)ChannelSubBlock * PixelBlock > budget)
+            CiChunk = (int)Math.Clamp((budget - (long)Cog * PixelBlock) / perCi, 1, Cig);
+        // Direct reads walk one input plane per channel at a stride that is often a multiple of 4 KB, so the lines of
+        // many channels compete for the same few cache sets; a slice of 16 channels stays cached while every output
+        // channel block consumes it (partial sums wait in the tile).
+        // With a single channel block there is nothing to share the slice with: take all channels in one pass.
+        DirectSlice = Cog <= ChannelSubBlock ? Cig : Math.Min(Cig, 16);
+        TileFloats = CiChunk == Cig && DirectSlice == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
+        ScratchFloats = Depthwise ? 4L * Lanes : CiChunk * perCi + TileFloats;
+    }
+
+    private readonly Stack<DeconvJob> _jobs = new();
+
+    public DeconvJob RentJob()
+    {
+        lock (_jobs)
+        {
+            if (_jobs.TryPop(out var job)) return job;
+        }
+        var created = DeconvJob.Create(Isa, Depthwise);
+        created.Plan = this;
+        return created;
+    }
+
+    public void ReturnJob(DeconvJob job)
+    {
+        lock (_jobs) _jobs.Push(job);
+    }
+
+    private static int DivUp(int a, int b) => (a + b - 1) / b;
+
+    private static Residue[] BuildResidues(ConvTransposeGeometry g, int[] inStride, int cig, int cog)
+    {
+        int r = g.Rank;
+        // Per axis, per residue value: the taps (k, c) and the output grid.
+        var axisTaps = new List<(int K, int C)>[r][];
+        var axisGrid = new (int O0, int Q, int M0)[r][];
+        for (int a = 0; a < r; a++)
+        {
+            var ax = g.Axes[a];
+            int s = (int)ax.Stride;
+            axisTaps[a] = new List<(int, int)>[s];
+            axisGrid[a] = new (int, int, int)[s];
+            for (int rv = 0; rv < s; rv++)
+            {
+                axisTaps[a][rv] = new List<(int, int)>();
+                for (int k = 0; k < ax.Kernel; k++)
+                    if (k * ax.Dilation % s == rv) axisTaps[a][rv].Add((k, (int)((k * ax.Dilation - rv) / s)));
+                long o0 = FloorMod(rv - ax.PadBegin, s);
+                int q = o0 < ax.Output ? (int)((ax.Output - 1 - o0) / s + 1) : 0;
+                long m0 = FloorDiv(o0 + ax.PadBegin - rv, s);
+                axisGrid[a][rv] = ((int)o0, q, (int)m0);
+            }
+        }
+
+        var list = new List<Residue>();
+        var rv2 = new int[r];
+        long weightOffset = 0;
+        while (true)
+        {
+            int taps = 1, pixels = 1;
+            for (int a = 0; a < r; a++) { taps *= axisTaps[a][rv2[a]].Count; pixels *= axisGrid[a][rv2[a]].Q; }
+            var tapC = new int[taps * r];
+            var tapK = new int[taps];
+            var tapIn = new int[taps];
+            for (int t = 0; t < taps; t++)
+            {
+                int rem = t, kflat = 0, kmul = 1, inOff = 0;
+                for (int a = r - 1; a >= 0; a--)
+                {
+                    var lst = axisTaps[a][rv2[a]];
+                    var (k, c) = lst[rem % lst.Count];
+                    rem /= lst.Count;
+                    tapC[t * r + a] = c;
+                    kflat += k * kmul;
+                    kmul *= (int)g.Axes[a].Kernel;
+                    inOff += c * inStride[a];
+                }
+                tapK[t] = kflat;
+                tapIn[t] = inOff;
+            }
+            var cmin = new int[r];
+            var cmax = new int[r];
+            for (int a = 0; a < r; a++)
+            {
+                var lst = axisTaps[a][rv2[a]];
+                cmin[a] = lst.Count == 0 ? 0 : lst.Min(e => e.C);
+                cmax[a] = lst.Count == 0 ? 0 : lst.Max(e => e.C);
+            }
+            list.Add(new Residue
+            {
+                O0 = Enumerable.Range(0, r).Select(a => axisGrid[a][rv2[a]].O0).ToArray(),
+                Q = Enumerable.Range(0, r).Select(a => axisGrid[a][rv2[a]].Q).ToArray(),
+                M0 = Enumerable.Range(0, r).Select(a => axisGrid[a][rv2[a]].M0).ToArray(),
+                CMin = cmin,
+                CMax = cmax,
+                Pixels = pixels,
+                Taps = taps,
+                TapC = tapC,
+                TapK = tapK,
+                TapInOffset = tapIn,
+                WeightOffset = weightOffset,
+            });
+            weightOffset += (long)taps * cig * cog;
+            // Next residue tuple, last axis fastest.
+            int ax2 = r - 1;
+            while (ax2 >= 0 && ++rv2[ax2] == g.Axes[ax2].Stride) { rv2[ax2] = 0; ax2--; }
+            if (ax2 < 0) break;
+        }
+        return list.ToArray();
+    }
+
+    private static long FloorMod(long a, long m) => ((a % m) + m) % m;
+    private static long FloorDiv(long a, long m) => (a - FloorMod(a, m)) / m;
+
+    /// <summary>True when <paramref name="g"/> describes the same computation this plan was built for.</summary>
+    public bool Matches(ConvTransposeGeometry g)
+    {
+        var h = Geometry;
+        if (ReferenceEquals(g, h)) return true;
+        if (g.Batch != h.Batch || g.InChannels != h.InChannels || g.OutChannels != h.OutChannels || g.Group != h.Group
+            || g.Axes.Length != h.Axes.Length) return false;
+        for (int a = 0; a < g.Axes.Length; a++)
+            if (!g.Axes[a].Equals(h.Axes[a])) return false;
+        return true;
+    }
+}

@@ -1,0 +1,217 @@
+using OnnxDeconv.Geometry;
+using OnnxDeconv.Kernels;
+using static OnnxDeconv.Tests.Kernels.KernelCheck;
+
+namespace OnnxDeconv.Tests.Kernels;
+
+/// <summary>
+/// Every ISA variant against <see cref="ReferenceConvTranspose"/> with |a-b| &lt;= 1e-5 + 1e-4*|b| (float32; the
+/// relative part absorbs accumulation-order differences). Direct reads and the gathered panel are forced separately so
+/// both code paths see every shape.
+/// </summary>
+public class DeconvKernelTests
+{
+    private static void AssertMatches(ConvTransposeGeometry g, KernelIsa isa, Epilogue? ep = null, IParallelFor? parallel = null, int seed = 1, bool withBias = true)
+    {
+        foreach (bool? direct in new bool?[] { null, true, false })
+        {
+            string? failure = Compare(g, isa, ep ?? Epilogue.None, direct, parallel, seed, withBias);
+            Assert.True(failure is null, failure);
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose1D_WidthSweep_EveryVectorTail_MatchesReference(KernelIsa isa)
+    {
+        // Widths 1..70 cover every tail of 8/16-lane vectors and of 1..4-vector pixel blocks; 11 output channels
+        // leave a partial 8-channel block and a partial sub-block.
+        for (int width = 1; width <= 70; width++)
+            AssertMatches(Geo(1, 3, 11, 1, [width], [3], strides: [2], pads: [1, 1]), isa, seed: width);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose2D_ChannelAndSizeSweep_MatchesReference(KernelIsa isa)
+    {
+        int seed = 0;
+        foreach (int cout in new[] { 1, 3, 5, 8, 9, 17 })
+        foreach (int size in new[] { 1, 2, 5, 9, 17, 33 })
+            AssertMatches(Geo(1, 4, cout, 1, [size, size + 1], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), isa, seed: ++seed);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose3D_StrideTwo_MatchesReference(KernelIsa isa)
+    {
+        AssertMatches(Geo(1, 5, 6, 1, [3, 4, 5], [2, 3, 2], strides: [2, 2, 2]), isa);
+        AssertMatches(Geo(1, 3, 4, 1, [4, 3, 18], [3, 3, 3], strides: [2, 1, 2], pads: [1, 0, 1, 0, 1, 2]), isa, seed: 2);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_GroupsAndDepthwise_MatchReference(KernelIsa isa)
+    {
+        AssertMatches(Geo(1, 6, 9, 3, [7, 20], [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]), isa);
+        AssertMatches(Geo(1, 8, 8, 8, [9, 37], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), isa, seed: 2);
+        AssertMatches(Geo(2, 4, 8, 4, [40], [5], strides: [3], pads: [2, 0]), isa, seed: 3);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_DilationAsymmetricPadsOutputPadding_MatchReference(KernelIsa isa)
+    {
+        AssertMatches(Geo(1, 3, 5, 1, [6, 21], [3, 3], strides: [2, 3], dilations: [2, 3], pads: [0, 2, 3, 1], outputPadding: [1, 2]), isa);
+        AssertMatches(Geo(1, 2, 3, 1, [19], [4], strides: [4], dilations: [3], pads: [5, 0], outputPadding: [2]), isa, seed: 2);
+        // Stride larger than the kernel: some phases have no taps at all and get bias only.
+        AssertMatches(Geo(1, 2, 3, 1, [5, 30], [2, 2], strides: [3, 3], outputPadding: [2, 1]), isa, seed: 3);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_OutputShapeBeyondFullLength_ExtendedPositionsGetBiasOnly(KernelIsa isa)
+    {
+        // output_shape larger than the full output: negative end pad; the extra positions see no tap.
+        var g = Geo(1, 3, 4, 1, [5, 20], [3, 3], strides: [2, 2], outputShape: [14, 45]);
+        Assert.True(g.Axes[0].PadEnd < 0 && g.Axes[1].PadEnd < 0);
+        AssertMatches(g, isa);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_EachActivation_FusedEpilogueMatchesReference(KernelIsa isa)
+    {
+        var g = Geo(1, 3, 10, 1, [6, 19], [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 1]);
+        foreach (var ep in new[]
+        {
+            new Epilogue(Activation.Relu), new Epilogue(Activation.LeakyRelu, Alpha: 0.2f),
+            new Epilogue(Activation.Clip, Min: -0.5f, Max: 0.75f), new Epilogue(Activation.Sigmoid), new Epilogue(Activation.Tanh),
+        })
+            AssertMatches(g, isa, ep);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_BatchAndRealParallelFor_MatchesReferenceWithoutBias(KernelIsa isa)
+    {
+        var par = new ParallelForDouble(4);
+        AssertMatches(Geo(3, 16, 20, 2, [9, 23], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), isa, parallel: par, withBias: false);
+        AssertMatches(Geo(2, 12, 7, 1, [4, 5, 6], [2, 2, 2], strides: [2, 2, 2]), isa, parallel: par, seed: 2);
+        Assert.True(par.Calls >= 6);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_RandomConfigurations_MatchReference(KernelIsa isa)
+    {
+        var rng = new Random(1234);
+        for (int c = 0; c < 80; c++)
+        {
+            int rank = rng.Next(1, 4);
+            long group = rng.Next(3) == 0 ? rng.Next(1, 4) : 1;
+            long cin = group * rng.Next(1, rank == 3 ? 4 : 7), cout = group * rng.Next(1, rank == 3 ? 5 : 12);
+            var input = new long[rank]; var kernel = new long[rank]; var strides = new long[rank]; var dil = new long[rank];
+            var pads = new long[2 * rank]; var op = new long[rank];
+            for (int a = 0; a < rank; a++)
+            {
+                input[a] = rng.Next(1, rank == 1 ? 40 : rank == 2 ? 14 : 6);
+                kernel[a] = rng.Next(1, 6);
+                strides[a] = rng.Next(1, 5);
+                dil[a] = rng.Next(1, 3);
+                op[a] = rng.Next((int)Math.Max(strides[a], dil[a]));
+                long full = strides[a] * (input[a] - 1) + op[a] + dil[a] * (kernel[a] - 1) + 1;
+                pads[a] = rng.Next((int)Math.Min(full / 2, 4) + 1);
+                pads[a + rank] = rng.Next((int)Math.Min(full - pads[a] - 1, 4) + 1);
+            }
+            var g = Geo(rng.Next(1, 3), cin, cout, group, input, kernel, strides, dil, pads, op);
+            var ep = (rng.Next(4) == 0) ? new Epilogue(Activation.LeakyRelu, 0.1f) : Epilogue.None;
+            bool? direct = (rng.Next(3)) switch { 0 => true, 1 => false, _ => null };
+            string? failure = Compare(g, isa, ep, direct, null, seed: c);
+            Assert.True(failure is null, $"case {c}: {failure}");
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_ManyInputChannelsTinyOutput_PanelSlicedOverChannels_MatchesReference(KernelIsa isa)
+    {
+        // The border panel must stay within the output's size, so it is filled a slice of input channels at a time.
+        var g = Geo(1, 64, 5, 1, [2, 3], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        Assert.True(DeconvKernel.GetPlan(g, isa, false).CiChunk < 64);
+        AssertMatches(g, isa, new Epilogue(Activation.Relu));
+    }
+
+    [Fact]
+    public void WorkspaceBytes_WideDcganLayer_AtMostTheOutputSize()
+    {
+        var g = Geo(1, 512, 256, 1, [4, 4], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        long outputBytes = 4L * g.OutputShape.Aggregate(1L, (p, v) => p * v);
+        Assert.InRange(DeconvKernel.WorkspaceBytes(g), 1, outputBytes);
+    }
+
+    [Fact]
+    public void PackWeights_LayoutIndependentOfPadsAndIsa_SamePackedTensorServesEveryVariant()
+    {
+        var a = Geo(1, 4, 10, 2, [5, 6], [3, 4], strides: [2, 2]);
+        var b = Geo(1, 4, 10, 2, [7, 3], [3, 4], strides: [2, 2], pads: [1, 2, 0, 1], outputPadding: [1, 0]);
+        var w = Random(new Random(5), a.WeightShape.Aggregate(1L, (p, v) => p * v));
+        var pa = new float[DeconvKernel.PackedWeightLength(a)];
+        var pb = new float[DeconvKernel.PackedWeightLength(b)];
+        DeconvKernel.PackWeights(a, w, pa);
+        DeconvKernel.PackWeights(b, w, pb);
+        Assert.Equal(pa, pb);
+        Assert.NotEqual(w, pa); // the layout really is phase-split, not a copy
+        Assert.Equal(w.OrderBy(v => v), pa.OrderBy(v => v)); // a permutation: every weight exactly once
+    }
+
+    [Fact]
+    public void Run_WrongBufferSizes_ThrowClearErrors()
+    {
+        var g = Geo(1, 2, 3, 1, [4], [3], strides: [2]);
+        var packed = new float[DeconvKernel.PackedWeightLength(g)];
+        var y = new float[g.OutputShape.Aggregate(1L, (p, v) => p * v)];
+        var ex = Assert.Throws<ArgumentException>(() => DeconvKernel.Run(g, Epilogue.None, new float[7], packed, [], y));
+        Assert.Contains("X has 7 values", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => DeconvKernel.Run(g, Epilogue.None, new float[8], packed, new float[2], y));
+        Assert.Contains("B has 2 values", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => DeconvKernel.Run(g, Epilogue.None, new float[8], packed, [], new float[3]));
+        Assert.Contains("Y has 3 values", ex.Message);
+        Assert.Throws<ArgumentException>(() => DeconvKernel.PackWeights(g, new float[5], packed));
+    }
+
+    [Fact]
+    public void Run_SteadyState_AllocatesNothingPerCall()
+    {
+        var g = Geo(1, 16, 24, 1, [12, 12], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        var x = Random(new Random(1), 16 * 144);
+        var packed = Random(new Random(2), DeconvKernel.PackedWeightLength(g));
+        var b = Random(new Random(3), 24);
+        var y = new float[24 * 24 * 24];
+        var ep = new Epilogue(Activation.Relu);
+        DeconvKernel.Run(g, ep, x, packed, b, y); // warm-up: plan, job, per-thread scratch
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5; i++) DeconvKernel.Run(g, ep, x, packed, b, y);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void Run_ConcurrentCallsSameGeometry_IdenticalResults()
+    {
+        // Plans, pooled jobs and per-thread scratch are shared between calls: concurrent callers must not interfere.
+        var g = Geo(1, 24, 20, 1, [10, 11], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        var x = Random(new Random(1), 24 * 110);
+        var packed = Random(new Random(2), DeconvKernel.PackedWeightLength(g));
+        long outLen = g.OutputShape.Aggregate(1L, (p, v) => p * v);
+        var expected = new float[outLen];
+        DeconvKernel.Run(g, Epilogue.None, x, packed, [], expected);
+        var results = new float[8][];
+        Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            var y = new float[outLen];
+            for (int rep = 0; rep < 5; rep++) DeconvKernel.Run(g, Epilogue.None, x, packed, [], y, new ParallelForDouble(2));
+            results[i] = y;
+        });
+        foreach (var y in results) Assert.Equal(expected, y);
+    }
+
+    [Fact]
+    public void IsaSelector_EnvironmentValues_ParsedOrExplained()
+    {
+        Assert.Equal(KernelIsa.Scalar, KernelIsaSelector.Detect("scalar", out var note));
+        Assert.Null(note);
+        Assert.Equal(KernelIsaSelector.Supported[0], KernelIsaSelector.Detect("sse9", out note));
+        Assert.Contains("sse9", note);
+        Assert.Equal(KernelIsaSelector.Supported[0], KernelIsaSelector.Detect(null, out _));
+        Assert.Contains(KernelIsaSelector.Active, KernelIsaSelector.Supported);
+    }
+}
