@@ -33,6 +33,8 @@ public sealed record ZeroInsertionMatch
     public required float[] ConvWeights { get; init; }
     public required string WeightName { get; init; }
     public required string? BiasName { get; init; }
+    /// <summary>Declared shape of <see cref="Input"/> (-1 for dynamic dims).</summary>
+    public required long[] InputShape { get; init; }
     /// <summary>MACs of the original Conv on the stuffed tensor (0 when a dim is dynamic).</summary>
     public required long ConvMacs { get; init; }
 }
@@ -314,6 +316,7 @@ public static class ZeroInsertion
         {
             Conv = conv,
             Input = x,
+            InputShape = xs,
             Nodes = nodes,
             Style = style,
             Strides = strides,

@@ -155,6 +155,11 @@ public static class ZeroInsertConvToConvTranspose
             Lowering = $"{match.Style} -> ConvTranspose(strides [{string.Join(",", a.Strides!)}], pads [{string.Join(",", a.Pads!)}]"
                        + (a.OutputPadding is null ? "" : $", output_padding [{string.Join(",", a.OutputPadding)}]") + $", {derived.Note})",
             MacsBefore = match.ConvMacs,
+            // A plain ConvTranspose does every tap once per input pixel (zero taps of an extended kernel included).
+            MacsAfter = match.InputShape.All(d => d > 0)
+                ? checked(match.InputShape[0] * match.InChannels * (match.OutChannels / match.Group)
+                          * a.KernelShape!.Aggregate(1L, (p, q) => p * q) * match.InputShape.Skip(2).Aggregate(1L, (p, q) => p * q))
+                : 0,
         };
         return new SourceRewrite(report, Attributes.Describe(node));
     }
