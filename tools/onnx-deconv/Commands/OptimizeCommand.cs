@@ -71,6 +71,9 @@ internal static class OptimizeCommand
         return cmd;
     }
 
+    /// <summary>A model that came with external data is written with initializers of at least this many bytes in "OUT.data".</summary>
+    internal const long ExternalDataThreshold = 1024;
+
     private static int Run(TextWriter stdout, TextWriter stderr, string inPath, string? outPath, Target target,
         bool noVerify, bool inPlace, bool json, VerifyOptions verifyOptions)
     {
@@ -86,15 +89,28 @@ internal static class OptimizeCommand
 
         var inBytes = File.ReadAllBytes(inPath);
         var model = ModelIO.Parse(inBytes, inPath);
+        var inDir = Path.GetDirectoryName(Path.GetFullPath(inPath))!;
+        bool external = ModelIO.AllTensors(model).Any(ExternalData.IsExternal);
         var before = OptimizeReport.OpCounts(model);
         // The optimizer may edit what it is given: hand it a copy so the original stays intact for verification.
-        var result = CliHooks.Optimizer(model.Clone(), new OptimizeOptions { Target = target });
+        // Rewrites read weights as inline data: external initializers are read in (validated, relative to IN's folder)
+        // and the output writes large tensors back to a side file next to OUT.
+        var work = model.Clone();
+        if (external)
+            foreach (var t in ModelIO.AllTensors(work).Where(ExternalData.IsExternal))
+                ExternalData.SetInline(t, ExternalData.ReadBytes(t, inDir));
+        var result = CliHooks.Optimizer(work, new OptimizeOptions { Target = target });
         var after = OptimizeReport.OpCounts(result.Model);
         var console = VerifyCli.Console(stdout);
 
         if (!result.Changed)
         {
-            if (!sameFile) Write(outPath, () => AtomicFile.WriteAllBytes(outPath, inBytes));
+            bool otherFolder = !string.Equals(Path.GetDirectoryName(Path.GetFullPath(outPath)), inDir, StringComparison.Ordinal);
+            if (!sameFile && external && otherFolder)
+                // The side files are relative to IN's folder: carry them along (the model bytes stay as they were).
+                Write(outPath, () => ModelIO.Save(model, outPath, new ModelSaveOptions { SourceDirectory = inDir, SortTopologically = false }));
+            else if (!sameFile)
+                Write(outPath, () => AtomicFile.WriteAllBytes(outPath, inBytes));
             string note = sameFile ? $"nothing to rewrite: {inPath} left unchanged" : $"nothing to rewrite: wrote {outPath} as a byte-identical copy of {inPath}";
             if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, null, verifySkipped: false, written: !sameFile, note);
             else
@@ -109,11 +125,10 @@ internal static class OptimizeCommand
         VerificationReport? verification = null;
         if (!noVerify)
         {
-            bool external = model.Graph.Initializer.Any(t => t.DataLocation == TensorProto.Types.DataLocation.External);
             try
             {
                 verification = Verifier.Verify(ModelSource.FromFile(inPath),
-                    ModelSource.FromModel(result.Model, "rewritten model", external ? Path.GetDirectoryName(Path.GetFullPath(inPath)) : null),
+                    ModelSource.FromModel(result.Model, "rewritten model", external ? inDir : null),
                     verifyOptions);
             }
             catch (VerificationInputException e)
@@ -125,7 +140,10 @@ internal static class OptimizeCommand
         string outcome = !ok ? $"verification failed: {outPath} NOT written"
             : noVerify ? $"verification skipped (--no-verify): wrote {outPath} UNVERIFIED"
             : $"verified: wrote {outPath}";
-        if (ok) Write(outPath, () => ModelIO.Save(result.Model, outPath));
+        if (ok)
+            Write(outPath, () => ModelIO.Save(result.Model, outPath, external
+                ? new ModelSaveOptions { ExternalDataThreshold = ExternalDataThreshold, SourceDirectory = inDir }
+                : new ModelSaveOptions()));
 
         if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, verification, noVerify, written: ok, outcome);
         else
