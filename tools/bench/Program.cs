@@ -252,7 +252,7 @@ public static class Markdown
                 }
                 cells.Add(string.Create(inv, $"{l.ZeroInsertOver("plugin"):F1}x"));
                 cells.Add(string.Create(inv, $"{l.ZeroInsertOver("kernel"):F1}x"));
-                cells.Add(string.Create(inv, $"{l.Target.Text.Split(':')[^1].Trim()}{(t == 2 && l.Target.MinSpeedup2 != l.Target.MinSpeedup1 ? $" ({need:F1}x at 2T)" : "")}"));
+                cells.Add(l.Target.Text.Split(':')[^1].Trim());
                 foreach (var c in Judged)
                     cells.Add(l.Speedup(c) >= need ? "yes" : string.Create(inv, $"**no** ({l.Speedup(c) / need:P0} of target)"));
                 sb.AppendLine("| " + string.Join(" | ", cells) + " |");
