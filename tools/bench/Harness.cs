@@ -46,7 +46,10 @@ public sealed class LayerData
     }
 }
 
-/// <summary>An ONNX Runtime session with pre-bound input/output buffers (ORT_ENABLE_ALL, as a user would run it).</summary>
+/// <summary>
+/// An ONNX Runtime session with pre-bound input/output buffers (ORT_ENABLE_ALL, as a user would run it);
+/// <paramref name="configure"/> adjusts the options before the session is created (e.g. registers the plugin op).
+/// </summary>
 public sealed class OrtPrepared : IPrepared
 {
     private readonly InferenceSession _session;
@@ -57,7 +60,7 @@ public sealed class OrtPrepared : IPrepared
     private readonly OrtValue[] _ins, _outs;
     public float[] Output { get; }
 
-    public OrtPrepared(byte[] model, LayerData d, int threads)
+    public OrtPrepared(byte[] model, LayerData d, int threads, Action<SessionOptions>? configure = null)
     {
         var g = d.Layer.Geometry;
         _options = new SessionOptions
@@ -68,6 +71,7 @@ public sealed class OrtPrepared : IPrepared
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
+        configure?.Invoke(_options);
         _session = new InferenceSession(model, _options);
         Output = new float[g.OutputShape.Aggregate(1L, (p, v) => p * v)];
         _x = OrtValue.CreateTensorValueFromMemory(d.X, g.InputShape);

@@ -2,15 +2,36 @@ using OnnxDeconv.Geometry;
 using OnnxDeconv.GraphRewrite;
 using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Pipeline;
+using RewriteTarget = OnnxDeconv.GraphRewrite.Pipeline.Target;
 
 namespace OnnxDeconv.Bench;
 
-/// <summary>The ONNX models the baselines run: the plain ConvTranspose node and its zero-insertion form.</summary>
+/// <summary>
+/// The ONNX models the ORT columns run: the plain ConvTranspose node, its zero-insertion form, and the ConvTranspose
+/// model rewritten by our optimizer (portable lowering or the plugin op).
+/// </summary>
 public static class Models
 {
     public const string X = "X", Y = "Y";
 
-    public static byte[] ConvTranspose(Layer layer, float[] w, float[] b)
+    public static byte[] ConvTranspose(Layer layer, float[] w, float[] b) => ModelIO.Serialize(ConvTransposeModel(layer, w, b));
+
+    /// <summary>
+    /// The single-node ConvTranspose model rewritten by <see cref="Optimizer.Run(ModelProto, OptimizeOptions)"/>, exactly
+    /// as `onnx-deconv optimize --target ...` would; fails loudly if the node was left alone (the column would
+    /// silently time ORT's own ConvTranspose otherwise).
+    /// </summary>
+    public static byte[] Rewritten(Layer layer, float[] w, float[] b, RewriteTarget target)
+    {
+        var result = Optimizer.Run(ConvTransposeModel(layer, w, b), new OptimizeOptions { Target = target });
+        var node = result.Nodes.Single();
+        if (!node.Rewritten) throw new InvalidOperationException($"{layer.Name}: the {target} rewrite left the ConvTranspose alone: {node.Reason}");
+        return ModelIO.Serialize(result.Model);
+    }
+
+    private static ModelProto ConvTransposeModel(Layer layer, float[] w, float[] b)
     {
         var g = layer.Geometry;
         var mb = new ModelBuilder("convtranspose");
@@ -26,7 +47,7 @@ public static class Models
             Attributes.Int(Ops.ConvTranspose.Group, g.Group),
         ], output: Y);
         mb.Output(Y, g.OutputShape);
-        return ModelIO.Serialize(mb.Build());
+        return mb.Build();
     }
 
     /// <summary>

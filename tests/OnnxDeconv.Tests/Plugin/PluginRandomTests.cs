@@ -3,6 +3,7 @@ using OnnxDeconv.GraphRewrite;
 using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Patterns;
+using OnnxDeconv.GraphRewrite.Pipeline;
 using OnnxDeconv.GraphRewrite.Rewrites;
 using OnnxDeconv.GraphRewrite.Runtime;
 
@@ -16,7 +17,8 @@ namespace OnnxDeconv.Tests.Plugin;
 /// </summary>
 public sealed class PluginRandomTests
 {
-    public const int Configurations = 220;
+    // Issue 5 asks for >= 500 random configurations through the plugin rewrite; the whole sweep takes a few seconds.
+    public const int Configurations = 500;
 
     public static TheoryData<int> Seeds()
     {
@@ -111,7 +113,8 @@ public sealed class PluginRandomTests
         var (model, x) = Build(c, seed);
         var original = PluginTestKit.RunSingle(model, x);
 
-        var result = ConvTransposeToPlugin.RewriteAll(model.Clone());
+        // The same entry point as `onnx-deconv test --rewrite --target plugin` (Optimizer.Run with Target.Plugin).
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Plugin });
         var report = Assert.Single(result.Nodes);
         Assert.True(report.Rewritten, $"seed {seed}: {report.Reason}");
         Assert.Equal(0, PluginTestKit.Count(result.Model, Ops.ConvTranspose.OpType));
@@ -129,7 +132,7 @@ public sealed class PluginRandomTests
     {
         // The sweep above is only as good as its coverage: check the generator hits every feature.
         var cs = Enumerable.Range(0, Configurations).Select(Generate).ToList();
-        Assert.True(Configurations >= 200);
+        Assert.True(Configurations >= 500);
         foreach (int r in new[] { 1, 2, 3 }) Assert.Contains(cs, c => c.X.Length == r + 2);
         Assert.Contains(cs, c => c.Attrs.Group > 1 && c.W[1] == 1 && c.W[0] == c.Attrs.Group); // depthwise
         Assert.Contains(cs, c => c.Attrs.Dilations!.Any(d => d > 1));
