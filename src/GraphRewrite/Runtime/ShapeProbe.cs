@@ -123,6 +123,7 @@ public static class ShapeProbe
                 var type = (TensorElementType)decl.Type.TensorType.ElemType;
                 if (type == TensorElementType.String)
                     throw new ShapeProbeException($"graph input '{name}' is a string tensor; shapes cannot be probed with zero inputs");
+                CheckProbeSize(name, type, shape);
                 var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, type, shape);
                 feeds.Add(value);
                 value.GetTensorMutableRawData().Clear();
@@ -144,6 +145,33 @@ public static class ShapeProbe
         }
         return new ProbeResult(result, inputs.Shapes, inputs.Assumptions);
     }
+
+    /// <summary>Zero inputs larger than this are not allocated: a hostile or mistaken declared shape must not exhaust memory.</summary>
+    public const long MaxProbeInputBytes = 1L << 30;
+
+    private static void CheckProbeSize(string name, TensorElementType type, long[] shape)
+    {
+        long size = ElementSize(type);
+        if (size == 0)
+            throw new ShapeProbeException($"graph input '{name}' has element type {(int)type}, which shapes cannot be probed with");
+        long bytes;
+        try { bytes = checked(OnnxDeconv.GraphRewrite.IO.Tensors.ElementCount(shape) * size); }
+        catch (OverflowException) { bytes = long.MaxValue; }
+        if (bytes > MaxProbeInputBytes)
+            throw new ShapeProbeException(
+                $"graph input '{name}' has shape [{string.Join(",", shape)}] ({(bytes == long.MaxValue ? "over 2^63" : bytes.ToString(System.Globalization.CultureInfo.InvariantCulture))} bytes), over the {MaxProbeInputBytes >> 20} MiB limit for probing shapes with zero inputs: give a smaller shape with --shape {name}=d0,d1,...");
+    }
+
+    // Bytes per element of the tensor types a probe can allocate; 0 for types it cannot (strings, unknown values).
+    private static long ElementSize(TensorElementType type) => (int)type switch
+    {
+        2 or 3 or 9 or 17 or 18 or 19 or 20 or 21 or 22 or 23 or 24 or 25 => 1, // uint8, int8, bool, float8 and 4-bit types (rounded up)
+        4 or 5 or 10 or 16 => 2, // uint16, int16, float16, bfloat16
+        1 or 6 or 12 => 4, // float, int32, uint32
+        7 or 11 or 13 or 14 => 8, // int64, double, uint64, complex64
+        15 => 16, // complex128
+        _ => 0,
+    };
 
     private static OrtRunner CreateRunner(ModelProto model, OrtRunOptions options)
     {

@@ -1,0 +1,54 @@
+using Google.Protobuf;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Runtime;
+using OnnxDeconv.TestSupport;
+
+namespace OnnxDeconv.Cli.Tests.Fuzz;
+
+/// <summary>Crashes and hangs the fuzzer found, each reduced to the mutation that caused it.</summary>
+public sealed class FuzzRegressionTests
+{
+    private static string WithInputDim(CliHarness.TempDir dir, long dim)
+    {
+        var model = ModelIO.Load(Path.Combine(RepoPaths.DemoModels, "sr_block.onnx"));
+        model.Graph.Input[0].Type.TensorType.Shape.Dim[0] = new TensorShapeProto.Types.Dimension { DimValue = dim };
+        string path = dir.File("model.onnx");
+        File.WriteAllBytes(path, model.ToByteArray());
+        return path;
+    }
+
+    // Found by the fuzzer: a declared input dim of 2^40 made ONNX Runtime throw std::bad_alloc (exit 1); 2^31-1 overflowed
+    // a span (exit 1); long.MaxValue allocated for over a minute (hang). The shape probe now refuses such inputs up front.
+    [Theory]
+    [InlineData(1L << 40)]
+    [InlineData(int.MaxValue)]
+    [InlineData(long.MaxValue)]
+    public void InfoAndExplain_HugeDeclaredInputDim_ReportShapeUnknownOrInvalidInput(long dim)
+    {
+        using var dir = new CliHarness.TempDir();
+        string path = WithInputDim(dir, dim);
+        foreach (var command in new[] { "info", "explain" })
+        {
+            var r = CliHarness.Run(command, path);
+            Assert.DoesNotContain("   at ", r.Err);
+            // info/explain treat an unprobeable shape as unknown (exit 0) or as invalid input naming the input (exit 3).
+            if (r.Code == ExitCodes.Ok) Assert.True(r.Out.Contains("unknown", StringComparison.Ordinal), $"{command}: {r}");
+            else
+            {
+                Assert.True(r.Code == ExitCodes.InvalidInput, $"{command}: {r}");
+                Assert.Contains("'lr'", r.Err);
+            }
+        }
+    }
+
+    [Fact]
+    public void ShapeProbe_HugeDeclaredInputDim_RefusesBeforeAllocating()
+    {
+        using var dir = new CliHarness.TempDir();
+        var model = ModelIO.Load(WithInputDim(dir, 1L << 40));
+        var e = Assert.Throws<ShapeProbeException>(() => ShapeProbe.Probe(model, [model.Graph.Node[0].Output[0]]));
+        Assert.Contains("graph input 'lr'", e.Message);
+        Assert.Contains("--shape lr=", e.Message);
+    }
+}
