@@ -51,4 +51,18 @@ public sealed class FuzzRegressionTests
         Assert.Contains("graph input 'lr'", e.Message);
         Assert.Contains("--shape lr=", e.Message);
     }
+
+    // Found by the fuzzer: strides of 2^33 made explain loop over every stride phase and draw an 8-billion-cell picture
+    // (hang). The preimage list is capped and a picture that long is replaced by a note.
+    [Fact]
+    public void Explain_HugeStride_FinishesWithoutPicture()
+    {
+        CliHarness.Result? r = null;
+        var t = new Thread(() => r = CliHarness.Run("explain", "--input", "5", "--kernel", "3", "--stride", "8589934592")) { IsBackground = true };
+        t.Start();
+        Assert.True(t.Join(TimeSpan.FromSeconds(60)), "explain did not finish within 60 s");
+        Assert.True(r!.Code == ExitCodes.Ok, r.ToString());
+        Assert.Contains("no picture", r.Out);
+        Assert.Contains("input 5 -> output 34359738371", r.Out); // s*(I-1)+k = 4*2^33+3
+    }
 }
