@@ -146,8 +146,8 @@ public static class ShapeProbe
         return new ProbeResult(result, inputs.Shapes, inputs.Assumptions);
     }
 
-    /// <summary>Zero inputs larger than this are not allocated: a hostile or mistaken declared shape must not exhaust memory.</summary>
-    public const long MaxProbeInputBytes = 1L << 30;
+    /// <summary>Zero inputs larger than this are not allocated (nor run: the compute grows with them): a hostile or mistaken declared shape must not exhaust memory or time.</summary>
+    public const long MaxProbeInputBytes = 64L << 20;
 
     private static void CheckProbeSize(string name, TensorElementType type, long[] shape)
     {

@@ -12,7 +12,7 @@ public sealed class FuzzRegressionTests
     private static string WithInputDim(CliHarness.TempDir dir, long dim)
     {
         var model = ModelIO.Load(Path.Combine(RepoPaths.DemoModels, "sr_block.onnx"));
-        model.Graph.Input[0].Type.TensorType.Shape.Dim[0] = new TensorShapeProto.Types.Dimension { DimValue = dim };
+        model.Graph.Input[0].Type.TensorType.Shape.Dim[dim == 1L << 20 ? 2 : 0] = new TensorShapeProto.Types.Dimension { DimValue = dim };
         string path = dir.File("model.onnx");
         File.WriteAllBytes(path, model.ToByteArray());
         return path;
@@ -21,6 +21,7 @@ public sealed class FuzzRegressionTests
     // Found by the fuzzer: a declared input dim of 2^40 made ONNX Runtime throw std::bad_alloc (exit 1); 2^31-1 overflowed
     // a span (exit 1); long.MaxValue allocated for over a minute (hang). The shape probe now refuses such inputs up front.
     [Theory]
+    [InlineData(1L << 20)] // [1,3,2^20,32] = 384 MiB of zeros: allocates, then runs a Conv stack for many minutes (hang)
     [InlineData(1L << 40)]
     [InlineData(int.MaxValue)]
     [InlineData(long.MaxValue)]
@@ -64,5 +65,26 @@ public sealed class FuzzRegressionTests
         Assert.True(r!.Code == ExitCodes.Ok, r.ToString());
         Assert.Contains("no picture", r.Out);
         Assert.Contains("input 5 -> output 34359738371", r.Out); // s*(I-1)+k = 4*2^33+3
+    }
+
+    // Found by the fuzzer: W declared [2, 2^63-1, 3, 3] made info and explain fail with an OverflowException (exit 1).
+    // Geometry resolution now reports overflowing sizes as a GeometryException.
+    [Fact]
+    public void InfoAndExplain_WeightDimOverflowingMacs_ReportTheNode()
+    {
+        using var dir = new CliHarness.TempDir();
+        var model = ModelIO.Load(Path.Combine(RepoPaths.Conformance, "test_convtranspose", "model.onnx"));
+        var w = model.Graph.Input.Single(i => i.Name == "W");
+        w.Type.TensorType.Shape.Dim[1] = new TensorShapeProto.Types.Dimension { DimValue = long.MaxValue };
+        string path = dir.File("model.onnx");
+        File.WriteAllBytes(path, model.ToByteArray());
+
+        var explain = CliHarness.Run("explain", path);
+        Assert.True(explain.Code == ExitCodes.InvalidInput, explain.ToString());
+        Assert.Contains("overflow", explain.Err);
+        Assert.Contains(",9223372036854775807,3,3]", explain.Err);
+        var info = CliHarness.Run("info", path);
+        Assert.True(info.Code == ExitCodes.Ok, info.ToString());
+        Assert.Contains("sizes overflow 64-bit integers", info.Out);
     }
 }
