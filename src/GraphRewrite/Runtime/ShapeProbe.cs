@@ -112,6 +112,15 @@ public static class ShapeProbe
                     so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", externalDataDirectory);
             },
         };
+        // Before ONNX Runtime sees the model: a refused input must not cost a session either.
+        foreach (var (name, shape) in inputs.Shapes)
+        {
+            var decl = copy.Graph.Input.First(i => i.Name == name);
+            var type = (TensorElementType)decl.Type.TensorType.ElemType;
+            if (type == TensorElementType.String)
+                throw new ShapeProbeException($"graph input '{name}' is a string tensor; shapes cannot be probed with zero inputs");
+            CheckProbeSize(name, type, shape);
+        }
         var feeds = new List<OrtValue>();
         try
         {
@@ -121,9 +130,6 @@ public static class ShapeProbe
             {
                 var decl = copy.Graph.Input.First(i => i.Name == name);
                 var type = (TensorElementType)decl.Type.TensorType.ElemType;
-                if (type == TensorElementType.String)
-                    throw new ShapeProbeException($"graph input '{name}' is a string tensor; shapes cannot be probed with zero inputs");
-                CheckProbeSize(name, type, shape);
                 var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, type, shape);
                 feeds.Add(value);
                 value.GetTensorMutableRawData().Clear();

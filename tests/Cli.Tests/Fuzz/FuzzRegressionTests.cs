@@ -87,4 +87,23 @@ public sealed class FuzzRegressionTests
         Assert.True(info.Code == ExitCodes.Ok, info.ToString());
         Assert.Contains("sizes overflow 64-bit integers", info.Out);
     }
+
+    // Found by the fuzzer: a Resize model whose int64 'sizes' input is declared [2^31-1] made info create an ONNX Runtime
+    // session for the probe before checking the input size; it hung and grew to 24 GB. The check now comes first.
+    [Fact]
+    public void Info_HugeDeclaredInt64Input_RefusesTheProbeQuickly()
+    {
+        using var dir = new CliHarness.TempDir();
+        var model = ModelIO.Load(Path.Combine(RepoPaths.Conformance, "test_resize_upsample_sizes_nearest_floor_align_corners", "model.onnx"));
+        var sizes = model.Graph.Input.Single(i => i.Name == "sizes");
+        sizes.Type.TensorType.Shape.Dim[0] = new TensorShapeProto.Types.Dimension { DimValue = int.MaxValue };
+        string path = dir.File("model.onnx");
+        File.WriteAllBytes(path, model.ToByteArray());
+        CliHarness.Result? r = null;
+        var t = new Thread(() => r = CliHarness.Run("info", path, "--json")) { IsBackground = true };
+        t.Start();
+        Assert.True(t.Join(TimeSpan.FromSeconds(60)), "info did not finish within 60 s");
+        Assert.True(r!.Code == ExitCodes.Ok, r.ToString());
+        Assert.Contains("64 MiB limit", r.Out);
+    }
 }
