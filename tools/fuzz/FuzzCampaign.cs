@@ -54,7 +54,12 @@ public sealed class FuzzCampaign(IReadOnlyList<string> seedModels, FuzzRunner ru
                 string modelPath = Path.Combine(caseDir, "model.onnx");
                 File.WriteAllBytes(modelPath, mutant.Bytes);
                 // If the process dies in native code, this file names the case that killed it.
-                if (failureDir is not null) WriteAtomic(Path.Combine(failureDir, "in-progress.onnx"), mutant.Bytes);
+                if (failureDir is not null)
+                {
+                    WriteAtomic(Path.Combine(failureDir, "in-progress.onnx"), mutant.Bytes);
+                    WriteAtomic(Path.Combine(failureDir, "in-progress.txt"), System.Text.Encoding.UTF8.GetBytes(
+                        $"seed {seed} case {i}\nseed model: {mutant.Seed}\n" + string.Concat(mutant.Mutations.Select(m => $"mutation: {m}\n"))));
+                }
                 var result = runner.Run(modelPath, caseDir);
                 counts[(int)result.Outcome]++;
                 if (result.Failed)
@@ -75,7 +80,11 @@ public sealed class FuzzCampaign(IReadOnlyList<string> seedModels, FuzzRunner ru
         finally
         {
             TryDelete(work);
-            if (failureDir is not null) File.Delete(Path.Combine(failureDir, "in-progress.onnx"));
+            if (failureDir is not null)
+            {
+                File.Delete(Path.Combine(failureDir, "in-progress.onnx"));
+                File.Delete(Path.Combine(failureDir, "in-progress.txt"));
+            }
         }
         return new FuzzSummary(count, counts[0], counts[1], counts[2], counts[3], counts[4], corpus.Count, sw.Elapsed);
     }

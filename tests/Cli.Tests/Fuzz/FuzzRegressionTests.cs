@@ -106,4 +106,23 @@ public sealed class FuzzRegressionTests
         Assert.True(r!.Code == ExitCodes.Ok, r.ToString());
         Assert.Contains("64 MiB limit", r.Out);
     }
+
+    // Found by the fuzzer: group 0 on a ConvTranspose made ONNX Runtime divide by zero while creating the session
+    // (SIGFPE: the whole process died, here the test host). NativeGuard refuses such models before any session.
+    [Theory]
+    [InlineData("info")]
+    [InlineData("verify")]
+    public void GroupZero_IsRefusedBeforeOnnxRuntimeNamingTheNode(string command)
+    {
+        using var dir = new CliHarness.TempDir();
+        var model = ModelIO.Load(Path.Combine(RepoPaths.DemoModels, "depthwise_convtranspose.onnx"));
+        var node = model.Graph.Node.First(n => n.OpType == "ConvTranspose");
+        node.Attribute.Single(a => a.Name == "group").I = 0;
+        string path = dir.File("model.onnx");
+        File.WriteAllBytes(path, model.ToByteArray());
+        var r = command == "info" ? CliHarness.Run("info", path) : CliHarness.Run("verify", path, path);
+        Assert.True(r.Code == ExitCodes.InvalidInput, r.ToString());
+        Assert.Contains("attribute 'group' has value 0", r.Err);
+        Assert.Contains(node.Name, r.Err);
+    }
 }
