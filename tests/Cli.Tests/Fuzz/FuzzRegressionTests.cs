@@ -125,4 +125,20 @@ public sealed class FuzzRegressionTests
         Assert.Contains("attribute 'group' has value 0", r.Err);
         Assert.Contains(node.Name, r.Err);
     }
+
+    // Found by the fuzzer: x declared [1,32,16,2^20] (2 GiB) passed the random-input check (under 2^31 elements);
+    // verification ran ONNX Runtime on it and the fuzzer was OOM-killed at 12 GB. Random inputs are capped at 2^25 elements.
+    [Fact]
+    public void Optimize_HugeDeclaredInput_IsInvalidInputBeforeAllocating()
+    {
+        using var dir = new CliHarness.TempDir();
+        var model = ModelIO.Load(Path.Combine(RepoPaths.DemoModels, "depthwise_convtranspose.onnx"));
+        model.Graph.Input[0].Type.TensorType.Shape.Dim[3] = new TensorShapeProto.Types.Dimension { DimValue = 1L << 20 };
+        string path = dir.File("model.onnx");
+        File.WriteAllBytes(path, model.ToByteArray());
+        var r = CliHarness.Run("optimize", path, "-o", dir.File("out.onnx"));
+        Assert.True(r.Code == ExitCodes.InvalidInput, r.ToString());
+        Assert.Contains("over the limit of 33554432", r.Err);
+        Assert.False(File.Exists(dir.File("out.onnx")));
+    }
 }
