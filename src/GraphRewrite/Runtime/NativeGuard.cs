@@ -43,9 +43,13 @@ public static class NativeGuard
     private static void Positive(NodeProto n, string attribute, string source)
     {
         var a = Attributes.Find(n, attribute);
-        if (a is null) return;
-        var values = a.Ints.Count > 0 ? a.Ints.ToArray() : [a.I];
-        if (a.Ints.Count == 0 && a.Type == AttributeProto.Types.AttributeType.Ints) return; // empty list: ONNX Runtime's defaults
+        // Absent, or of the wrong type: ONNX Runtime reports a type mismatch itself (no division happens).
+        long[] values = a?.Type switch
+        {
+            AttributeProto.Types.AttributeType.Int => [a.I],
+            AttributeProto.Types.AttributeType.Ints => a.Ints.ToArray(),
+            _ => [],
+        };
         long bad = values.FirstOrDefault(v => v <= 0, 1);
         if (bad <= 0)
             throw new ModelFormatException(

@@ -184,6 +184,8 @@ public static class ShapeProbe
         try { return new OrtRunner(model, options); }
         catch (OnnxRuntimeException e)
         { throw new ShapeProbeException($"ONNX Runtime could not load the model to probe shapes: {e.Message}", null, e); }
+        catch (OnnxDeconv.GraphRewrite.IO.ModelFormatException e) // NativeGuard: a value ONNX Runtime would crash on
+        { throw new ShapeProbeException($"shapes not probed: {e.Message}", null, e); }
     }
 
     private static IDisposableReadOnlyCollection<OrtValue> Run(OrtRunner runner, RunOptions runOptions,
