@@ -149,4 +149,24 @@ public sealed class FuzzRegressionTests
         Assert.Contains("over the limit of 33554432", r.Err);
         Assert.False(File.Exists(dir.File("out.onnx")));
     }
+
+    // Found by the fuzzer: strides [2^31-1, 3] made the plan builder allocate one list per phase (OutOfMemoryException,
+    // exit 1). Plans are limited to 2^16 phases; such a node is skipped with the reason.
+    [Fact]
+    public void Optimize_HugeStride_SkipsTheNodeWithReason()
+    {
+        using var dir = new CliHarness.TempDir();
+        var model = ModelIO.Load(Path.Combine(RepoPaths.Conformance, "test_ConvTranspose2d_no_bias", "model.onnx"));
+        var node = model.Graph.Node.First(n => n.OpType == "ConvTranspose");
+        var strides = node.Attribute.Single(a => a.Name == "strides");
+        strides.Ints[0] = int.MaxValue;
+        string path = dir.File("model.onnx");
+        File.WriteAllBytes(path, model.ToByteArray());
+        foreach (var target in new[] { "portable", "plugin" })
+        {
+            var r = CliHarness.Run("optimize", path, "-o", dir.File("out.onnx"), "--target", target, "--json");
+            Assert.True(r.Code == ExitCodes.Ok, r.ToString());
+            Assert.False(r.Json().GetProperty("changed").GetBoolean());
+        }
+    }
 }
