@@ -140,6 +140,10 @@ public static class Ops
     public static class Add { public const string OpType = "Add"; }
     public static class Identity { public const string OpType = "Identity"; }
     public static class ConstantOfShape { public const string OpType = "ConstantOfShape"; public const string Value = "value"; }
+    public static class ConvInteger { public const string OpType = "ConvInteger"; }
+    public static class QLinearConv { public const string OpType = "QLinearConv"; }
+    public static class LpPool { public const string OpType = "LpPool"; }
+    public static class SpaceToDepth { public const string OpType = "SpaceToDepth"; public const string BlockSize = "blocksize"; }
 
     /// <summary>Attribute values (not names) that models spell: Resize modes, Pad mode.</summary>
     public static class Values

@@ -76,8 +76,9 @@ public sealed class GeometryValidationTests
     {
         var c = Cases[name];
         var e = Record.Exception(() => RunOrt(c.Attrs, c.X, c.W));
+        // Values ONNX Runtime would divide by (group/strides/dilations <= 0) are refused by NativeGuard before it.
         if (c.OrtRefuses)
-            Assert.IsType<OnnxRuntimeException>(e);
+            Assert.True(e is OnnxRuntimeException or OnnxDeconv.GraphRewrite.IO.ModelFormatException, $"{name}: {e}");
         else
             Assert.Null(e);
     }

@@ -25,6 +25,11 @@ public sealed class OrtRunner : IDisposable
 
     public OrtRunner(byte[] modelBytes, OrtRunOptions? options = null)
     {
+        // Unparseable bytes are left to ONNX Runtime's own error; parseable ones must not crash it (NativeGuard).
+        ModelProto? parsed = null;
+        try { parsed = ModelProto.Parser.ParseFrom(modelBytes); }
+        catch (Exception e) when (e is Google.Protobuf.InvalidProtocolBufferException or ArgumentException or InvalidOperationException) { }
+        if (parsed is not null) NativeGuard.Check(parsed, "model");
         _options = CreateOptions(options ?? new OrtRunOptions());
         try { _session = new InferenceSession(modelBytes, _options); }
         catch { _options.Dispose(); _runOptions.Dispose(); throw; }
@@ -35,6 +40,7 @@ public sealed class OrtRunner : IDisposable
     /// <summary>Creates a session from a file path, so ONNX Runtime resolves external data next to it.</summary>
     public OrtRunner(string modelPath, OrtRunOptions? options = null)
     {
+        NativeGuard.Check(ModelIO.Load(modelPath), modelPath);
         _options = CreateOptions(options ?? new OrtRunOptions());
         try { _session = new InferenceSession(modelPath, _options); }
         catch { _options.Dispose(); _runOptions.Dispose(); throw; }

@@ -112,6 +112,15 @@ public static class ShapeProbe
                     so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", externalDataDirectory);
             },
         };
+        // Before ONNX Runtime sees the model: a refused input must not cost a session either.
+        foreach (var (name, shape) in inputs.Shapes)
+        {
+            var decl = copy.Graph.Input.First(i => i.Name == name);
+            var type = (TensorElementType)decl.Type.TensorType.ElemType;
+            if (type == TensorElementType.String)
+                throw new ShapeProbeException($"graph input '{name}' is a string tensor; shapes cannot be probed with zero inputs");
+            CheckProbeSize(name, type, shape);
+        }
         var feeds = new List<OrtValue>();
         try
         {
@@ -121,8 +130,6 @@ public static class ShapeProbe
             {
                 var decl = copy.Graph.Input.First(i => i.Name == name);
                 var type = (TensorElementType)decl.Type.TensorType.ElemType;
-                if (type == TensorElementType.String)
-                    throw new ShapeProbeException($"graph input '{name}' is a string tensor; shapes cannot be probed with zero inputs");
                 var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, type, shape);
                 feeds.Add(value);
                 value.GetTensorMutableRawData().Clear();
@@ -145,11 +152,40 @@ public static class ShapeProbe
         return new ProbeResult(result, inputs.Shapes, inputs.Assumptions);
     }
 
+    /// <summary>Zero inputs larger than this are not allocated (nor run: the compute grows with them): a hostile or mistaken declared shape must not exhaust memory or time.</summary>
+    public const long MaxProbeInputBytes = 64L << 20;
+
+    private static void CheckProbeSize(string name, TensorElementType type, long[] shape)
+    {
+        long size = ElementSize(type);
+        if (size == 0)
+            throw new ShapeProbeException($"graph input '{name}' has element type {(int)type}, which shapes cannot be probed with");
+        long bytes;
+        try { bytes = checked(OnnxDeconv.GraphRewrite.IO.Tensors.ElementCount(shape) * size); }
+        catch (OverflowException) { bytes = long.MaxValue; }
+        if (bytes > MaxProbeInputBytes)
+            throw new ShapeProbeException(
+                $"graph input '{name}' has shape [{string.Join(",", shape)}] ({(bytes == long.MaxValue ? "over 2^63" : bytes.ToString(System.Globalization.CultureInfo.InvariantCulture))} bytes), over the {MaxProbeInputBytes >> 20} MiB limit for probing shapes with zero inputs: give a smaller shape with --shape {name}=d0,d1,...");
+    }
+
+    // Bytes per element of the tensor types a probe can allocate; 0 for types it cannot (strings, unknown values).
+    private static long ElementSize(TensorElementType type) => (int)type switch
+    {
+        2 or 3 or 9 or 17 or 18 or 19 or 20 or 21 or 22 or 23 or 24 or 25 => 1, // uint8, int8, bool, float8 and 4-bit types (rounded up)
+        4 or 5 or 10 or 16 => 2, // uint16, int16, float16, bfloat16
+        1 or 6 or 12 => 4, // float, int32, uint32
+        7 or 11 or 13 or 14 => 8, // int64, double, uint64, complex64
+        15 => 16, // complex128
+        _ => 0,
+    };
+
     private static OrtRunner CreateRunner(ModelProto model, OrtRunOptions options)
     {
         try { return new OrtRunner(model, options); }
         catch (OnnxRuntimeException e)
         { throw new ShapeProbeException($"ONNX Runtime could not load the model to probe shapes: {e.Message}", null, e); }
+        catch (OnnxDeconv.GraphRewrite.IO.ModelFormatException e) // NativeGuard: a value ONNX Runtime would crash on
+        { throw new ShapeProbeException($"shapes not probed: {e.Message}", null, e); }
     }
 
     private static IDisposableReadOnlyCollection<OrtValue> Run(OrtRunner runner, RunOptions runOptions,

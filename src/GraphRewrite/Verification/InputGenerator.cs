@@ -11,6 +11,9 @@ namespace OnnxDeconv.GraphRewrite.Verification;
 /// </summary>
 public static class InputGenerator
 {
+    /// <summary>2^25 elements (128 MiB of float32; a 4K RGB image fits): a hostile declared shape must not exhaust memory (found by tools/fuzz).</summary>
+    public const long MaxRandomInputElements = 1L << 25;
+
     public static IReadOnlyList<TensorValue> Generate(InferenceSession session, IReadOnlyDictionary<string, long[]> shapes, int seed)
     {
         var names = session.InputNames;
@@ -28,8 +31,8 @@ public static class InputGenerator
             var dims = ResolveShape(name, meta.Dimensions, meta.SymbolicDimensions, shapes.GetValueOrDefault(name));
             var type = (DataType)(int)meta.ElementDataType;
             long count = OnnxDeconv.GraphRewrite.IO.Tensors.ElementCount(dims);
-            if (count > Array.MaxLength)
-                throw new VerificationInputException($"input '{name}': shape [{string.Join(",", dims)}] has {count} elements, too many for one tensor");
+            if (count > MaxRandomInputElements)
+                throw new VerificationInputException($"input '{name}': shape [{string.Join(",", dims)}] has {count} elements, over the limit of {MaxRandomInputElements} for a random verification input (the model's own tensors grow from it); verify on files with --inputs");
             values.Add(new TensorValue(name, type, dims, Fill(name, type, (int)count, rng)));
         }
         return values;

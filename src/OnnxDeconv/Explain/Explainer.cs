@@ -16,6 +16,9 @@ public static class Explainer
 
     private const int MaxPictureWidth = 110;
     private const int MaxPictureRows = 9;
+    // Bounds that keep hostile geometries (strides or lengths of 2^33 and more) from looping or allocating for ever.
+    private const long MaxPictureCells = 4096;
+    private const long MaxListedPreimages = 64;
 
     /// <summary>
     /// Explains PyTorch-style arguments (ConvTransposeNd(kernel, stride, padding, output_padding, dilation) on input
@@ -102,7 +105,7 @@ public static class Explainer
         {
             long baseOut = a.Output - a.OutputPadding;
             var pre = new List<ConvPreimage>();
-            for (long j = 0; j < a.Stride; j++)
+            for (long j = 0; j < Math.Min(a.Stride, MaxListedPreimages); j++)
             {
                 long l = baseOut + j;
                 if (l >= 1 && ConvOutput(l, a.Kernel, a.Stride, a.PadBegin, a.PadEnd, a.Dilation) == a.Input)
@@ -131,7 +134,9 @@ public static class Explainer
             ImplicitPadEnd = a.ImplicitPadEnd,
             InverseConv = inverse,
             RoundTrip = roundTrip,
-            Picture = Picture(Shorten(a, pictureInput)),
+            Picture = CanvasLength(Shorten(a, pictureInput)) <= MaxPictureCells
+                ? Picture(Shorten(a, pictureInput))
+                : [$"(no picture: the zero-insertion view is {CanvasLength(Shorten(a, pictureInput))} cells long even for I={pictureInput}, too long to draw)"],
             PictureInput = pictureInput,
             Why = Why(a),
         };
@@ -174,7 +179,8 @@ public static class Explainer
         long i = Math.Min(a.Input, 6);
         while (i > 2 && CanvasLength(Shorten(a, i)) * CellWidth(Shorten(a, i)) > MaxPictureWidth) i--;
         // Output must stay positive for the shortened input; heavy padding needs the real length.
-        while (i < a.Input && Shorten(a, i).Output <= 0) i++;
+        // (the smallest such i, computed rather than searched: the input may be billions long)
+        if (a.Output >= 1 && a.Stride >= 1) i = Math.Max(i, Math.Min(a.Input, a.Input - (a.Output - 1) / a.Stride));
         return i;
     }
 

@@ -105,6 +105,23 @@ public sealed record ConvTransposeGeometry
     /// </summary>
     public static ConvTransposeGeometry Resolve(ConvTransposeAttributes attrs, IReadOnlyList<long> inputShape, IReadOnlyList<long> weightShape)
     {
+        try
+        {
+            var g = ResolveUnchecked(attrs, inputShape, weightShape);
+            // Sizes every consumer computes from a geometry must fit in 64 bits; hostile shapes fail here, not later.
+            _ = g.UsefulMacs;
+            _ = g.OutputShape.Aggregate(1L, (p, d) => checked(p * d));
+            return g;
+        }
+        catch (OverflowException)
+        {
+            throw new GeometryException("shape",
+                $"sizes overflow 64-bit integers (X [{string.Join(",", inputShape)}], W [{string.Join(",", weightShape)}], strides [{string.Join(",", attrs.Strides ?? [])}], dilations [{string.Join(",", attrs.Dilations ?? [])}])");
+        }
+    }
+
+    private static ConvTransposeGeometry ResolveUnchecked(ConvTransposeAttributes attrs, IReadOnlyList<long> inputShape, IReadOnlyList<long> weightShape)
+    {
         if (inputShape.Count < 3)
             throw new GeometryException("X", $"input X must have rank >= 3 (N, C, spatial...), has rank {inputShape.Count}");
         if (weightShape.Count != inputShape.Count)

@@ -130,11 +130,19 @@ public sealed record TransposedConvPlan
 /// <summary>Builds a <see cref="TransposedConvPlan"/> from a resolved geometry.</summary>
 public static class TransposedConvPlanBuilder
 {
+    /// <summary>Most sub-convolutions (product of the strides) a plan is built for.</summary>
+    public const long MaxPhases = 1 << 16;
+
     /// <param name="geometry">The resolved ConvTranspose.</param>
     /// <param name="hasBias">Whether the node has a bias input.</param>
     /// <param name="padsFromOutputShape">True when the node's pads were derived from output_shape (then they hold for the static input size only).</param>
     public static TransposedConvPlan Build(ConvTransposeGeometry geometry, bool hasBias, bool padsFromOutputShape)
     {
+        // One phase per stride position: a hostile stride (2^31-1 was found by tools/fuzz) must not allocate that many.
+        long phases = geometry.Axes.Aggregate(1L, (p, a) => a.Stride > MaxPhases ? MaxPhases + 1 : Math.Min(p * a.Stride, MaxPhases + 1));
+        if (phases > MaxPhases)
+            throw new GeometryException("strides",
+                $"strides [{string.Join(",", geometry.Axes.Select(a => a.Stride))}] give more than {MaxPhases} phases; such a node is not rewritten");
         var axes = geometry.Axes.Select(BuildAxis).ToArray();
         return new TransposedConvPlan
         {
