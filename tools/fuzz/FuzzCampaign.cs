@@ -33,7 +33,14 @@ public sealed class FuzzCampaign(IReadOnlyList<string> seedModels, FuzzRunner ru
         return found.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
     }
 
-    public static Random CaseRandom(int seed, int index) => new(HashCode.Combine(seed, index, 0x5eed));
+    public static Random CaseRandom(int seed, int index)
+    {
+        // Not HashCode.Combine: it is randomized per process, which made "seed 7" a different campaign on every run.
+        ulong z = unchecked((ulong)(uint)seed * 0x9E3779B97F4A7C15UL + (ulong)(uint)index + 0x5eedUL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return new Random((int)(z ^ (z >> 31)));
+    }
 
     public FuzzSummary Run(int count, int seed, int first = 0)
     {

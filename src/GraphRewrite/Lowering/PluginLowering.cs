@@ -17,6 +17,8 @@ public sealed record PluginPlan
 {
     public required ConvTransposeGeometry Geometry { get; init; }
     public required float[] Weights { get; init; }
+    /// <summary>Weights already packed for the kernel (the rewrite packs while matching, so Apply cannot fail); null = pack in Lower.</summary>
+    public float[]? PackedWeights { get; init; }
     /// <summary>Name of an existing constant [Cout] float value to use as B, or null for no bias.</summary>
     public string? BiasName { get; init; }
     public Epilogue Epilogue { get; init; } = Epilogue.None;
@@ -31,12 +33,19 @@ public static class PluginLowering
     /// Packs the weights offline (<see cref="DeconvKernel.PackWeights"/>) into a 1-D initializer named
     /// <paramref name="packedWeightName"/> and builds the node reading (input, packed W[, B]) and writing <paramref name="output"/>.
     /// </summary>
+    /// <summary>ONNX-layout weights packed for the kernel; throws ArgumentException for a geometry the kernel refuses.</summary>
+    public static float[] Pack(ConvTransposeGeometry g, float[] onnxWeights)
+    {
+        var packed = new float[DeconvKernel.PackedWeightLength(g)];
+        DeconvKernel.PackWeights(g, onnxWeights, packed);
+        return packed;
+    }
+
     public static (NodeProto Node, TensorProto PackedWeights) Lower(PluginPlan plan, string input, string output,
         string packedWeightName, string nodeName)
     {
         var g = plan.Geometry;
-        var packed = new float[DeconvKernel.PackedWeightLength(g)];
-        DeconvKernel.PackWeights(g, plan.Weights, packed);
+        var packed = plan.PackedWeights ?? Pack(g, plan.Weights);
         var weights = Tensors.FromFloats(packedWeightName, [packed.LongLength], packed);
 
         var node = new NodeProto { Name = nodeName, OpType = T.OpType, Domain = T.Domain };

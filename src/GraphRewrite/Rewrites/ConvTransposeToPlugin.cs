@@ -142,12 +142,17 @@ public static class ConvTransposeToPlugin
         try { weights = Tensors.ToFloats(wt); }
         catch (InvalidDataException e) { reason = e.Message; return false; }
 
+        float[] packed;
+        try { packed = PluginLowering.Pack(g, weights); }
+        catch (ArgumentException e) { reason = $"the plugin kernel cannot run this geometry: {e.Message}"; return false; }
+
         var (act, epilogue) = FusableActivation(index, node);
         long macs = spatialKnown ? g.UsefulMacs : 0;
         var plan = new PluginPlan
         {
             Geometry = g,
             Weights = weights,
+            PackedWeights = packed,
             BiasName = b,
             Epilogue = epilogue,
             OutputShape = attrs.OutputShape is null ? null : g.Axes.Select(a => a.Output).ToArray(),

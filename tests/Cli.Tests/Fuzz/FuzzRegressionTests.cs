@@ -53,6 +53,27 @@ public sealed class FuzzRegressionTests
         Assert.Contains("--shape lr=", e.Message);
     }
 
+    // Found by the fuzzer (seed 7, case 12): strides of 2^33 on the HiFi-GAN demo made optimize --target plugin throw
+    // from the kernel's weight packing inside Apply (exit 1). The plugin rewrite now packs while matching and skips the
+    // node with the reason; the portable target still rewrites (and verifies) it.
+    [Theory]
+    [InlineData("plugin")]
+    [InlineData("portable")]
+    public void Optimize_HugeStride_NeverCrashes(string target)
+    {
+        using var dir = new CliHarness.TempDir();
+        var model = ModelIO.Load(Path.Combine(RepoPaths.DemoModels, "hifigan_upsampler_1d.onnx"));
+        var ct = model.Graph.Node.First(n => n.OpType == GraphRewrite.Ops.ConvTranspose.OpType);
+        var strides = ct.Attribute.First(a => a.Name == GraphRewrite.Ops.ConvTranspose.Strides);
+        strides.Ints[0] = 1L << 33;
+        string path = dir.File("model.onnx");
+        File.WriteAllBytes(path, model.ToByteArray());
+        var r = CliHarness.Run("optimize", path, "-o", dir.File("out.onnx"), "--target", target);
+        Assert.DoesNotContain("   at ", r.Err);
+        Assert.True(r.Code is ExitCodes.Ok or ExitCodes.InvalidInput or ExitCodes.VerificationFailed, r.ToString());
+        if (target == "plugin" && r.Code == ExitCodes.Ok) Assert.Contains("cannot run this geometry", r.Out);
+    }
+
     // Found by the fuzzer: strides of 2^33 made explain loop over every stride phase and draw an 8-billion-cell picture
     // (hang). The preimage list is capped and a picture that long is replaced by a note.
     [Fact]
