@@ -54,29 +54,8 @@ public static class ZeroInsertion
     public static bool IsConv(NodeProto node) => node.OpType == C.OpType && Ops.IsDefaultDomain(node.Domain);
 
     /// <summary>True when <paramref name="conv"/> reads a zero-stuffed tensor this matcher understands; otherwise a reason.</summary>
-    public static bool TryMatch(GraphIndex index, NodeProto conv, out ZeroInsertionMatch? match, out string? reason)
-    {
-        match = null;
-        try
-        {
-            reason = Check(index, conv, out match);
-            if (reason is not null) match = null;
-            return reason is null;
-        }
-        catch (Exception e) when (e is AttributeException or InvalidDataException or OverflowException)
-        {
-            match = null;
-            reason = e.Message;
-            return false;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // A bug here must not abort the whole model: the pattern is left alone and the report says why.
-            match = null;
-            reason = $"internal error while matching: {e.GetType().Name}: {e.Message}";
-            return false;
-        }
-    }
+    public static bool TryMatch(GraphIndex index, NodeProto conv, out ZeroInsertionMatch? match, out string? reason) =>
+        SafeMatch.Try((out ZeroInsertionMatch? m) => Check(index, conv, out m), out match, out reason);
 
     /// <summary>True when the Conv's data input comes from a Reshape (possibly through a Pad): worth reporting why a match failed.</summary>
     public static bool LooksLikeZeroInsertion(GraphIndex index, NodeProto conv)

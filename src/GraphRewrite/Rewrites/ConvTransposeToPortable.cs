@@ -37,25 +37,7 @@ public static class ConvTransposeToPortable
     /// <param name="shapeHints">Inferred shapes of values without value_info, used only to report MACs (see <see cref="ShapeHints"/>).</param>
     public static bool TryMatch(GraphIndex index, NodeProto node, PhaseForm form, out ConvTransposeMatch? match, out string? reason,
         IReadOnlyDictionary<string, long[]>? shapeHints = null)
-    {
-        match = null;
-        try
-        {
-            reason = Check(index, node, form, shapeHints, out match);
-            return reason is null;
-        }
-        catch (Exception e) when (e is AttributeException or GeometryException or LoweringException or InvalidDataException or OverflowException)
-        {
-            reason = e.Message;
-            return false;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // Anything else is a bug here, but one node must not abort the whole model: report it on the node.
-            reason = $"internal error while matching: {e.GetType().Name}: {e.Message}";
-            return false;
-        }
-    }
+        => SafeMatch.Try((out ConvTransposeMatch? m) => Check(index, node, form, shapeHints, out m), out match, out reason);
 
     private static string? Check(GraphIndex index, NodeProto node, PhaseForm form, IReadOnlyDictionary<string, long[]>? shapeHints,
         out ConvTransposeMatch? match)

@@ -31,29 +31,8 @@ public static class FoldBatchNormIntoConvTranspose
             : index.Consumers(ct.Output[0]).FirstOrDefault(c => c.OpType == BN.OpType && Ops.IsDefaultDomain(c.Domain) && c.Input.Count > 0 && c.Input[0] == ct.Output[0]);
 
     /// <summary>Decides whether the BatchNormalization after <paramref name="ct"/> can be folded; never throws.</summary>
-    public static bool TryMatch(GraphIndex index, NodeProto ct, out BatchNormFoldMatch? match, out string? reason)
-    {
-        match = null;
-        try
-        {
-            reason = Check(index, ct, out match);
-            if (reason is not null) match = null;
-            return reason is null;
-        }
-        catch (Exception e) when (e is AttributeException or InvalidDataException or OverflowException)
-        {
-            match = null;
-            reason = e.Message;
-            return false;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // A bug here must not abort the whole model: the pattern is left alone and the report says why.
-            match = null;
-            reason = $"internal error while matching: {e.GetType().Name}: {e.Message}";
-            return false;
-        }
-    }
+    public static bool TryMatch(GraphIndex index, NodeProto ct, out BatchNormFoldMatch? match, out string? reason) =>
+        SafeMatch.Try((out BatchNormFoldMatch? m) => Check(index, ct, out m), out match, out reason);
 
     private static string? Check(GraphIndex index, NodeProto ct, out BatchNormFoldMatch? match)
     {
