@@ -9,14 +9,22 @@ namespace OnnxDeconv.Cli.Tests.Fuzz;
 /// <summary>Crashes and hangs the fuzzer found, each reduced to the mutation that caused it.</summary>
 public sealed class FuzzRegressionTests
 {
-    private static string WithInputDim(CliHarness.TempDir dir, long dim)
+    /// <summary>Loads <paramref name="source"/>, applies the fuzzer's mutation and writes it to dir/model.onnx (bytes as the fuzzer wrote them).</summary>
+    private static string WriteMutated(CliHarness.TempDir dir, string source, Action<ModelProto> mutate)
     {
-        var model = ModelIO.Load(Path.Combine(RepoPaths.DemoModels, "sr_block.onnx"));
-        model.Graph.Input[0].Type.TensorType.Shape.Dim[dim == 1L << 20 ? 2 : 0] = new TensorShapeProto.Types.Dimension { DimValue = dim };
+        var model = ModelIO.Load(source);
+        mutate(model);
         string path = dir.File("model.onnx");
         File.WriteAllBytes(path, model.ToByteArray());
         return path;
     }
+
+    private static NodeProto FirstConvTranspose(ModelProto model) =>
+        model.Graph.Node.First(n => n.OpType == GraphRewrite.Ops.ConvTranspose.OpType);
+
+    private static string WithInputDim(CliHarness.TempDir dir, long dim) =>
+        WriteMutated(dir, Path.Combine(RepoPaths.DemoModels, "sr_block.onnx"), model =>
+            model.Graph.Input[0].Type.TensorType.Shape.Dim[dim == 1L << 20 ? 2 : 0] = new TensorShapeProto.Types.Dimension { DimValue = dim });
 
     // Found by the fuzzer: a declared input dim of 2^40 made ONNX Runtime throw std::bad_alloc (exit 1); 2^31-1 overflowed
     // a span (exit 1); long.MaxValue allocated for over a minute (hang). The shape probe now refuses such inputs up front.
@@ -62,12 +70,8 @@ public sealed class FuzzRegressionTests
     public void Optimize_HugeStride_NeverCrashes(string target)
     {
         using var dir = new CliHarness.TempDir();
-        var model = ModelIO.Load(Path.Combine(RepoPaths.DemoModels, "hifigan_upsampler_1d.onnx"));
-        var ct = model.Graph.Node.First(n => n.OpType == GraphRewrite.Ops.ConvTranspose.OpType);
-        var strides = ct.Attribute.First(a => a.Name == GraphRewrite.Ops.ConvTranspose.Strides);
-        strides.Ints[0] = 1L << 33;
-        string path = dir.File("model.onnx");
-        File.WriteAllBytes(path, model.ToByteArray());
+        string path = WriteMutated(dir, Path.Combine(RepoPaths.DemoModels, "hifigan_upsampler_1d.onnx"), model =>
+            FirstConvTranspose(model).Attribute.First(a => a.Name == GraphRewrite.Ops.ConvTranspose.Strides).Ints[0] = 1L << 33);
         var r = CliHarness.Run("optimize", path, "-o", dir.File("out.onnx"), "--target", target);
         Assert.DoesNotContain("   at ", r.Err);
         Assert.True(r.Code is ExitCodes.Ok or ExitCodes.InvalidInput or ExitCodes.VerificationFailed, r.ToString());
@@ -94,11 +98,8 @@ public sealed class FuzzRegressionTests
     public void InfoAndExplain_WeightDimOverflowingMacs_ReportTheNode()
     {
         using var dir = new CliHarness.TempDir();
-        var model = ModelIO.Load(Path.Combine(RepoPaths.Conformance, "test_convtranspose", "model.onnx"));
-        var w = model.Graph.Input.Single(i => i.Name == "W");
-        w.Type.TensorType.Shape.Dim[1] = new TensorShapeProto.Types.Dimension { DimValue = long.MaxValue };
-        string path = dir.File("model.onnx");
-        File.WriteAllBytes(path, model.ToByteArray());
+        string path = WriteMutated(dir, Path.Combine(RepoPaths.Conformance, "test_convtranspose", "model.onnx"), model =>
+            model.Graph.Input.Single(i => i.Name == "W").Type.TensorType.Shape.Dim[1] = new TensorShapeProto.Types.Dimension { DimValue = long.MaxValue });
 
         var explain = CliHarness.Run("explain", path);
         Assert.True(explain.Code == ExitCodes.InvalidInput, explain.ToString());
@@ -115,11 +116,8 @@ public sealed class FuzzRegressionTests
     public void Info_HugeDeclaredInt64Input_RefusesTheProbeQuickly()
     {
         using var dir = new CliHarness.TempDir();
-        var model = ModelIO.Load(Path.Combine(RepoPaths.Conformance, "test_resize_upsample_sizes_nearest_floor_align_corners", "model.onnx"));
-        var sizes = model.Graph.Input.Single(i => i.Name == "sizes");
-        sizes.Type.TensorType.Shape.Dim[0] = new TensorShapeProto.Types.Dimension { DimValue = int.MaxValue };
-        string path = dir.File("model.onnx");
-        File.WriteAllBytes(path, model.ToByteArray());
+        string path = WriteMutated(dir, Path.Combine(RepoPaths.Conformance, "test_resize_upsample_sizes_nearest_floor_align_corners", "model.onnx"), model =>
+            model.Graph.Input.Single(i => i.Name == "sizes").Type.TensorType.Shape.Dim[0] = new TensorShapeProto.Types.Dimension { DimValue = int.MaxValue });
         CliHarness.Result? r = null;
         var t = new Thread(() => r = CliHarness.Run("info", path, "--json")) { IsBackground = true };
         t.Start();
@@ -136,11 +134,13 @@ public sealed class FuzzRegressionTests
     public void GroupZero_IsRefusedBeforeOnnxRuntimeNamingTheNode(string command)
     {
         using var dir = new CliHarness.TempDir();
-        var model = ModelIO.Load(Path.Combine(RepoPaths.DemoModels, "depthwise_convtranspose.onnx"));
-        var node = model.Graph.Node.First(n => n.OpType == "ConvTranspose");
-        node.Attribute.Single(a => a.Name == "group").I = 0;
-        string path = dir.File("model.onnx");
-        File.WriteAllBytes(path, model.ToByteArray());
+        string nodeName = "";
+        string path = WriteMutated(dir, Path.Combine(RepoPaths.DemoModels, "depthwise_convtranspose.onnx"), model =>
+        {
+            var node = FirstConvTranspose(model);
+            node.Attribute.Single(a => a.Name == GraphRewrite.Ops.ConvTranspose.Group).I = 0;
+            nodeName = node.Name;
+        });
         if (command == "info")
         {
             // info reports the node's problem and probes nothing (exit 0); the note says why shapes were not probed.
@@ -152,7 +152,7 @@ public sealed class FuzzRegressionTests
         var r = CliHarness.Run("verify", path, path);
         Assert.True(r.Code == ExitCodes.InvalidInput, r.ToString());
         Assert.Contains("attribute 'group' has value 0", r.Err);
-        Assert.Contains(node.Name, r.Err);
+        Assert.Contains(nodeName, r.Err);
     }
 
     // Found by the fuzzer: x declared [1,32,16,2^20] (2 GiB) passed the random-input check (under 2^31 elements);
@@ -161,10 +161,8 @@ public sealed class FuzzRegressionTests
     public void Optimize_HugeDeclaredInput_IsInvalidInputBeforeAllocating()
     {
         using var dir = new CliHarness.TempDir();
-        var model = ModelIO.Load(Path.Combine(RepoPaths.DemoModels, "depthwise_convtranspose.onnx"));
-        model.Graph.Input[0].Type.TensorType.Shape.Dim[3] = new TensorShapeProto.Types.Dimension { DimValue = 1L << 20 };
-        string path = dir.File("model.onnx");
-        File.WriteAllBytes(path, model.ToByteArray());
+        string path = WriteMutated(dir, Path.Combine(RepoPaths.DemoModels, "depthwise_convtranspose.onnx"), model =>
+            model.Graph.Input[0].Type.TensorType.Shape.Dim[3] = new TensorShapeProto.Types.Dimension { DimValue = 1L << 20 });
         var r = CliHarness.Run("optimize", path, "-o", dir.File("out.onnx"));
         Assert.True(r.Code == ExitCodes.InvalidInput, r.ToString());
         Assert.Contains("over the limit of 33554432", r.Err);
@@ -177,12 +175,8 @@ public sealed class FuzzRegressionTests
     public void Optimize_HugeStride_SkipsTheNodeWithReason()
     {
         using var dir = new CliHarness.TempDir();
-        var model = ModelIO.Load(Path.Combine(RepoPaths.Conformance, "test_ConvTranspose2d_no_bias", "model.onnx"));
-        var node = model.Graph.Node.First(n => n.OpType == "ConvTranspose");
-        var strides = node.Attribute.Single(a => a.Name == "strides");
-        strides.Ints[0] = int.MaxValue;
-        string path = dir.File("model.onnx");
-        File.WriteAllBytes(path, model.ToByteArray());
+        string path = WriteMutated(dir, Path.Combine(RepoPaths.Conformance, "test_ConvTranspose2d_no_bias", "model.onnx"), model =>
+            FirstConvTranspose(model).Attribute.Single(a => a.Name == GraphRewrite.Ops.ConvTranspose.Strides).Ints[0] = int.MaxValue);
         foreach (var target in new[] { "portable", "plugin" })
         {
             var r = CliHarness.Run("optimize", path, "-o", dir.File("out.onnx"), "--target", target, "--json");

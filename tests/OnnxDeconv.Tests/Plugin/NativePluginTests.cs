@@ -69,32 +69,29 @@ public sealed class NativePluginTests(NativePluginFixture native) : IClassFixtur
     [Fact]
     public void NativeLibrary_FromCHost_MatchesOrtOverSeveralRounds()
     {
-        var (model, x) = PluginConcurrencyTests.DcganLikeModel();
-        var expected = PluginTestKit.RunSingle(model, x);
-        var rewritten = ConvTransposeToPlugin.RewriteAll(model.Clone()).Model;
-        string dir = Directory.CreateTempSubdirectory("onnxdeconv-chost-").FullName;
-        try
-        {
-            string modelPath = Path.Combine(dir, "model.onnx"), inPath = Path.Combine(dir, "x.bin"), outPath = Path.Combine(dir, "expected.bin");
-            ModelIO.Save(rewritten, modelPath);
-            AtomicFile.WriteAllBytes(inPath, MemoryMarshal.AsBytes(x.AsFloats().AsSpan()).ToArray());
-            AtomicFile.WriteAllBytes(outPath, MemoryMarshal.AsBytes(expected.AsSpan()).ToArray());
-            var args = new List<string> { native.Library, modelPath, inPath, outPath, "3", "X", "Y" };
-            args.AddRange(x.Dims.Select(d => d.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            var (code, output) = NativePluginFixture.Run(native.Host, args, dir, TimeSpan.FromMinutes(2));
-            Assert.True(code == 0, $"C host exit {code}:\n{output}");
-            Assert.Contains("ok: 3 rounds matched", output);
-        }
-        finally { Directory.Delete(dir, recursive: true); }
+        var (code, output) = RunCHost(rounds: 3, perturb: null);
+        Assert.True(code == 0, $"C host exit {code}:\n{output}");
+        Assert.Contains("ok: 3 rounds matched", output);
     }
 
     [Fact]
     public void CHost_DetectsWrongExpectedValues()
     {
         // The C host's check can fail: perturbed expected values must give exit 1.
+        var (code, output) = RunCHost(rounds: 1, perturb: 17);
+        Assert.True(code == 1, $"C host exit {code} (expected 1 = mismatch):\n{output}");
+        Assert.Contains("element 17", output);
+    }
+
+    /// <summary>
+    /// Writes the plugin-rewritten DCGAN-like model, its input and ONNX Runtime's expected output (optionally with one
+    /// element perturbed) to a temp folder and runs the C host on them for <paramref name="rounds"/> load/unload rounds.
+    /// </summary>
+    private (int Code, string Output) RunCHost(int rounds, int? perturb)
+    {
         var (model, x) = PluginConcurrencyTests.DcganLikeModel();
         var expected = PluginTestKit.RunSingle(model, x);
-        expected[17] += 0.5f;
+        if (perturb is int i) expected[i] += 0.5f;
         var rewritten = ConvTransposeToPlugin.RewriteAll(model.Clone()).Model;
         string dir = Directory.CreateTempSubdirectory("onnxdeconv-chost-").FullName;
         try
@@ -103,11 +100,9 @@ public sealed class NativePluginTests(NativePluginFixture native) : IClassFixtur
             ModelIO.Save(rewritten, modelPath);
             AtomicFile.WriteAllBytes(inPath, MemoryMarshal.AsBytes(x.AsFloats().AsSpan()).ToArray());
             AtomicFile.WriteAllBytes(outPath, MemoryMarshal.AsBytes(expected.AsSpan()).ToArray());
-            var args = new List<string> { native.Library, modelPath, inPath, outPath, "1", "X", "Y" };
+            var args = new List<string> { native.Library, modelPath, inPath, outPath, rounds.ToString(System.Globalization.CultureInfo.InvariantCulture), "X", "Y" };
             args.AddRange(x.Dims.Select(d => d.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            var (code, output) = NativePluginFixture.Run(native.Host, args, dir, TimeSpan.FromMinutes(2));
-            Assert.True(code == 1, $"C host exit {code} (expected 1 = mismatch):\n{output}");
-            Assert.Contains("element 17", output);
+            return NativePluginFixture.Run(native.Host, args, dir, TimeSpan.FromMinutes(2));
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
