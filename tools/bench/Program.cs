@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using OnnxDeconv.GraphRewrite.Runtime;
+using OnnxDeconv.GraphRewrite.Timing;
 using OnnxDeconv.Kernels;
 using RewriteTarget = OnnxDeconv.GraphRewrite.Pipeline.Target;
 
@@ -92,7 +93,7 @@ public static class Program
                             string.Join(", ", wrong.Select(w => $"{w.Key} (max ratio {w.Value:G3})")));
                         return 2;
                     }
-                    var timings = Timer.Measure(prepared, TimeSpan.FromSeconds(seconds), minRounds: 7, maxRounds: 400);
+                    var timings = RoundRobinTimer.Measure(prepared, new TimingBudget(TimeSpan.FromSeconds(seconds), MinRounds: 7, MaxRounds: 400));
                     var r = new LayerResult(layer.Name, layer.ShortName, t, g.UsefulMacs,
                         Candidates.Select((c, i) => new CandidateResult(c.Name, timings[i])).ToList(),
                         DeconvKernel.WorkspaceBytes(g), 4L * g.OutputShape.Aggregate(1L, (p, v) => p * v),
@@ -167,12 +168,12 @@ public static class Program
     }
 }
 
-public sealed record CandidateResult(string Name, Timing Timing);
+public sealed record CandidateResult(string Name, TimingStats Timing);
 
 public sealed record LayerResult(string Name, string ShortName, int Threads, long Macs, List<CandidateResult> Candidates,
     long KernelWorkspaceBytes, long OutputBytes, long OrtColumnBufferBytes, Dictionary<string, double> AgreementWithOrt, Target Target)
 {
-    public Timing Timing(string name) => Candidates.First(c => c.Name == name).Timing;
+    public TimingStats Timing(string name) => Candidates.First(c => c.Name == name).Timing;
     public double Ms(string name) => Timing(name).MedianMs;
     public double Cpu(string name) => Timing(name).CpuMedianMs;
     /// <summary>ORT ConvTranspose wall median / this column's wall median.</summary>

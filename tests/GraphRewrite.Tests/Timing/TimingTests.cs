@@ -1,0 +1,67 @@
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Runtime;
+using OnnxDeconv.GraphRewrite.Timing;
+using OnnxDeconv.GraphRewrite.Verification;
+using OnnxDeconv.TestSupport;
+using Xunit;
+
+namespace OnnxDeconv.GraphRewrite.Tests.Timing;
+
+public class TimingTests
+{
+    private sealed class Counter : ITimedRun
+    {
+        public int Runs;
+        public void Run() => Runs++;
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public void RoundRobin_RunsEveryCandidateEquallyAfterWarmup()
+    {
+        var a = new Counter();
+        var b = new Counter();
+        var stats = RoundRobinTimer.Measure([a, b], new TimingBudget(TimeSpan.Zero, MinRounds: 7, MaxRounds: 7, Warmup: 2));
+        Assert.Equal(9, a.Runs);
+        Assert.Equal(9, b.Runs);
+        Assert.All(stats, s => Assert.Equal(7, s.Runs));
+        Assert.All(stats, s => Assert.True(s.MinMs <= s.MedianMs && s.MedianMs <= s.MaxMs));
+    }
+
+    [Fact]
+    public void RoundRobin_RejectsMaxRoundsBelowMinRounds() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => RoundRobinTimer.Measure([new Counter()], new TimingBudget(TimeSpan.Zero, MinRounds: 5, MaxRounds: 2)));
+
+    [Fact]
+    public void Median_OddAndEvenCounts()
+    {
+        Assert.Equal(2.0, RoundRobinTimer.Median([3.0, 1.0, 2.0]));
+        Assert.Equal(2.5, RoundRobinTimer.Median([4.0, 1.0, 2.0, 3.0]));
+        Assert.Throws<ArgumentException>(() => RoundRobinTimer.Median([]));
+    }
+
+    [Fact]
+    public void TimedSession_OutputsEqualOrtRunner()
+    {
+        // Same model, same inputs: the timed session (bound I/O, ORT_ENABLE_ALL) must compute what verification computes.
+        var path = Path.Combine(RepoPaths.DemoModels, "sr_block.onnx");
+        var model = ModelIO.Load(path);
+        using var reference = new OrtRunner(model);
+        var inputs = InputGenerator.Generate(reference.Session, new Dictionary<string, long[]>(), seed: 3);
+        var expected = reference.Run(inputs);
+        using var timed = OrtTimedSession.FromBytes(ModelIO.Serialize(model), inputs);
+        var actual = timed.RunAndRead();
+        Assert.Equal(expected.Count, actual.Count);
+        for (int i = 0; i < expected.Count; i++)
+        {
+            Assert.Equal(expected[i].Dims, actual[i].Dims);
+            var e = expected[i].AsFloats();
+            var a = actual[i].AsFloats();
+            // float32 tolerance |a-b| <= 1e-5 + 1e-4|b| (ORT_ENABLE_ALL may fuse differently from ORT_DISABLE_ALL).
+            for (int j = 0; j < e.Length; j++) Assert.True(Math.Abs(a[j] - e[j]) <= 1e-5 + 1e-4 * Math.Abs(e[j]), $"element {j}: {a[j]} vs {e[j]}");
+        }
+        var stats = RoundRobinTimer.Measure([timed], new TimingBudget(TimeSpan.Zero, MinRounds: 3, MaxRounds: 3, Warmup: 1));
+        Assert.Equal(3, stats[0].Runs);
+        Assert.True(stats[0].MedianMs > 0);
+    }
+}
