@@ -125,6 +125,16 @@ public class BenchCommandTests
         Assert.Equal("", r.Out);
     }
 
+    [Fact]
+    public void Bench_rejects_a_file_that_is_not_an_onnx_model_with_exit_3()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp.File("junk.onnx"), "this is not a protobuf");
+        var r = Run("bench", tmp.File("junk.onnx"), "--seconds", "0.01");
+        Assert.True(r.Code == ExitCodes.InvalidInput, r.ToString());
+        Assert.Contains("junk.onnx", r.Err);
+    }
+
     [Theory]
     [InlineData(new[] { "bench" }, "give a MODEL to time, or --suite")]
     [InlineData(new[] { "bench", "--suite", "layers", "--layers", "dcgan9" }, "unknown layer(s) dcgan9")]

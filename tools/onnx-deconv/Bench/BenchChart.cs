@@ -44,13 +44,13 @@ public static class BenchChart
         plot.Axes.Bottom.TickLabelStyle.Rotation = categories.Count > 4 ? 30 : 0;
         plot.Axes.Bottom.TickLabelStyle.Alignment = categories.Count > 4 ? Alignment.MiddleLeft : Alignment.UpperCenter;
         plot.Axes.Bottom.MinimumSize = categories.Count > 4 ? 140 : 40;
-        plot.Axes.Margins(bottom: 0);
         plot.YLabel("speed-up over the original (x)", size: 13);
         plot.Title(title, size: 14);
         plot.Legend.ManualItems.AddRange(legend);
-        plot.Legend.IsVisible = true;
-        plot.Legend.Alignment = Alignment.UpperRight;
-        int w = Math.Max(640, 90 * categories.Count + 200), h = 480;
+        plot.ShowLegend(Edge.Right); // outside the data area: never hides a bar
+        double top = series.SelectMany(x => x.Values).Where(v => !double.IsNaN(v) && !double.IsInfinity(v)).DefaultIfEmpty(1).Max();
+        plot.Axes.SetLimitsY(0, Math.Max(1.2, top * 1.1));
+        int w = Math.Max(720, 90 * categories.Count + 360), h = 520;
         string tmp = path + ".tmp" + ext;
         if (ext == ".svg") plot.SaveSvg(tmp, w, h);
         else plot.SavePng(tmp, w, h);

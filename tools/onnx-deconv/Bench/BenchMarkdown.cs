@@ -19,7 +19,8 @@ public static class BenchMarkdown
         ["plugin"] = "plugin (in ORT)", ["kernel"] = "kernel (in-process)",
     };
 
-    public static string Render(BenchReport r, int[] threads)
+    /// <param name="chart">The chart's path relative to the markdown file (linked under the machine line), or null.</param>
+    public static string Render(BenchReport r, int[] threads, string? chart = null)
     {
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
@@ -30,17 +31,25 @@ public static class BenchMarkdown
             string.Join(", ", r.PeakGflops.Select(p => string.Create(inv, $"{p.Value:F1} GFLOP/s at {p.Key} thread(s)"))) +
             $". Load average (1/5/15 min) at the start of the run: {r.LoadAverageAtStart}; at the end: {r.LoadAverageAtEnd} ({Environment.ProcessorCount} cores).");
         sb.AppendLine();
-        sb.AppendLine("Columns: **ORT ConvTranspose** = ONNX Runtime's own op on a single-node model; **zero-insert** = zero-stuffing (Reshape/Pad/Reshape) + stride-1 Conv in ONNX Runtime; " +
-            "**portable** = the model rewritten by `Optimizer.Run(Target.Portable)` in ONNX Runtime; **plugin** = the model rewritten by `Optimizer.Run(Target.Plugin)`, run in ONNX Runtime with `RegisterOnnxDeconv()` " +
-            "(2 threads through the session's intra-op pool, `KernelContext_ParallelFor`); **kernel** = `DeconvKernel` called directly (2 threads through a small persistent claim-by-counter pool). " +
-            "All ONNX Runtime sessions: ORT_ENABLE_ALL, intra_op threads = the row's thread count, I/O bound once. Before timing, every column's output is checked against ORT's ConvTranspose " +
-            "(|a-b| <= 1e-5 + 1e-4|b|; the run aborts otherwise; worst ratios in the last table).");
-        sb.AppendLine("Timing: every column warmed up (3 runs), then timed round-robin (one run of each per round, so load from other processes hits all columns alike); wall-clock median, " +
-            "with (min-max, runs) for the plugin and kernel. \"x ORT\" = ORT ConvTranspose median / column median (> 1: faster than ORT); in brackets the same ratio from the median process CPU time per run, " +
-            "which preemption by other processes affects less. GFLOP/s = 2 * useful MACs / wall median; % peak = of the measured FMA peak at that thread count.");
+        if (chart is not null)
+        {
+            sb.AppendLine($"![Speed-up over ONNX Runtime on the original layer or model, per rewrite and thread count]({chart})");
+            sb.AppendLine();
+        }
         // The ConvTranspose tables need every column (a --candidates subset goes to the JSON and the console only).
         bool convRows = r.Layers.Any(l => l.Kind == LayerKind.ConvTranspose)
             && r.Layers.Where(l => l.Kind == LayerKind.ConvTranspose).All(l => Shown.All(l.Has));
+        if (convRows)
+        {
+            sb.AppendLine("Columns: **ORT ConvTranspose** = ONNX Runtime's own op on a single-node model; **zero-insert** = zero-stuffing (Reshape/Pad/Reshape) + stride-1 Conv in ONNX Runtime; " +
+                "**portable** = the model rewritten by `Optimizer.Run(Target.Portable)` in ONNX Runtime; **plugin** = the model rewritten by `Optimizer.Run(Target.Plugin)`, run in ONNX Runtime with `RegisterOnnxDeconv()` " +
+                "(2 threads through the session's intra-op pool, `KernelContext_ParallelFor`); **kernel** = `DeconvKernel` called directly (2 threads through a small persistent claim-by-counter pool). " +
+                "All ONNX Runtime sessions: ORT_ENABLE_ALL, intra_op threads = the row's thread count, I/O bound once. Before timing, every column's output is checked against ORT's ConvTranspose " +
+                "(|a-b| <= 1e-5 + 1e-4|b|; the run aborts otherwise; worst ratios in the last table).");
+            sb.AppendLine("Timing: every column warmed up (3 runs), then timed round-robin (one run of each per round, so load from other processes hits all columns alike); wall-clock median, " +
+                "with (min-max, runs) for the plugin and kernel. \"x ORT\" = ORT ConvTranspose median / column median (> 1: faster than ORT); in brackets the same ratio from the median process CPU time per run, " +
+                "which preemption by other processes affects less. GFLOP/s = 2 * useful MACs / wall median; % peak = of the measured FMA peak at that thread count.");
+        }
         foreach (int t in threads.Where(_ => convRows))
         {
             double peak = r.PeakGflops[t];

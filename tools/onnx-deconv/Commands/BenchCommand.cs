@@ -168,7 +168,10 @@ internal static class BenchCommand
     {
         var report = settings.Report(layers, models, partial);
         if (settings.Json is not null) BenchEnvironment.AtomicWrite(settings.Json, report.ToJson());
-        if (settings.Out is not null) BenchMarkdown.WriteInto(settings.Out, BenchMarkdown.Render(report, settings.Threads));
+        if (settings.Out is null) return;
+        string? chart = settings.Chart is null ? null
+            : Path.GetRelativePath(Path.GetDirectoryName(Path.GetFullPath(settings.Out))!, Path.GetFullPath(settings.Chart)).Replace('\\', '/');
+        BenchMarkdown.WriteInto(settings.Out, BenchMarkdown.Render(report, settings.Threads, chart));
     }
 
     private static void Finish(TextWriter stdout, Settings settings, List<LayerResult> layers, List<ModelBenchResult> models)
