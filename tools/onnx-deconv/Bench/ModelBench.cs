@@ -74,9 +74,11 @@ public static class ModelBench
         foreach (var t in ModelIO.AllTensors(work).Where(ExternalData.IsExternal))
             ExternalData.SetInline(t, ExternalData.ReadBytes(t, dir));
 
-        var inputs = Inputs(path, options);
+        // A model that already uses the plugin op needs it registered to run at all.
+        var originalConfigure = OnnxDeconvSessionOptions.ConfigureFor(model);
+        var inputs = Inputs(path, options, originalConfigure);
         var summaries = new List<TargetSummary>();
-        var variants = new List<(string Name, byte[]? Bytes, Action<SessionOptions>? Configure)> { (Original, null, null) };
+        var variants = new List<(string Name, byte[]? Bytes, Action<SessionOptions>? Configure)> { (Original, null, originalConfigure) };
         foreach (var target in options.Targets)
         {
             var result = target.Rewrite(work.Clone());
@@ -125,9 +127,10 @@ public static class ModelBench
     }
 
     /// <summary>Seeded random inputs for the original model's graph inputs (the same tensors feed every variant).</summary>
-    private static IReadOnlyList<TensorValue> Inputs(string path, Options options)
+    private static IReadOnlyList<TensorValue> Inputs(string path, Options options, Action<SessionOptions>? configure)
     {
         using var so = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
+        configure?.Invoke(so);
         using var session = OpenChecked(() => new InferenceSession(path, so), path);
         return InputGenerator.Generate(session, options.Shapes, options.Seed);
     }
@@ -159,16 +162,26 @@ public static class ModelBench
     /// <summary>Every rewrite's outputs against the original's (ORT_ENABLE_ALL, as timed); a mismatch stops the bench.</summary>
     private static void Check(string model, List<string> names, List<OrtTimedSession> sessions, int threads)
     {
-        var expected = sessions[0].RunAndRead();
+        var expected = RunChecked(sessions[0], model, names[0]);
         for (int i = 1; i < sessions.Count; i++)
         {
-            var actual = sessions[i].RunAndRead();
+            var actual = RunChecked(sessions[i], model, names[i]);
             foreach (var e in expected)
             {
                 var c = OutputComparer.Compare(e.Name, e, actual.FirstOrDefault(a => a.Name == e.Name), Tolerance.Default);
                 if (!c.Passed)
                     throw new BenchVerificationException($"{model}: the {names[i]} rewrite differs from the original at {threads} thread(s) ({Tolerance.Default}): {c.Describe()}");
             }
+        }
+    }
+
+    private static IReadOnlyList<TensorValue> RunChecked(OrtTimedSession session, string model, string name)
+    {
+        try { return session.RunAndRead(); }
+        catch (OnnxRuntimeException e)
+        {
+            if (name == Original) throw new ModelFormatException($"{model}: ONNX Runtime cannot run it on the random inputs: {e.Message}");
+            throw new BenchVerificationException($"{model}: the {name} rewrite fails in ONNX Runtime: {e.Message}");
         }
     }
 
