@@ -114,6 +114,7 @@ public class BenchCommandTests
     [InlineData("--threads=1,x", "--threads: '1,x'")]
     [InlineData("--seconds=0", "--seconds")]
     [InlineData("--chart=speed.gif", "must end in .svg or .png")]
+    [InlineData("--json=/no-such-folder/b.json", "the folder /no-such-folder does not exist")]
     public void Bench_rejects_bad_arguments_with_exit_3(string bad, string message)
     {
         string[] args = bad == "missing"

@@ -55,6 +55,10 @@ internal static class BenchCommand
                     var settings = new Settings(ParseThreads(pr.GetValue(threads)), s, topN, pr.GetValue(outMd), pr.GetValue(json), pr.GetValue(chart),
                         "onnx-deconv " + string.Join(' ', pr.Tokens.Select(t => t.Value)));
                     if (settings.Chart is not null) BenchChart.CheckPath(settings.Chart);
+                    // Checked up front: a long run must not end in a write error.
+                    foreach (var (name, file) in new[] { ("--out", settings.Out), ("--json", settings.Json), ("--chart", settings.Chart) })
+                        if (file is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(file))))
+                            throw new UsageException($"{name} {file}: the folder {Path.GetDirectoryName(Path.GetFullPath(file))} does not exist");
                     if (modelPath is not null)
                     {
                         if (pr.GetValue(layers) is not null || pr.GetValue(candidates) is not null)
