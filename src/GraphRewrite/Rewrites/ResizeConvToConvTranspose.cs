@@ -29,11 +29,14 @@ public sealed record ResizeConvMatch(
 /// Rewrites nearest integer upsampling followed by a stride-1 Conv into one ConvTranspose (DESIGN.md section 1,
 /// "Resize(nearest) + Conv is a polyphase filter too"); the ConvTranspose lowerings then make it zero-free.
 /// <code>
-/// Before:  X -> Resize|Upsample(nearest, ×s) -> U -> Conv(W [Cout, Cin/g, K..], B, pads pb/pe, stride 1) -> Y
-/// After:   X -> ConvTranspose(W' [Cin, Cout/g, K+s-1 ..], B, strides s, pads K-1-pb / K-1-pe) -> Y
+/// Before:  X -> Resize|Upsample(nearest, ×s) -> U -> Conv(W [Cout, Cin/g, K..], B, pads pb/pe, stride 1, dilation d) -> Y
+/// After:   X -> ConvTranspose(W' [Cin, Cout/g, d(K-1)+s ..], B, strides s, pads d(K-1)-pb / d(K-1)-pe) -> Y
 /// </code>
-/// Why it is exact: u[j] = x[floor(j/s)], so output o reads x[i] through every tap k with floor((o - pb + k)/s) = i;
-/// with k' = o + (K-1-pb) - i*s those taps are k in [K-1-k', K-1-k'+s-1], whose weights add up to W'[k'].
+/// Why it is exact: u[j] = x[floor(j/s)], so output o reads x[i] through every tap k with floor((o - pb + d*k)/s) = i,
+/// i.e. 0 &lt;= t - pb + d*k &lt; s with t = o - i*s: a condition on t alone, so the sum is a ConvTranspose with stride s.
+/// With k' = t - pb + d(K-1) those taps are the k with k' in [d(K-1-k), d(K-1-k)+s-1], whose weights add up to W'[k'].
+/// For d &lt;= s these windows tile [0, d(K-1)+s) without gaps; for d > s they leave zero taps and the ConvTranspose
+/// would do more MACs than the Conv (each output reads K distinct inputs either way), so d > s is refused.
 /// Per axis the window sum is separable, so the N-d kernel is the product of the per-axis windows.
 /// </summary>
 public static class ResizeConvToConvTranspose
@@ -128,38 +131,54 @@ public static class ResizeConvToConvTranspose
         var strides = Attributes.GetInts(conv, C.Strides);
         if (strides is not null && strides.Any(v => v != 1))
         { reason = $"Conv strides [{string.Join(",", strides)}]: only stride 1 after an upsample is a transposed convolution"; return false; }
-        var dilations = Attributes.GetInts(conv, C.Dilations);
-        if (dilations is not null && dilations.Any(v => v != 1))
-        { reason = $"Conv dilations [{string.Join(",", dilations)}]: only dilation 1 is rewritten"; return false; }
+        long[] d = Attributes.GetInts(conv, C.Dilations) ?? [.. k.Select(_ => 1L)];
+        if (d.Length != r || d.Any(v => v < 1))
+        { reason = $"Conv dilations [{string.Join(",", d)}] are not {r} values >= 1"; return false; }
+        for (int a = 0; a < r; a++)
+            if (d[a] > s[a] && k[a] > 1)
+            {
+                reason = $"Conv dilation {d[a]} exceeds the upsample scale {s[a]} on spatial axis {a}: the derived ConvTranspose kernel "
+                    + $"would hold zero taps and do more MACs than the Conv; only dilation <= scale is rewritten";
+                return false;
+            }
         long group = Attributes.GetInt(conv, C.Group) ?? 1;
         if (group <= 0 || wShape[0] % group != 0) { reason = $"Conv group {group} does not divide the {wShape[0]} output channels"; return false; }
 
-        var pads = ConvPads(conv, k, out reason);
+        var autoPad = Attributes.GetString(conv, C.AutoPad);
+        if (d.Any(v => v > 1) && autoPad is "SAME_UPPER" or "SAME_LOWER")
+        {
+            // ONNX Runtime refuses to run a dilated SAME Conv, so there is no reference to prove the rewrite against.
+            reason = $"Conv auto_pad {autoPad} with dilations [{string.Join(",", d)}]: ONNX Runtime does not run it, so it is left alone";
+            return false;
+        }
+        // The effective (dilated) kernel extent d(K-1)+1 plays the role of K everywhere below.
+        long[] span = [.. k.Select((kk, a) => d[a] * (kk - 1) + 1)];
+        var pads = ConvPads(conv, span, out reason);
         if (pads is null) return false;
         var ctPads = new long[2 * r];
         for (int a = 0; a < r; a++)
         {
-            ctPads[a] = k[a] - 1 - pads[a];
-            ctPads[r + a] = k[a] - 1 - pads[r + a];
+            ctPads[a] = span[a] - 1 - pads[a];
+            ctPads[r + a] = span[a] - 1 - pads[r + a];
             if (ctPads[a] < 0 || ctPads[r + a] < 0)
             {
                 // Pads beyond K-1 make outputs that read only padding (bias alone): no ConvTranspose pads express that.
-                reason = $"Conv pads [{string.Join(",", pads)}] exceed kernel-1 on spatial axis {a}; the ConvTranspose would need negative pads";
+                reason = $"Conv pads [{string.Join(",", pads)}] exceed dilation*(kernel-1) on spatial axis {a}; the ConvTranspose would need negative pads";
                 return false;
             }
         }
 
         long cout = wShape[0], cinPerGroup = wShape[1], coutPerGroup = cout / group;
-        long[] ctKernel = [.. k.Select((kk, a) => kk + s[a] - 1)];
+        long[] ctKernel = [.. span.Select((kk, a) => kk + s[a] - 1)];
         long[] ctShape = [cinPerGroup * group, coutPerGroup, .. ctKernel];
-        var weights = DeriveWeights(Tensors.ToFloats(w), wShape, group, s);
+        var weights = DeriveWeights(Tensors.ToFloats(w), wShape, group, s, d);
 
         long before = 0, after = 0;
         var xShape = ShapeOf(index, resize.Input[0], hints);
         if (xShape is not null && xShape.Length == r + 2 && xShape[1] == cinPerGroup * group)
         {
             long outSpatial = 1;
-            for (int a = 0; a < r; a++) outSpatial = checked(outSpatial * (s[a] * xShape[2 + a] + pads[a] + pads[r + a] - k[a] + 1));
+            for (int a = 0; a < r; a++) outSpatial = checked(outSpatial * (s[a] * xShape[2 + a] + pads[a] + pads[r + a] - span[a] + 1));
             before = checked(xShape[0] * cout * cinPerGroup * k.Aggregate(1L, (p, v) => p * v) * outSpatial);
             var geometry = ConvTransposeGeometry.Resolve(
                 new ConvTransposeAttributes { KernelShape = ctKernel, Strides = s, Pads = ctPads, Group = group }, xShape, ctShape);
@@ -218,15 +237,17 @@ public static class ResizeConvToConvTranspose
     }
 
     /// <summary>
-    /// ConvTranspose weight [Cin, Cout/g, K+s-1 ..] from Conv weight [Cout, Cin/g, K ..]: channels transposed within each
-    /// group, and each Conv tap k added to every ConvTranspose tap k' in [K-1-k, K-1-k+s-1] on each axis.
+    /// ConvTranspose weight [Cin, Cout/g, d(K-1)+s ..] from Conv weight [Cout, Cin/g, K ..]: channels transposed within each
+    /// group, and each Conv tap k added to every ConvTranspose tap k' in [d(K-1-k), d(K-1-k)+s-1] on each axis
+    /// (<paramref name="d"/>: Conv dilations, all 1 when null).
     /// </summary>
-    public static float[] DeriveWeights(float[] w, long[] wShape, long group, long[] s)
+    public static float[] DeriveWeights(float[] w, long[] wShape, long group, long[] s, long[]? d = null)
     {
         int r = wShape.Length - 2;
         long cout = wShape[0], cinPerGroup = wShape[1], coutPerGroup = cout / group;
         long[] k = [.. wShape.Skip(2)];
-        long[] l = [.. k.Select((kk, a) => kk + s[a] - 1)];
+        d ??= [.. k.Select(_ => 1L)];
+        long[] l = [.. k.Select((kk, a) => d[a] * (kk - 1) + s[a])];
         long kVol = k.Aggregate(1L, (p, v) => p * v), lVol = l.Aggregate(1L, (p, v) => p * v);
         var result = new float[checked(cinPerGroup * group * coutPerGroup * lVol)];
         var kIdx = new long[r];
@@ -241,7 +262,7 @@ public static class ResizeConvToConvTranspose
             {
                 long wr = wi, lFlat = 0;
                 for (int a = r - 1; a >= 0; a--) { off[a] = wr % s[a]; wr /= s[a]; }
-                for (int a = 0; a < r; a++) lFlat = lFlat * l[a] + (k[a] - 1 - kIdx[a] + off[a]);
+                for (int a = 0; a < r; a++) lFlat = lFlat * l[a] + (d[a] * (k[a] - 1 - kIdx[a]) + off[a]);
                 for (long co = 0; co < cout; co++)
                 {
                     long g = co / coutPerGroup, coInGroup = co % coutPerGroup;
@@ -256,7 +277,10 @@ public static class ResizeConvToConvTranspose
         return result;
     }
 
-    /// <summary>Conv pads [begins.., ends..] in effect, auto_pad included (stride 1, dilation 1: SAME pads K-1 in total).</summary>
+    /// <summary>
+    /// Conv pads [begins.., ends..] in effect, auto_pad included; <paramref name="k"/> is the dilated kernel extent
+    /// d(K-1)+1, so at stride 1 SAME pads k-1 in total.
+    /// </summary>
     private static long[]? ConvPads(NodeProto conv, long[] k, out string? reason)
     {
         reason = null;

@@ -121,7 +121,7 @@ public class ResizeConvRewriteTests
 
     public static IEnumerable<object[]> NegativeCases() =>
         new[] { "linear", "cubic", "align_corners", "tf_crop_and_resize", "non-integer scale", "scale on channels", "conv stride 2",
-            "conv dilation 2", "resize output is graph output", "pads beyond kernel-1", "weights are a graph input", "antialias",
+            "conv dilation 3 > scale 2", "resize output is graph output", "pads beyond kernel-1", "weights are a graph input", "antialias",
             "half_pixel+floor", "asymmetric+round_prefer_floor s3", "sizes with symbolic input", "keep_aspect_ratio_policy" }
         .Select(n => new object[] { n });
 
@@ -150,9 +150,9 @@ public class ResizeConvRewriteTests
                 m = Build(c);
                 SetAttr(Node(m, C.OpType), Attributes.Ints(C.Strides, [2, 2]));
                 return m;
-            case "conv dilation 2":
+            case "conv dilation 3 > scale 2":
                 m = Build(c);
-                SetAttr(Node(m, C.OpType), Attributes.Ints(C.Dilations, [2, 2]));
+                SetAttr(Node(m, C.OpType), Attributes.Ints(C.Dilations, [3, 3]));
                 return m;
             case "resize output is graph output":
                 m = Build(c);
