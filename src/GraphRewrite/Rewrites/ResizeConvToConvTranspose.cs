@@ -20,7 +20,9 @@ public sealed record ResizeConvMatch(
     long[] WeightShape,
     float[] Weights,
     long MacsBefore,
-    long MacsAfter)
+    long MacsAfter,
+    long[]? InputShape = null,
+    long[]? OutputShape = null)
 {
     public string Pattern => ResizeConvToConvTranspose.PatternName(Pair);
 }
@@ -46,9 +48,12 @@ public static class ResizeConvToConvTranspose
 
     /// <summary>
     /// Rewrites every exact Resize/Upsample → Conv pair of the main graph in place; one report per pair, rewritten or
-    /// with the reason it was left alone. <paramref name="hints"/> (optional) give shapes for the MAC columns only.
+    /// with the reason it was left alone. <paramref name="hints"/> (optional) give shapes for the MAC columns and for
+    /// the cost model that decides a pair whose Resize must stay for other readers (<see cref="SharedResizeCost"/>,
+    /// for the lowering <paramref name="target"/> will apply next).
     /// </summary>
-    public static IReadOnlyList<NodeReport> RewriteAll(ModelProto model, IReadOnlyDictionary<string, long[]>? hints = null)
+    public static IReadOnlyList<NodeReport> RewriteAll(ModelProto model, IReadOnlyDictionary<string, long[]>? hints = null,
+        Target target = Target.ConvTranspose)
     {
         ArgumentNullException.ThrowIfNull(model);
         var reports = new List<NodeReport>();
@@ -60,6 +65,7 @@ public static class ResizeConvToConvTranspose
             // A malformed Resize/Conv attribute: nothing is rewritten; the model is reported, not crashed on.
             return [new NodeReport { Node = model.Graph.Name, Pattern = "Resize+Conv", Rewritten = false, Reason = e.Message }];
         }
+        var kept = KeptReaders(first, pairs, hints ?? ShapeHints.Infer(model));
         foreach (var found in pairs)
         {
             var index = new GraphIndex(model); // earlier rewrites changed consumers
@@ -70,7 +76,27 @@ public static class ResizeConvToConvTranspose
                 reports.Add(new NodeReport { Node = name, Pattern = PatternName(found), Rewritten = false, Reason = reason });
                 continue;
             }
+            string? decision = null;
+            if (kept.GetValueOrDefault(found.Resize) is > 0 and var readers)
+            {
+                // The Resize stays for other readers whatever happens here: fuse only if the Conv's replacement is cheaper.
+                var cost = SharedResizeCost.Of(match, target);
+                if (cost is { FuseIsFaster: false })
+                {
+                    reports.Add(new NodeReport
+                    {
+                        Node = name, Pattern = PatternName(found), Rewritten = false,
+                        Reason = $"{found.Resize.OpType} stays for {readers} other reader(s) and fusing would be slower: {cost.Describe()}",
+                        MacsBefore = match.MacsBefore,
+                    });
+                    continue;
+                }
+                decision = cost is null
+                    ? "fused although the Resize stays (shapes unknown: no cost estimate)"
+                    : $"fused although the Resize stays, because it is faster: {cost.Describe()}";
+            }
             string note = Apply(model, match);
+            if (decision is not null) note = $"{note}; {decision}";
             reports.Add(new NodeReport
             {
                 Node = name,
@@ -83,6 +109,24 @@ public static class ResizeConvToConvTranspose
             });
         }
         return reports;
+    }
+
+    /// <summary>
+    /// Per Resize, how many of its readers will still read the upsampled tensor after every fusable Conv is fused
+    /// (other ops, refused Convs, a graph output): the Resize stays exactly when this is &gt; 0.
+    /// </summary>
+    private static Dictionary<NodeProto, int> KeptReaders(GraphIndex index, IReadOnlyList<ResizeConvPair> pairs,
+        IReadOnlyDictionary<string, long[]> hints)
+    {
+        var result = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
+        foreach (var group in pairs.GroupBy(p => p.Resize, ReferenceEqualityComparer.Instance))
+        {
+            var resize = (NodeProto)group.Key!;
+            string u = resize.Output[0];
+            int fusable = group.Count(p => TryMatch(index, p, out _, out _, hints));
+            result[resize] = index.Uses(u).Count - fusable + (index.IsGraphOutput(u) ? 1 : 0);
+        }
+        return result;
     }
 
     /// <summary>Decides whether <paramref name="pair"/> can become a ConvTranspose; never throws: false and a reason instead.</summary>
@@ -175,17 +219,20 @@ public static class ResizeConvToConvTranspose
 
         long before = 0, after = 0;
         var xShape = ShapeOf(index, resize.Input[0], hints);
+        long[]? yShape = null;
         if (xShape is not null && xShape.Length == r + 2 && xShape[1] == cinPerGroup * group)
         {
             long outSpatial = 1;
-            for (int a = 0; a < r; a++) outSpatial = checked(outSpatial * (s[a] * xShape[2 + a] + pads[a] + pads[r + a] - span[a] + 1));
+            yShape = [xShape[0], cout, .. Enumerable.Range(0, r).Select(a => s[a] * xShape[2 + a] + pads[a] + pads[r + a] - span[a] + 1)];
+            for (int a = 0; a < r; a++) outSpatial = checked(outSpatial * yShape[2 + a]);
             before = checked(xShape[0] * cout * cinPerGroup * k.Aggregate(1L, (p, v) => p * v) * outSpatial);
             var geometry = ConvTransposeGeometry.Resolve(
                 new ConvTransposeAttributes { KernelShape = ctKernel, Strides = s, Pads = ctPads, Group = group }, xShape, ctShape);
             after = geometry.UsefulMacs;
         }
 
-        match = new ResizeConvMatch(pair, s, ctKernel, ctPads, group, ctShape, weights, before, after);
+        match = new ResizeConvMatch(pair, s, ctKernel, ctPads, group, ctShape, weights, before, after,
+            xShape is not null && yShape is not null ? xShape : null, yShape);
         reason = null;
         return true;
     }

@@ -203,24 +203,70 @@ public class ResizeConvRewriteTests
     [Fact]
     public void SharedResizeOutput_ResizeKeptForOtherConsumer_ConvStillFused()
     {
-        var model = Build(Base());
+        // 32 -> 32 channels, k3: the 2.25x MAC drop outweighs the bytes every lowering adds (SharedResizeCost).
+        var model = Build(Base() with { CinPerGroup = 32, CoutPerGroup = 32 });
         // A Relu also reads the upsampled tensor: the Resize must stay for it.
         var relu = new NodeProto { OpType = Ops.Relu.OpType, Name = "relu" };
         relu.Input.Add("u");
         relu.Output.Add("r");
         model.Graph.Node.Add(relu);
         model.Graph.Output.Add(ModelBuilder.ValueInfo("r", TensorProto.Types.DataType.Float, null));
-        foreach (var target in AllTargets)
+        // (The convtranspose target keeps this Conv: ONNX Runtime's ConvTranspose fills a Cout*16*HW col2im buffer.)
+        foreach (var target in new[] { Target.Portable, Target.Plugin })
         {
             var result = Optimizer.Run(model, new OptimizeOptions { Target = target });
             var pair = Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv");
             Assert.True(pair.Rewritten, pair.Reason);
             Assert.Contains("Resize kept for 1 other consumer(s)", pair.Lowering);
+            Assert.Contains("fused although the Resize stays, because it is faster: cost model", pair.Lowering);
             Assert.Single(result.Model.Graph.Node, n => n.OpType == R.OpType);
             Assert.Equal(0, PairsLeft(result.Model));
             var report = Verify(model, result.Model);
             Assert.True(report.Passed, $"[{target}] {Describe(report)}");
         }
+    }
+
+    private static ModelProto SharedResizeK1Model()
+    {
+        // Conv 1x1 8->8 after x2: equal MACs fused or not, so the bytes decide (see SharedResizeCost).
+        var model = Build(new ResizeConvCase(UpsampleForm.Resize19, 1, [3, 4], [2, 2], [1, 1], [0, 0, 0, 0], 8, 8, 1, true, "asymmetric", "floor"));
+        var relu = new NodeProto { OpType = Ops.Relu.OpType, Name = "relu" };
+        relu.Input.Add("u");
+        relu.Output.Add("r");
+        model.Graph.Node.Add(relu);
+        model.Graph.Output.Add(ModelBuilder.ValueInfo("r", TensorProto.Types.DataType.Float, null));
+        return model;
+    }
+
+    [Theory]
+    [InlineData(Target.Portable)]
+    [InlineData(Target.ConvTranspose)]
+    public void SharedResize_K1Conv_NotFusedWhereTheLoweringMovesMoreBytes_ByteIdentical(Target target)
+    {
+        // Original: the Conv reads U (384 floats) and writes Y (384); fused: reads X (96), writes Y, plus the phase
+        // tensor (portable) or col2im buffer (ConvTranspose) written and read again: 768 more. MACs 3072 both ways.
+        var model = SharedResizeK1Model();
+        var bytes = ModelIO.Serialize(model);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = target });
+        var pair = Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv");
+        Assert.False(pair.Rewritten);
+        Assert.Contains("Resize stays for 1 other reader(s) and fusing would be slower", pair.Reason);
+        Assert.Contains("MACs 3072 -> 3072, bytes 3072 -> 4992", pair.Reason);
+        Assert.Equal(bytes, ModelIO.Serialize(result.Model));
+    }
+
+    [Fact]
+    public void SharedResize_K1Conv_FusedForThePlugin_WhichWritesYDirectly()
+    {
+        var model = SharedResizeK1Model();
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Plugin });
+        var pair = Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv");
+        Assert.True(pair.Rewritten, pair.Reason);
+        Assert.Contains("because it is faster: cost model (plugin)", pair.Lowering);
+        Assert.Contains("bytes 3072 -> 1920", pair.Lowering);
+        Assert.Single(result.Model.Graph.Node, n => n.OpType == R.OpType);
+        var report = Verify(model, result.Model);
+        Assert.True(report.Passed, Describe(report));
     }
 
     [Fact]
