@@ -155,14 +155,20 @@ public static class ZeroInsertConvToConvTranspose
             Lowering = $"{match.Style} -> ConvTranspose(strides [{string.Join(",", a.Strides!)}], pads [{string.Join(",", a.Pads!)}]"
                        + (a.OutputPadding is null ? "" : $", output_padding [{string.Join(",", a.OutputPadding)}]") + $", {derived.Note})",
             MacsBefore = match.ConvMacs,
-            // A plain ConvTranspose does every tap once per input pixel (zero taps of an extended kernel included).
-            MacsAfter = match.InputShape.All(d => d > 0)
-                ? checked(match.InputShape[0] * match.InChannels * (match.OutChannels / match.Group)
-                          * a.KernelShape!.Aggregate(1L, (p, q) => p * q) * match.InputShape.Skip(2).Aggregate(1L, (p, q) => p * q))
-                : 0,
+            MacsAfter = ConvTransposeMacs(match, derived),
         };
         return new SourceRewrite(report, Attributes.Describe(node));
     }
+
+    /// <summary>
+    /// MACs of the derived ConvTranspose on <paramref name="match"/>'s input (0 when a dim is dynamic): a plain
+    /// ConvTranspose does every tap once per input pixel (zero taps of an extended kernel included).
+    /// </summary>
+    public static long ConvTransposeMacs(ZeroInsertionMatch match, DerivedConvTranspose derived) =>
+        match.InputShape.All(d => d > 0)
+            ? checked(match.InputShape[0] * match.InChannels * (match.OutChannels / match.Group)
+                      * derived.Attributes.KernelShape!.Aggregate(1L, (p, q) => p * q) * match.InputShape.Skip(2).Aggregate(1L, (p, q) => p * q))
+            : 0;
 
     /// <summary>
     /// Folds the source rewrites' reports into the ConvTranspose lowerings' reports: one line per original pattern,
