@@ -25,6 +25,8 @@ public sealed record NodeReport
 {
     public required string Node { get; init; }
     public required string Pattern { get; init; }
+    /// <summary>The original nodes a multi-node pattern covers (e.g. the Resize and the Conv); null for a single node.</summary>
+    public IReadOnlyList<string>? Nodes { get; init; }
     public required bool Rewritten { get; init; }
     /// <summary>Why the node was left alone (null when rewritten).</summary>
     public string? Reason { get; init; }

@@ -73,7 +73,7 @@ public static class ResizeConvToConvTranspose
             // Re-inferred per pair: hints do not pass through a Resize, but do through the ConvTranspose that replaced it.
             if (!TryMatch(index, found, out var match, out var reason, hints ?? ShapeHints.Infer(model)) || match is null)
             {
-                reports.Add(new NodeReport { Node = name, Pattern = PatternName(found), Rewritten = false, Reason = reason });
+                reports.Add(new NodeReport { Node = name, Pattern = PatternName(found), Nodes = SourceNodes(found), Rewritten = false, Reason = reason });
                 continue;
             }
             string? decision = null;
@@ -85,7 +85,7 @@ public static class ResizeConvToConvTranspose
                 {
                     reports.Add(new NodeReport
                     {
-                        Node = name, Pattern = PatternName(found), Rewritten = false,
+                        Node = name, Pattern = PatternName(found), Nodes = SourceNodes(found), Rewritten = false,
                         Reason = $"{found.Resize.OpType} stays for {readers} other reader(s) and fusing would be slower: {cost.Describe()}",
                         MacsBefore = match.MacsBefore,
                     });
@@ -101,6 +101,7 @@ public static class ResizeConvToConvTranspose
             {
                 Node = name,
                 Pattern = match.Pattern,
+                Nodes = SourceNodes(found),
                 Rewritten = true,
                 Lowering = $"ConvTranspose(k[{string.Join(",", match.KernelShape)}] s[{string.Join(",", match.Strides)}] "
                     + $"pads[{string.Join(",", match.Pads)}]{(match.Group != 1 ? $" group {match.Group}" : "")}) with window-summed kernel; {note}",
@@ -110,6 +111,8 @@ public static class ResizeConvToConvTranspose
         }
         return reports;
     }
+
+    private static IReadOnlyList<string> SourceNodes(ResizeConvPair pair) => [Attributes.Describe(pair.Resize), Attributes.Describe(pair.Conv)];
 
     /// <summary>
     /// Per Resize, how many of its readers will still read the upsampled tensor after every fusable Conv is fused

@@ -103,7 +103,7 @@ public static class ZeroInsertConvToConvTranspose
             if (!ZeroInsertion.TryMatch(index, conv, out var match, out var reason) || match is null)
             {
                 if (ZeroInsertion.LooksLikeZeroInsertion(index, conv))
-                    reports.Add(new SourceRewrite(new NodeReport { Node = Attributes.Describe(conv), Pattern = PatternName, Rewritten = false, Reason = reason }, null));
+                    reports.Add(new SourceRewrite(new NodeReport { Node = Attributes.Describe(conv), Pattern = PatternName, Nodes = [Attributes.Describe(conv)], Rewritten = false, Reason = reason }, null));
                 continue;
             }
             reports.Add(Apply(model, match));
@@ -116,6 +116,8 @@ public static class ZeroInsertConvToConvTranspose
     public static SourceRewrite Apply(ModelProto model, ZeroInsertionMatch match)
     {
         var derived = Derive(match);
+        // For the report, in graph order (the matcher collects them walking back from the Conv).
+        string[] sourceNodes = [.. match.Nodes.OrderBy(n => model.Graph.Node.IndexOf(n)).Select(Attributes.Describe), Attributes.Describe(match.Conv)];
         var ctx = new RewriteContext(model.Graph);
         var conv = match.Conv;
         string wName = ctx.UniqueName($"{match.WeightName}_convtranspose");
@@ -151,6 +153,7 @@ public static class ZeroInsertConvToConvTranspose
         {
             Node = original,
             Pattern = PatternName,
+            Nodes = sourceNodes,
             Rewritten = true,
             Lowering = $"{match.Style} -> ConvTranspose(strides [{string.Join(",", a.Strides!)}], pads [{string.Join(",", a.Pads!)}]"
                        + (a.OutputPadding is null ? "" : $", output_padding [{string.Join(",", a.OutputPadding)}]") + $", {derived.Note})",
@@ -196,6 +199,8 @@ public static class ZeroInsertConvToConvTranspose
             {
                 Node = head.Node,
                 Pattern = pattern,
+                // Later steps name the ConvTranspose the first one produced; only original nodes are listed.
+                Nodes = [.. mine.SelectMany((m, i) => i == 0 ? m.Nodes ?? [m.Node] : (m.Nodes ?? []).Where(n => n != r.Node)).Distinct()],
                 Rewritten = true,
                 Lowering = r.Rewritten ? $"{steps}; {r.Lowering}" : $"{steps}; ConvTranspose kept ({r.Reason})",
                 MacsBefore = head.MacsBefore > 0 ? head.MacsBefore : r.MacsBefore,

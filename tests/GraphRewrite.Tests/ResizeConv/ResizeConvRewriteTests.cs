@@ -296,6 +296,7 @@ public class ResizeConvRewriteTests
         Assert.Equal(1L * 3 * 2 * 9 * 6 * 8, pair.MacsBefore);
         Assert.Equal(1L * 3 * 2 * 16 * 3 * 4, pair.MacsAfter);
         Assert.Equal(2.25, (double)pair.MacsBefore / pair.MacsAfter);
+        Assert.Equal(["up (Resize)", "conv (Conv)"], pair.Nodes!);
     }
 
     [Theory]

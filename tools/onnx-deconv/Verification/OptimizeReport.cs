@@ -46,6 +46,37 @@ internal static class OptimizeReport
         return table;
     }
 
+    /// <summary>Reports of the upsample+Conv patterns (Resize/Upsample+Conv, zero insertion+Conv, with their fusions).</summary>
+    public static IReadOnlyList<NodeReport> UpsamplePatterns(IReadOnlyList<NodeReport> nodes) =>
+        [.. nodes.Where(n => UpsamplePrefixes.Any(p => n.Pattern.StartsWith(p, StringComparison.Ordinal)))];
+
+    private static readonly string[] UpsamplePrefixes = ["Resize+Conv", "Upsample+Conv", "ZeroInsertion+Conv"];
+
+    /// <summary>One row per upsample+Conv pattern: its name, the nodes it covered, MACs before -> after and the reduction.</summary>
+    public static Table PatternTable(IReadOnlyList<NodeReport> patterns)
+    {
+        var table = new Table().Border(TableBorder.Ascii);
+        table.Title = new TableTitle($"Upsample+Conv patterns ({patterns.Count})");
+        foreach (var h in new[] { "Pattern", "Nodes", "MACs before -> after", "Reduction" }) table.AddColumn(new TableColumn(new Text(h)));
+        foreach (var n in patterns)
+            table.AddRow(VerifyCli.Row(n.Pattern, string.Join("\n", n.Nodes ?? [n.Node]),
+                n.Rewritten ? $"{Macs(n.MacsBefore)} -> {Macs(n.MacsAfter)}" : $"skipped: {n.Reason}",
+                n.Rewritten ? Reduction(n.MacsBefore, n.MacsAfter) : ""));
+        return table;
+    }
+
+    /// <summary>The same rows for --json: the reduction as a number (null when MACs are unknown).</summary>
+    public static IEnumerable<object> PatternJson(IReadOnlyList<NodeReport> patterns) => patterns.Select(n => new
+    {
+        pattern = n.Pattern,
+        nodes = n.Nodes ?? [n.Node],
+        rewritten = n.Rewritten,
+        reason = n.Reason,
+        macsBefore = n.MacsBefore > 0 ? n.MacsBefore : (long?)null,
+        macsAfter = n.Rewritten && n.MacsAfter > 0 ? n.MacsAfter : (long?)null,
+        reduction = n.Rewritten && n.MacsBefore > 0 && n.MacsAfter > 0 ? Math.Round(n.MacsBefore / (double)n.MacsAfter, 4) : (double?)null,
+    });
+
     public static string Reduction(long before, long after) =>
         before > 0 && after > 0 ? (before / (double)after).ToString("0.00", CultureInfo.InvariantCulture) + "x fewer" : "";
 
