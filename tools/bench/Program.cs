@@ -63,7 +63,8 @@ public static class Program
                 default: throw new ArgumentException($"unknown argument '{args[i]}'");
             }
         }
-        if (suite != "layers") throw new ArgumentException("usage: bench --suite layers [--out F.md] [--json F.json] [--layers a,b] [--threads 1,2] [--seconds S]");
+        if (suite == "resize-conv") return ResizeConvSuite.Run(threads, seconds);
+        if (suite != "layers") throw new ArgumentException("usage: bench --suite layers|resize-conv [--out F.md] [--json F.json] [--layers a,b] [--threads 1,2] [--seconds S]");
 
         string loadAtStart = LoadAverage();
         var layers = Layer.Suite.Where(l => only is null || only.Contains(l.ShortName)).ToList();
@@ -142,7 +143,7 @@ public static class Program
     }
 
     /// <summary>max |a-b| / (1e-5 + 1e-4|b|): <= 1 means within the project's float32 tolerance.</summary>
-    private static double MaxRelDiff(float[] a, float[] b)
+    internal static double MaxRelDiff(float[] a, float[] b)
     {
         double worst = 0;
         for (int i = 0; i < a.Length; i++) worst = Math.Max(worst, Math.Abs(a[i] - b[i]) / (1e-5 + 1e-4 * Math.Abs(b[i])));
@@ -150,7 +151,7 @@ public static class Program
     }
 
     /// <summary>The 1/5/15-minute load averages (/proc/loadavg) when the run ended: other processes' share of the cores.</summary>
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try { return string.Join(" / ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
         catch (IOException) { return "unknown"; }
