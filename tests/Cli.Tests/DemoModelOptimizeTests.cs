@@ -50,10 +50,12 @@ public sealed class UpsamplePatternReportTests : IDisposable
     public void Dispose() => _f.Dispose();
 
     [Theory]
-    [InlineData("esrgan_upsampler.onnx", "portable", "Resize+Conv", 2, 2.25)]
+    // MACs after are those of the final form: the portable polyphase Convs also compute the border the Slice drops.
+    [InlineData("esrgan_upsampler.onnx", "portable", "Resize+Conv", 2, 1.99)]
+    [InlineData("esrgan_upsampler.onnx", "plugin", "Resize+Conv", 2, 2.25)]
     [InlineData("esrgan_upsampler.onnx", "convtranspose", "Resize+Conv", 2, 2.25)]
     [InlineData("upfirdn_zero_insertion.onnx", "plugin", "ZeroInsertion+Conv", 5, 4.0)]
-    public void Optimize_DemoModel_Json_ListsEachPatternWithNodesAndMacReduction(string model, string target, string pattern, int nodes, double reduction)
+    public void Optimize_DemoModel_Json_ListsEachPatternWithNodesAndMacReduction(string model, string target, string pattern, int nodes, double minReduction)
     {
         var input = Path.Combine(RepoPaths.DemoModels, model);
         var (code, stdout, stderr) = Run("optimize", input, "-o", _f.PathOf(model), "--target", target, "--json");
@@ -68,8 +70,8 @@ public sealed class UpsamplePatternReportTests : IDisposable
             Assert.Equal(nodes, names.Count);
             Assert.EndsWith("(Conv)", names[^1]);
             long before = p.GetProperty("macsBefore").GetInt64(), after = p.GetProperty("macsAfter").GetInt64();
-            Assert.Equal(reduction, before / (double)after);
-            Assert.Equal(reduction, p.GetProperty("reduction").GetDouble());
+            Assert.True(before / (double)after >= minReduction, $"{before} -> {after}");
+            Assert.Equal(Math.Round(before / (double)after, 4), p.GetProperty("reduction").GetDouble());
         }
     }
 
@@ -81,8 +83,9 @@ public sealed class UpsamplePatternReportTests : IDisposable
         Assert.True(code == ExitCodes.Ok, stdout + stderr);
         Assert.Contains("Upsample+Conv patterns (2)", stdout);
         Assert.Contains("/interp1/Resize (Resize)", stdout);
-        Assert.Contains("9.44M -> 4.19M", stdout);
-        Assert.Contains("2.25x fewer", stdout);
+        // Portable (the default): 9.44M Conv MACs -> 4.73M in the polyphase Conv of the final form.
+        Assert.Contains("9.44M -> 4.73M", stdout);
+        Assert.Contains("1.99x fewer", stdout);
     }
 
     [Fact]

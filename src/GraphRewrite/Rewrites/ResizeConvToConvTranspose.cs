@@ -97,11 +97,13 @@ public static class ResizeConvToConvTranspose
             }
             string note = Apply(model, match);
             if (decision is not null) note = $"{note}; {decision}";
+            var produced = model.Graph.Node.First(n => n.OpType == CT.OpType && n.Output.Count > 0 && n.Output[0] == found.Conv.Output[0]);
             reports.Add(new NodeReport
             {
                 Node = name,
                 Pattern = match.Pattern,
                 Nodes = SourceNodes(found),
+                Produces = Attributes.Describe(produced),
                 Rewritten = true,
                 Lowering = $"ConvTranspose(k[{string.Join(",", match.KernelShape)}] s[{string.Join(",", match.Strides)}] "
                     + $"pads[{string.Join(",", match.Pads)}]{(match.Group != 1 ? $" group {match.Group}" : "")}) with window-summed kernel; {note}",

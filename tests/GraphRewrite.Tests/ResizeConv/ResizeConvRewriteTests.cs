@@ -317,6 +317,9 @@ public class ResizeConvRewriteTests
         Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType == R.OpType);
         if (target != Target.ConvTranspose)
             Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType == Ops.ConvTranspose.OpType);
+        // Each pair names the ConvTranspose it produced; the lowering's report (if any) is about that node.
+        if (target != Target.ConvTranspose)
+            Assert.All(fused, n => Assert.Contains(result.Nodes, r => r.Node == n.Produces && r.Pattern.StartsWith(Ops.ConvTranspose.OpType, StringComparison.Ordinal) && r.Rewritten));
         var report = Verify(model, result.Model, seed: 3);
         Assert.True(report.Passed, Describe(report));
     }

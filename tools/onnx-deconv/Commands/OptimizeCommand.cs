@@ -163,7 +163,7 @@ internal static class OptimizeCommand
     private static void WritePatterns(IAnsiConsole console, OptimizeResult result)
     {
         var patterns = OptimizeReport.UpsamplePatterns(result.Nodes);
-        if (patterns.Count > 0) console.Write(OptimizeReport.PatternTable(patterns));
+        if (patterns.Count > 0) console.Write(OptimizeReport.PatternTable(patterns, result.Nodes));
     }
 
     private static void Write(string outPath, Action write)
@@ -189,7 +189,7 @@ internal static class OptimizeCommand
             opsBefore = before,
             opsAfter = after,
             nodes = result.Nodes,
-            patterns = OptimizeReport.PatternJson(OptimizeReport.UpsamplePatterns(result.Nodes)),
+            patterns = OptimizeReport.PatternJson(OptimizeReport.UpsamplePatterns(result.Nodes), result.Nodes),
             verification = verification is null ? null : VerifyCli.VerificationJson(verification),
         }, VerifyCli.Json));
     }
