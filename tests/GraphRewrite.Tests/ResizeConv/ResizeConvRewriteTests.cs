@@ -287,6 +287,31 @@ public class ResizeConvRewriteTests
         Assert.True(report.Passed, Describe(report));
     }
 
+    [Theory]
+    [InlineData(Target.Portable)]
+    [InlineData(Target.Plugin)]
+    [InlineData(Target.ConvTranspose)]
+    public void ResizeConvThenBatchNormAndRelu_BatchNormFolded_ReluFusedIntoPluginOnly_Verified(Target target)
+    {
+        // Resize -> Conv -> BatchNormalization -> Relu: the BN folds into the derived ConvTranspose for every target;
+        // the Relu becomes the plugin op's epilogue and stays a node in the standard-op forms.
+        var model = Build(Base());
+        var rng = new Random(11);
+        model.Graph.Initializer.AddRange(new[] { "gamma", "beta", "mean", "var" }.Select((n, i) =>
+            Tensors.FromFloats(n, [3], [.. Enumerable.Range(0, 3).Select(_ => (float)rng.NextDouble() + (i == 3 ? 0.5f : -0.5f))])));
+        var conv = model.Graph.Node.Single(n => n.OpType == C.OpType);
+        conv.Output[0] = "pre_bn";
+        model.Graph.Node.Add(new NodeProto { OpType = Ops.BatchNormalization.OpType, Name = "bn", Input = { "pre_bn", "gamma", "beta", "mean", "var" }, Output = { "pre_relu" } });
+        model.Graph.Node.Add(new NodeProto { OpType = Ops.Relu.OpType, Name = "relu", Input = { "pre_relu" }, Output = { "y" } });
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = target });
+        Assert.True(Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv").Rewritten);
+        Assert.Contains(result.Nodes, n => n.Pattern.Contains("BatchNormalization", StringComparison.Ordinal) && n.Rewritten);
+        Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType is "BatchNormalization" or "Resize");
+        Assert.Equal(target == Target.Plugin ? 0 : 1, result.Model.Graph.Node.Count(n => n.OpType == Ops.Relu.OpType));
+        var report = Verify(model, result.Model, seed: 11);
+        Assert.True(report.Passed, Describe(report));
+    }
+
     [Fact]
     public void Report_K3S2_MacsFall225Times()
     {
