@@ -128,6 +128,8 @@ public static class ResizeConvToConvTranspose
         {
             var resize = (NodeProto)group.Key!;
             string u = resize.Output[0];
+            // The common case, one reader: nothing stays if it fuses (and no cost question if it does not).
+            if (index.Uses(u).Count == 1 && !index.IsGraphOutput(u)) { result[resize] = 0; continue; }
             int fusable = group.Count(p => TryMatch(index, p, out _, out _, hints));
             result[resize] = index.Uses(u).Count - fusable + (index.IsGraphOutput(u) ? 1 : 0);
         }
