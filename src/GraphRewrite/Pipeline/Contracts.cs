@@ -25,6 +25,10 @@ public sealed record NodeReport
 {
     public required string Node { get; init; }
     public required string Pattern { get; init; }
+    /// <summary>The original nodes a multi-node pattern covers (e.g. the Resize and the Conv); null for a single node.</summary>
+    public IReadOnlyList<string>? Nodes { get; init; }
+    /// <summary>The node this rewrite produced when a later lowering may rewrite it again (that report's <see cref="Node"/>).</summary>
+    public string? Produces { get; init; }
     public required bool Rewritten { get; init; }
     /// <summary>Why the node was left alone (null when rewritten).</summary>
     public string? Reason { get; init; }

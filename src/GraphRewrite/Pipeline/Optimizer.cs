@@ -28,7 +28,7 @@ public static class Optimizer
 
         var result = model.Clone();
         // Pre-pass: Resize/Upsample(nearest)+Conv pairs become ConvTransposes, which the loops below then lower.
-        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result));
+        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result, target: options.Target));
         // Then explicit zero insertion + Conv becomes a ConvTranspose, and BatchNormalization after any ConvTranspose is folded.
         var sources = ZeroInsertConvToConvTranspose.RewriteAll(result).Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result)).ToList();
         switch (options.Target)

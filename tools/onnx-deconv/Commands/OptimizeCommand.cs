@@ -117,6 +117,7 @@ internal static class OptimizeCommand
             {
                 stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
                 if (result.Nodes.Count > 0) console.Write(OptimizeReport.NodeTable(result.Nodes));
+                WritePatterns(console, result);
                 stdout.WriteLine(note);
             }
             return ExitCodes.Ok;
@@ -151,11 +152,18 @@ internal static class OptimizeCommand
             stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
             console.Write(OptimizeReport.OpTable(before, after));
             console.Write(OptimizeReport.NodeTable(result.Nodes));
+            WritePatterns(console, result);
             if (verification is not null) VerifyCli.WriteVerification(console, stdout, verification);
             stdout.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
         }
         if (!ok) stderr.WriteLine($"error: {outcome} (the rewritten model does not match {inPath}; see the table)");
         return ok ? ExitCodes.Ok : ExitCodes.VerificationFailed;
+    }
+
+    private static void WritePatterns(IAnsiConsole console, OptimizeResult result)
+    {
+        var patterns = OptimizeReport.UpsamplePatterns(result.Nodes);
+        if (patterns.Count > 0) console.Write(OptimizeReport.PatternTable(patterns, result.Nodes));
     }
 
     private static void Write(string outPath, Action write)
@@ -181,6 +189,7 @@ internal static class OptimizeCommand
             opsBefore = before,
             opsAfter = after,
             nodes = result.Nodes,
+            patterns = OptimizeReport.PatternJson(OptimizeReport.UpsamplePatterns(result.Nodes), result.Nodes),
             verification = verification is null ? null : VerifyCli.VerificationJson(verification),
         }, VerifyCli.Json));
     }

@@ -46,6 +46,44 @@ internal static class OptimizeReport
         return table;
     }
 
+    /// <summary>Reports of the upsample+Conv patterns (Resize/Upsample+Conv, zero insertion+Conv, with their fusions).</summary>
+    public static IReadOnlyList<NodeReport> UpsamplePatterns(IReadOnlyList<NodeReport> nodes) =>
+        [.. nodes.Where(n => UpsamplePrefixes.Any(p => n.Pattern.StartsWith(p, StringComparison.Ordinal)))];
+
+    private static readonly string[] UpsamplePrefixes = ["Resize+Conv", "Upsample+Conv", "ZeroInsertion+Conv"];
+
+    /// <summary>
+    /// MACs after the whole chain: a Resize+Conv pair first becomes a ConvTranspose, which the target's lowering then
+    /// rewrites again (its report names the produced node); the final form is what runs.
+    /// </summary>
+    public static long FinalMacs(NodeReport pattern, IReadOnlyList<NodeReport> all) =>
+        pattern.Produces is { } p && all.FirstOrDefault(r => r.Node == p && r.Rewritten) is { MacsAfter: > 0 } next ? next.MacsAfter : pattern.MacsAfter;
+
+    /// <summary>One row per upsample+Conv pattern: its name, the nodes it covered, MACs before -> after (final form) and the reduction.</summary>
+    public static Table PatternTable(IReadOnlyList<NodeReport> patterns, IReadOnlyList<NodeReport> all)
+    {
+        var table = new Table().Border(TableBorder.Ascii);
+        table.Title = new TableTitle($"Upsample+Conv patterns ({patterns.Count})");
+        foreach (var h in new[] { "Pattern", "Nodes", "MACs before -> after", "Reduction" }) table.AddColumn(new TableColumn(new Text(h)));
+        foreach (var n in patterns)
+            table.AddRow(VerifyCli.Row(n.Pattern, string.Join("\n", n.Nodes ?? [n.Node]),
+                n.Rewritten ? $"{Macs(n.MacsBefore)} -> {Macs(FinalMacs(n, all))}" : $"skipped: {n.Reason}",
+                n.Rewritten ? Reduction(n.MacsBefore, FinalMacs(n, all)) : ""));
+        return table;
+    }
+
+    /// <summary>The same rows for --json: the reduction as a number (null when MACs are unknown).</summary>
+    public static IEnumerable<object> PatternJson(IReadOnlyList<NodeReport> patterns, IReadOnlyList<NodeReport> all) => patterns.Select(n => new
+    {
+        pattern = n.Pattern,
+        nodes = n.Nodes ?? [n.Node],
+        rewritten = n.Rewritten,
+        reason = n.Reason,
+        macsBefore = n.MacsBefore > 0 ? n.MacsBefore : (long?)null,
+        macsAfter = n.Rewritten && FinalMacs(n, all) > 0 ? FinalMacs(n, all) : (long?)null,
+        reduction = n.Rewritten && n.MacsBefore > 0 && FinalMacs(n, all) > 0 ? Math.Round(n.MacsBefore / (double)FinalMacs(n, all), 4) : (double?)null,
+    });
+
     public static string Reduction(long before, long after) =>
         before > 0 && after > 0 ? (before / (double)after).ToString("0.00", CultureInfo.InvariantCulture) + "x fewer" : "";
 
