@@ -2,6 +2,7 @@ using Microsoft.ML.OnnxRuntime;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Pipeline;
 using OnnxDeconv.GraphRewrite.Runtime;
+using OnnxDeconv.GraphRewrite.Timing;
 
 namespace OnnxDeconv.Cli.Verification;
 
@@ -13,6 +14,17 @@ internal static class CliHooks
 {
     private static readonly AsyncLocal<Func<ModelProto, OptimizeOptions, OptimizeResult>?> OptimizerOverride = new();
     private static readonly AsyncLocal<Action<SessionOptions>?> ConfigureOverride = new();
+    private static readonly AsyncLocal<ICandidateTimer?> TimerOverride = new();
+
+    /// <summary>How --target auto times candidates: null = in ONNX Runtime; tests script it.</summary>
+    public static ICandidateTimer? Timer => TimerOverride.Value;
+
+    public static IDisposable OverrideTimer(ICandidateTimer timer)
+    {
+        var old = TimerOverride.Value;
+        TimerOverride.Value = timer;
+        return new Restore(() => TimerOverride.Value = old);
+    }
 
     public static Func<ModelProto, OptimizeOptions, OptimizeResult> Optimizer =>
         OptimizerOverride.Value ?? GraphRewrite.Pipeline.Optimizer.Run;

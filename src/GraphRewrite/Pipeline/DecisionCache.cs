@@ -1,0 +1,120 @@
+using System.Text.Json;
+
+namespace OnnxDeconv.GraphRewrite.Pipeline;
+
+/// <summary>A remembered <see cref="Target.Auto"/> decision for one node geometry on one machine setup.</summary>
+public sealed record CachedDecision(string Choice, IReadOnlyList<CandidateTiming> Candidates);
+
+/// <summary>
+/// <see cref="Target.Auto"/>'s decisions, one JSON file in the user's cache folder (never in the repo), so optimizing the
+/// same model again skips the timing. Keys carry everything a decision depends on (see <see cref="AutoTuner"/>).
+/// An unreadable or corrupt file is a warning and is treated as empty: the cache can only save time, never fail a run.
+/// </summary>
+public sealed class DecisionCache
+{
+    public const string DirectoryVariable = "ONNXDECONV_CACHE_DIR";
+    public const string FileName = "auto-decisions.json";
+    private const int FormatVersion = 1;
+
+    private readonly Dictionary<string, CachedDecision> _entries = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CachedDecision> _added = new(StringComparer.Ordinal);
+    private readonly List<string> _warnings = [];
+    private bool _loaded;
+
+    public string Directory { get; }
+    public string FilePath => Path.Combine(Directory, FileName);
+    public IReadOnlyList<string> Warnings => _warnings;
+
+    public DecisionCache(string directory) => Directory = directory;
+
+    /// <summary>$ONNXDECONV_CACHE_DIR, else $XDG_CACHE_HOME/onnx-deconv, else ~/.cache/onnx-deconv.</summary>
+    public static string DefaultDirectory()
+    {
+        var env = Environment.GetEnvironmentVariable(DirectoryVariable);
+        if (!string.IsNullOrEmpty(env)) return env;
+        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        if (!string.IsNullOrEmpty(xdg)) return Path.Combine(xdg, "onnx-deconv");
+        return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "onnx-deconv");
+    }
+
+    public bool TryGet(string key, out CachedDecision? decision)
+    {
+        EnsureLoaded();
+        return _entries.TryGetValue(key, out decision);
+    }
+
+    public void Put(string key, CachedDecision decision)
+    {
+        EnsureLoaded();
+        _entries[key] = decision;
+        _added[key] = decision;
+    }
+
+    /// <summary>Writes the new decisions, merged into what is on disk now (another run may have added some), atomically.</summary>
+    public void Save()
+    {
+        if (_added.Count == 0) return;
+        try
+        {
+            var merged = Read(out _) ?? new Dictionary<string, CachedDecision>(StringComparer.Ordinal);
+            foreach (var (k, v) in _added) merged[k] = v;
+            System.IO.Directory.CreateDirectory(Directory);
+            string tmp = Path.Combine(Directory, $".{FileName}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+            try
+            {
+                File.WriteAllText(tmp, JsonSerializer.Serialize(new CacheFile(FormatVersion, merged), Json));
+                File.Move(tmp, FilePath, overwrite: true);
+            }
+            finally
+            {
+                if (File.Exists(tmp)) File.Delete(tmp);
+            }
+            _added.Clear();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            _warnings.Add($"decision cache {FilePath} not written: {e.Message}");
+        }
+    }
+
+    private void EnsureLoaded()
+    {
+        if (_loaded) return;
+        _loaded = true;
+        var read = Read(out var problem);
+        if (problem is not null) _warnings.Add($"decision cache {FilePath} ignored: {problem}");
+        if (read is not null)
+            foreach (var (k, v) in read) _entries[k] = v;
+    }
+
+    /// <summary>The file's entries; null with <paramref name="problem"/> set when it cannot be used (null, no problem: no file yet).</summary>
+    private Dictionary<string, CachedDecision>? Read(out string? problem)
+    {
+        problem = null;
+        try
+        {
+            if (!File.Exists(FilePath)) return null;
+            var file = JsonSerializer.Deserialize<CacheFile>(File.ReadAllText(FilePath), Json);
+            if (file is null || file.Version != FormatVersion || file.Entries is null)
+            {
+                problem = $"unknown format (expected version {FormatVersion})";
+                return null;
+            }
+            if (file.Entries.Values.Any(d => d is null || string.IsNullOrEmpty(d.Choice) || d.Candidates is null))
+            {
+                problem = "an entry has no choice or candidates";
+                return null;
+            }
+            return new Dictionary<string, CachedDecision>(file.Entries, StringComparer.Ordinal);
+        }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            problem = e.Message;
+            return null;
+        }
+    }
+
+    private sealed record CacheFile(int Version, Dictionary<string, CachedDecision> Entries);
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+}
