@@ -68,7 +68,7 @@ internal static class OptimizeCommand
                     Threads = pr.GetValue(threads),
                     NodeBudget = TimeSpan.FromMilliseconds(pr.GetValue(budgetMs)),
                     Shapes = shapes,
-                    Cache = t == Target.Auto && !pr.GetValue(noCache) ? new DecisionCache(DecisionCache.DefaultDirectory()) : null,
+                    Cache = t == Target.Auto && !pr.GetValue(noCache) ? new DecisionCache(CliHooks.CacheDirectory) : null,
                     Timer = CliHooks.Timer,
                 };
                 return Run(stdout, stderr, inPath, pr.GetValue(output), optimizeOptions,

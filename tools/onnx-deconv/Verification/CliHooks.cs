@@ -15,15 +15,20 @@ internal static class CliHooks
     private static readonly AsyncLocal<Func<ModelProto, OptimizeOptions, OptimizeResult>?> OptimizerOverride = new();
     private static readonly AsyncLocal<Action<SessionOptions>?> ConfigureOverride = new();
     private static readonly AsyncLocal<ICandidateTimer?> TimerOverride = new();
+    private static readonly AsyncLocal<string?> CacheDirectoryOverride = new();
 
     /// <summary>How --target auto times candidates: null = in ONNX Runtime; tests script it.</summary>
     public static ICandidateTimer? Timer => TimerOverride.Value;
 
-    public static IDisposable OverrideTimer(ICandidateTimer timer)
+    /// <summary>Where --target auto keeps its decisions (tests use a temp folder, never the user's cache).</summary>
+    public static string CacheDirectory => CacheDirectoryOverride.Value ?? DecisionCache.DefaultDirectory();
+
+    public static IDisposable OverrideAuto(ICandidateTimer? timer = null, string? cacheDirectory = null)
     {
-        var old = TimerOverride.Value;
-        TimerOverride.Value = timer;
-        return new Restore(() => TimerOverride.Value = old);
+        var (oldTimer, oldDir) = (TimerOverride.Value, CacheDirectoryOverride.Value);
+        if (timer is not null) TimerOverride.Value = timer;
+        if (cacheDirectory is not null) CacheDirectoryOverride.Value = cacheDirectory;
+        return new Restore(() => { TimerOverride.Value = oldTimer; CacheDirectoryOverride.Value = oldDir; });
     }
 
     public static Func<ModelProto, OptimizeOptions, OptimizeResult> Optimizer =>
