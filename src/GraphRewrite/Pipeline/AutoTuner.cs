@@ -277,7 +277,9 @@ public static class AutoTuner
         }
         if (candidates.Count == 1) return Keep("no candidate matched the unchanged node's output", notes);
 
-        var medians = timer.Time(description, candidates);
+        IReadOnlyList<double> medians;
+        try { medians = timer.Time(description, candidates); }
+        catch (OnnxRuntimeException e) { return Keep($"timing failed in ONNX Runtime: {e.Message}", notes); }
         var timings = candidates.Select((c, i) => new CandidateTiming(c.Label, medians[i])).Concat(notes)
             .OrderBy(c => labels.IndexOf(c.Label) is var i && i < 0 ? int.MaxValue : i).ToList();
         double baseline = medians[0];
