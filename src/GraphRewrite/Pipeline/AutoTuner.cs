@@ -37,7 +37,8 @@ public static class AutoTuner
 
     private const int InputSeed = 1;
 
-    private sealed record Decision(string Output, string Description, string Choice, IReadOnlyList<CandidateTiming> Candidates, bool Cached, string? Reason)
+    /// <param name="Index">Position of the node in the pre-passed graph (names need not be unique in a broken model).</param>
+    private sealed record Decision(int Index, string Description, string Choice, IReadOnlyList<CandidateTiming> Candidates, bool Cached, string? Reason)
     {
         /// <summary>Milliseconds saved on the isolated node (0 when unchanged or not timed).</summary>
         public double Gain
@@ -67,7 +68,8 @@ public static class AutoTuner
         var shapes = InputShapes(prePassed, nodes, options.Shapes, out string? shapeProblem);
         var decisions = new List<Decision>();
         foreach (var node in nodes)
-            decisions.Add(Decide(prePassed, node, shapes.GetValueOrDefault(node.Input[0]), shapeProblem, options, threads, timer, cache));
+            decisions.Add(Decide(prePassed, node, prePassed.Graph.Node.IndexOf(node),
+                node.Input.Count > 0 ? shapes.GetValueOrDefault(node.Input[0]) : null, shapeProblem, options, threads, timer, cache));
         if (cache is not null)
         {
             cache.Save();
@@ -88,6 +90,7 @@ public static class AutoTuner
             var inputs = WholeModelInputs(original, options.Shapes);
             var originalBytes = ModelIO.Serialize(original);
             var revertedOrder = new List<string>();
+            var revertedSet = new HashSet<int>();
             var remaining = chosen.OrderBy(d => d.Gain).ToList();
             while (true)
             {
@@ -108,8 +111,8 @@ public static class AutoTuner
                 var undo = remaining[0];
                 remaining.RemoveAt(0);
                 revertedOrder.Add(undo.Description);
+                revertedSet.Add(undo.Index);
                 warnings.Add($"the optimized model was slower than the original ({Ms(times[1])} vs {Ms(times[0])} ms): {undo.Description} reverted to the unchanged ConvTranspose");
-                var revertedSet = revertedOrder.ToHashSet(StringComparer.Ordinal);
                 (model, lowered) = Build(prePassed, decisions, remaining, revertedSet);
                 reports = [.. prePassReports, .. ZeroInsertConvToConvTranspose.MergeReports(sources, lowered)];
                 if (!reports.Any(r => r.Rewritten)) // every choice undone and no pre-pass rewrite: that is the original
@@ -129,25 +132,26 @@ public static class AutoTuner
 
     /// <summary>Applies <paramref name="chosen"/> to a clone of <paramref name="prePassed"/>; one report per ConvTranspose, in graph order.</summary>
     private static (ModelProto Model, List<NodeReport> Reports) Build(ModelProto prePassed, IReadOnlyList<Decision> all,
-        IReadOnlyList<Decision> chosen, IReadOnlySet<string>? reverted)
+        IReadOnlyList<Decision> chosen, IReadOnlySet<int>? reverted)
     {
         var model = prePassed.Clone();
         var hints = ShapeHints.Infer(model);
-        var byOutput = chosen.ToDictionary(d => d.Output, StringComparer.Ordinal);
+        var apply = chosen.Select(d => d.Index).ToHashSet();
+        // Node objects, taken before any rewrite shifts positions; a rewrite replaces only its own node (and fused activation).
+        var targets = all.ToDictionary(d => d.Index, d => model.Graph.Node[d.Index]);
         var reports = new List<NodeReport>();
         foreach (var d in all)
         {
-            var node = model.Graph.Node.First(n => ConvTransposeNode.Is(n) && n.Output.Count > 0 && n.Output[0] == d.Output);
             var report = new NodeReport
             {
                 Node = d.Description, Pattern = Ops.ConvTranspose.OpType, Rewritten = false,
                 Candidates = d.Candidates, Choice = Unchanged, Cached = d.Cached,
-                Reason = reverted is not null && reverted.Contains(d.Description)
+                Reason = reverted is not null && reverted.Contains(d.Index)
                     ? "reverted: the whole model was slower with this node rewritten"
                     : d.Reason,
             };
-            if (byOutput.ContainsKey(d.Output))
-                report = ApplyChoice(model, node, d, hints) ?? report with { Reason = $"{d.Choice} no longer matches in the model" };
+            if (apply.Contains(d.Index))
+                report = ApplyChoice(model, targets[d.Index], d, hints) ?? report with { Reason = $"{d.Choice} no longer matches in the model" };
             reports.Add(report);
         }
         return (model, reports);
@@ -174,13 +178,12 @@ public static class AutoTuner
         };
     }
 
-    private static Decision Decide(ModelProto model, NodeProto node, long[]? xShape, string? shapeProblem, OptimizeOptions options,
+    private static Decision Decide(ModelProto model, NodeProto node, int position, long[]? xShape, string? shapeProblem, OptimizeOptions options,
         int threads, ICandidateTimer timer, DecisionCache? cache)
     {
         string description = Attributes.Describe(node);
-        string output = node.Output.Count > 0 ? node.Output[0] : "";
         Decision Keep(string reason, IReadOnlyList<CandidateTiming>? candidates = null) =>
-            new(output, description, Unchanged, candidates ?? [], false, reason);
+            new(position, description, Unchanged, candidates ?? [], false, reason);
 
         var index = new GraphIndex(model);
         // Which lowerings apply at all (on the real graph: reasons as the other targets give them).
@@ -244,7 +247,7 @@ public static class AutoTuner
         var labels = models.Select(m => m.Label).ToList();
         string key = CacheKey(model, node, xShape, threads, labels);
         if (cache is not null && cache.TryGet(key, out var hit) && hit is not null && labels.Contains(hit.Choice))
-            return new Decision(output, description, hit.Choice, hit.Candidates, true,
+            return new Decision(position, description, hit.Choice, hit.Candidates, true,
                 hit.Choice == Unchanged ? $"no candidate was {WinMargin * 100:0}% faster than the unchanged ConvTranspose (cached)" : null);
 
         var xValue = RandomInput(node.Input[0], xShape);
@@ -286,7 +289,7 @@ public static class AutoTuner
         int best = Enumerable.Range(1, candidates.Count - 1).MinBy(i => medians[i]);
         string choice = medians[best] < baseline * (1 - WinMargin) ? candidates[best].Label : Unchanged;
         cache?.Put(key, new CachedDecision(choice, timings));
-        return new Decision(output, description, choice, timings, false,
+        return new Decision(position, description, choice, timings, false,
             choice == Unchanged ? $"no candidate was {WinMargin * 100:0}% faster than the unchanged ConvTranspose (best: {candidates[best].Label} {Ms(medians[best])} vs {Ms(baseline)} ms)" : null);
     }
 
@@ -337,7 +340,7 @@ public static class AutoTuner
         var index = new GraphIndex(model);
         var result = new Dictionary<string, long[]>(StringComparer.Ordinal);
         var toProbe = new List<string>();
-        foreach (var x in nodes.Select(n => n.Input[0]).Distinct(StringComparer.Ordinal))
+        foreach (var x in nodes.Where(n => n.Input.Count > 0 && n.Input[0].Length > 0).Select(n => n.Input[0]).Distinct(StringComparer.Ordinal))
         {
             var s = index.Shape(x);
             if ((overrides is null || overrides.Count == 0) && s is not null && s.Length > 0 && s.All(d => d > 0)) result[x] = s;

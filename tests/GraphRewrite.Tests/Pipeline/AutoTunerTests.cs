@@ -252,6 +252,22 @@ public sealed class AutoTunerTests : IDisposable
     }
 
     [Fact]
+    public void BrokenGraph_TwoNodesWritingTheSameOutput_DecidedPerNode_NoException()
+    {
+        // Not a valid ONNX graph (ONNX Runtime refuses it), but each node alone is: every decision is still per node,
+        // and the whole-model comparison, which cannot run, becomes a warning.
+        var model = Model();
+        var copy = model.Graph.Node[0].Clone();
+        copy.Name = "twin";
+        model.Graph.Node.Add(copy);
+        var timer = ScriptedTimer.Prefer(AutoTuner.PortableCombined);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        Assert.Equal(2, result.Nodes.Count);
+        Assert.All(result.Nodes, n => Assert.Equal(AutoTuner.PortableCombined, n.Choice));
+        Assert.Contains(result.Warnings, w => w.Contains("whole model not timed"));
+    }
+
+    [Fact]
     public void RealTimer_SmallModel_ChoiceVerified_CandidatesTimed()
     {
         var model = Model();
