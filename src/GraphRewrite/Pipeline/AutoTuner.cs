@@ -68,8 +68,11 @@ public static class AutoTuner
         var shapes = InputShapes(prePassed, nodes, options.Shapes, out string? shapeProblem);
         var decisions = new List<Decision>();
         foreach (var node in nodes)
+        {
+            options.Progress?.Invoke($"node {decisions.Count + 1}/{nodes.Count}: {Attributes.Describe(node)}");
             decisions.Add(Decide(prePassed, node, prePassed.Graph.Node.IndexOf(node),
                 node.Input.Count > 0 ? shapes.GetValueOrDefault(node.Input[0]) : null, shapeProblem, options, threads, timer, cache));
+        }
         if (cache is not null)
         {
             cache.Save();
@@ -94,6 +97,7 @@ public static class AutoTuner
             var remaining = chosen.OrderBy(d => d.Gain).ToList();
             while (true)
             {
+                options.Progress?.Invoke(revertedOrder.Count == 0 ? "whole model: original vs optimized" : $"whole model: original vs optimized with {revertedOrder.Count} choice(s) undone");
                 var times = timer.Time("whole model", [
                     new TimedModel("original", originalBytes, inputs, OnnxDeconvSessionOptions.UsesPlugin(original)),
                     new TimedModel("auto", ModelIO.Serialize(model), inputs, OnnxDeconvSessionOptions.UsesPlugin(model)),

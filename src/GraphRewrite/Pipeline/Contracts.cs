@@ -29,6 +29,8 @@ public sealed record OptimizeOptions
     public IReadOnlyDictionary<string, long[]>? Shapes { get; init; }
     /// <summary><see cref="Target.Auto"/>: where decisions are remembered; null = no cache.</summary>
     public DecisionCache? Cache { get; init; }
+    /// <summary><see cref="Target.Auto"/>: told what is being timed (timing a large model takes a while), or null.</summary>
+    public Action<string>? Progress { get; init; }
     /// <summary><see cref="Target.Auto"/>: how candidates are timed; null = in ONNX Runtime, round-robin (<see cref="OrtCandidateTimer"/>).</summary>
     public ICandidateTimer? Timer { get; init; }
 }

@@ -70,6 +70,7 @@ internal static class OptimizeCommand
                     Shapes = shapes,
                     Cache = t == Target.Auto && !pr.GetValue(noCache) ? new DecisionCache(CliHooks.CacheDirectory) : null,
                     Timer = CliHooks.Timer,
+                    Progress = t == Target.Auto ? m => stderr.WriteLine($"auto: timing {m}") : null,
                 };
                 return Run(stdout, stderr, inPath, pr.GetValue(output), optimizeOptions,
                     pr.GetValue(noVerify), pr.GetValue(inPlace), pr.GetValue(json), new VerifyOptions
