@@ -85,6 +85,7 @@ public sealed class OptimizeAutoTests : IDisposable
             var r2 = CliHarness.Run("optimize", input, "-o", _f.PathOf("b.onnx"));
             Assert.True(r2.Code == ExitCodes.Ok, r2.ToString());
             Assert.Contains("yes (cached)", r2.Out);
+            Assert.Contains("whole model (median, cached)", r2.Out);
         }
         Assert.Equal(1, first.NodeCalls);
         Assert.Equal(0, second.NodeCalls);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Reflection;
+using System.Security.Cryptography;
 using Microsoft.ML.OnnxRuntime;
 using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.IO;
@@ -73,36 +74,46 @@ public static class AutoTuner
             decisions.Add(Decide(prePassed, node, prePassed.Graph.Node.IndexOf(node),
                 node.Input.Count > 0 ? shapes.GetValueOrDefault(node.Input[0]) : null, shapeProblem, options, threads, timer, cache));
         }
-        if (cache is not null)
-        {
-            cache.Save();
-            warnings.AddRange(cache.Warnings);
-        }
-
         var chosen = decisions.Where(d => d.Choice != Unchanged).ToList();
         var (model, lowered) = Build(prePassed, decisions, chosen, reverted: null);
         var reports = new List<NodeReport>(prePassReports);
         reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, lowered));
         if (!reports.Any(r => r.Rewritten))
+        {
+            SaveCache(cache, warnings);
             return new OptimizeResult(original.Clone(), reports) { Warnings = warnings };
+        }
 
         // Whole-model guarantee: never slower than the original. Undo choices, least gain first, while it is.
         WholeModelTiming? whole = null;
         try
         {
-            var inputs = WholeModelInputs(original, options.Shapes);
+            var inputs = new Lazy<IReadOnlyList<TensorValue>>(() => WholeModelInputs(original, options.Shapes)); // not needed on a cache hit
             var originalBytes = ModelIO.Serialize(original);
             var revertedOrder = new List<string>();
             var revertedSet = new HashSet<int>();
             var remaining = chosen.OrderBy(d => d.Gain).ToList();
             while (true)
             {
-                options.Progress?.Invoke(revertedOrder.Count == 0 ? "whole model: original vs optimized" : $"whole model: original vs optimized with {revertedOrder.Count} choice(s) undone");
-                var times = timer.Time("whole model", [
-                    new TimedModel("original", originalBytes, inputs, OnnxDeconvSessionOptions.UsesPlugin(original)),
-                    new TimedModel("auto", ModelIO.Serialize(model), inputs, OnnxDeconvSessionOptions.UsesPlugin(model)),
-                ]);
-                whole = new WholeModelTiming(times[0], times[1], revertedOrder.ToList(), false);
+                var resultBytes = ModelIO.Serialize(model);
+                string key = ComparisonKey(originalBytes, resultBytes, threads);
+                IReadOnlyList<double> times;
+                bool cachedComparison = false;
+                if (cache is not null && cache.TryGetComparison(key, out var seen) && seen is not null)
+                {
+                    times = [seen.OriginalMs, seen.ResultMs];
+                    cachedComparison = true;
+                }
+                else
+                {
+                    options.Progress?.Invoke(revertedOrder.Count == 0 ? "whole model: original vs optimized" : $"whole model: original vs optimized with {revertedOrder.Count} choice(s) undone");
+                    times = timer.Time("whole model", [
+                        new TimedModel("original", originalBytes, inputs.Value, OnnxDeconvSessionOptions.UsesPlugin(original)),
+                        new TimedModel("auto", resultBytes, inputs.Value, OnnxDeconvSessionOptions.UsesPlugin(model)),
+                    ]);
+                    cache?.PutComparison(key, new CachedComparison(times[0], times[1]));
+                }
+                whole = new WholeModelTiming(times[0], times[1], revertedOrder.ToList(), false, cachedComparison);
                 if (times[1] <= times[0] * (1 + WholeModelNoise)) break;
                 if (remaining.Count == 0)
                 {
@@ -123,7 +134,7 @@ public static class AutoTuner
                     return new OptimizeResult(original.Clone(), reports)
                     {
                         Warnings = warnings,
-                        WholeModel = new WholeModelTiming(times[0], times[1], revertedOrder.ToList(), true),
+                        WholeModel = new WholeModelTiming(times[0], times[1], revertedOrder.ToList(), true, cachedComparison),
                     };
             }
         }
@@ -131,7 +142,18 @@ public static class AutoTuner
         {
             warnings.Add($"whole model not timed against the original ({e.Message}): the per-node choices stand");
         }
+        finally
+        {
+            SaveCache(cache, warnings);
+        }
         return new OptimizeResult(model, reports) { Warnings = warnings, WholeModel = whole };
+    }
+
+    private static void SaveCache(DecisionCache? cache, List<string> warnings)
+    {
+        if (cache is null) return;
+        cache.Save();
+        foreach (var w in cache.Warnings.Where(w => !warnings.Contains(w))) warnings.Add(w);
     }
 
     /// <summary>Applies <paramref name="chosen"/> to a clone of <paramref name="prePassed"/>; one report per ConvTranspose, in graph order.</summary>
@@ -389,6 +411,15 @@ public static class AutoTuner
             $"ort={OrtEnv.Instance().GetVersionString()}",
             $"tool={ToolVersion}");
     }
+
+    /// <summary>The two models by content, and the setup they were timed on.</summary>
+    private static string ComparisonKey(byte[] original, byte[] result, int threads) => string.Join("|",
+        $"original={Convert.ToHexString(SHA256.HashData(original))}",
+        $"result={Convert.ToHexString(SHA256.HashData(result))}",
+        $"isa={KernelIsaSelector.Active}",
+        $"threads={threads}",
+        $"ort={OrtEnv.Instance().GetVersionString()}",
+        $"tool={ToolVersion}");
 
     private static string AttributeText(AttributeProto a) => a.Type switch
     {

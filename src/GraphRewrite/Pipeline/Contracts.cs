@@ -74,4 +74,5 @@ public sealed record OptimizeResult(ModelProto Model, IReadOnlyList<NodeReport> 
 /// <summary>The whole-model guarantee of <see cref="Target.Auto"/>: original vs result, median ms, and what was reverted.</summary>
 /// <param name="Reverted">Node choices undone because the result was slower than the original (in the order undone).</param>
 /// <param name="ReturnedOriginal">Even with every choice undone the result was slower: the original model was returned.</param>
-public sealed record WholeModelTiming(double OriginalMs, double ResultMs, IReadOnlyList<string> Reverted, bool ReturnedOriginal);
+/// <param name="Cached">The last comparison came from the decision cache (the same two models were timed before).</param>
+public sealed record WholeModelTiming(double OriginalMs, double ResultMs, IReadOnlyList<string> Reverted, bool ReturnedOriginal, bool Cached = false);

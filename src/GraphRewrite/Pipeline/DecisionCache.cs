@@ -5,6 +5,9 @@ namespace OnnxDeconv.GraphRewrite.Pipeline;
 /// <summary>A remembered <see cref="Target.Auto"/> decision for one node geometry on one machine setup.</summary>
 public sealed record CachedDecision(string Choice, IReadOnlyList<CandidateTiming> Candidates);
 
+/// <summary>A remembered whole-model comparison (original vs one optimized model, both identified by content hash).</summary>
+public sealed record CachedComparison(double OriginalMs, double ResultMs);
+
 /// <summary>
 /// <see cref="Target.Auto"/>'s decisions, one JSON file in the user's cache folder (never in the repo), so optimizing the
 /// same model again skips the timing. Keys carry everything a decision depends on (see <see cref="AutoTuner"/>).
@@ -18,6 +21,8 @@ public sealed class DecisionCache
 
     private readonly Dictionary<string, CachedDecision> _entries = new(StringComparer.Ordinal);
     private readonly Dictionary<string, CachedDecision> _added = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CachedComparison> _comparisons = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CachedComparison> _addedComparisons = new(StringComparer.Ordinal);
     private readonly List<string> _warnings = [];
     private bool _loaded;
 
@@ -50,19 +55,35 @@ public sealed class DecisionCache
         _added[key] = decision;
     }
 
+    public bool TryGetComparison(string key, out CachedComparison? comparison)
+    {
+        EnsureLoaded();
+        return _comparisons.TryGetValue(key, out comparison);
+    }
+
+    public void PutComparison(string key, CachedComparison comparison)
+    {
+        EnsureLoaded();
+        _comparisons[key] = comparison;
+        _addedComparisons[key] = comparison;
+    }
+
     /// <summary>Writes the new decisions, merged into what is on disk now (another run may have added some), atomically.</summary>
     public void Save()
     {
-        if (_added.Count == 0) return;
+        if (_added.Count == 0 && _addedComparisons.Count == 0) return;
         try
         {
-            var merged = Read(out _) ?? new Dictionary<string, CachedDecision>(StringComparer.Ordinal);
+            var onDisk = Read(out _);
+            var merged = onDisk?.Entries ?? new Dictionary<string, CachedDecision>(StringComparer.Ordinal);
+            var comparisons = onDisk?.Comparisons ?? new Dictionary<string, CachedComparison>(StringComparer.Ordinal);
             foreach (var (k, v) in _added) merged[k] = v;
+            foreach (var (k, v) in _addedComparisons) comparisons[k] = v;
             System.IO.Directory.CreateDirectory(Directory);
             string tmp = Path.Combine(Directory, $".{FileName}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
             try
             {
-                File.WriteAllText(tmp, JsonSerializer.Serialize(new CacheFile(FormatVersion, merged), Json));
+                File.WriteAllText(tmp, JsonSerializer.Serialize(new CacheFile(FormatVersion, merged, comparisons), Json));
                 File.Move(tmp, FilePath, overwrite: true);
             }
             finally
@@ -70,6 +91,7 @@ public sealed class DecisionCache
                 if (File.Exists(tmp)) File.Delete(tmp);
             }
             _added.Clear();
+            _addedComparisons.Clear();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
         {
@@ -83,12 +105,13 @@ public sealed class DecisionCache
         _loaded = true;
         var read = Read(out var problem);
         if (problem is not null) _warnings.Add($"decision cache {FilePath} ignored: {problem}");
-        if (read is not null)
-            foreach (var (k, v) in read) _entries[k] = v;
+        if (read is null) return;
+        foreach (var (k, v) in read.Entries) _entries[k] = v;
+        foreach (var (k, v) in read.Comparisons ?? []) _comparisons[k] = v;
     }
 
     /// <summary>The file's entries; null with <paramref name="problem"/> set when it cannot be used (null, no problem: no file yet).</summary>
-    private Dictionary<string, CachedDecision>? Read(out string? problem)
+    private CacheFile? Read(out string? problem)
     {
         problem = null;
         try
@@ -105,7 +128,13 @@ public sealed class DecisionCache
                 problem = "an entry has no choice or candidates";
                 return null;
             }
-            return new Dictionary<string, CachedDecision>(file.Entries, StringComparer.Ordinal);
+            if (file.Comparisons is not null && file.Comparisons.Values.Any(c => c is null))
+            {
+                problem = "a whole-model comparison is empty";
+                return null;
+            }
+            return new CacheFile(FormatVersion, new Dictionary<string, CachedDecision>(file.Entries, StringComparer.Ordinal),
+                new Dictionary<string, CachedComparison>(file.Comparisons ?? [], StringComparer.Ordinal));
         }
         catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException)
         {
@@ -114,7 +143,8 @@ public sealed class DecisionCache
         }
     }
 
-    private sealed record CacheFile(int Version, Dictionary<string, CachedDecision> Entries);
+    /// <param name="Comparisons">Whole-model timings by (original hash, result hash, setup); absent in older files.</param>
+    private sealed record CacheFile(int Version, Dictionary<string, CachedDecision> Entries, Dictionary<string, CachedComparison>? Comparisons);
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 }

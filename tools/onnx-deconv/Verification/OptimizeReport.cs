@@ -72,9 +72,9 @@ internal static class OptimizeReport
     {
         string r(double v) => v.ToString("0.000", CultureInfo.InvariantCulture);
         string speed = w.ResultMs > 0 ? (w.OriginalMs / w.ResultMs).ToString("0.00", CultureInfo.InvariantCulture) + "x" : "-";
-        string tail = w.ReturnedOriginal ? "; slower even with every node unchanged: the original model was kept"
+        string tail = w.ReturnedOriginal ? $"; slower, every choice undone{(w.Reverted.Count > 0 ? $" ({string.Join(", ", w.Reverted)})" : "")}: the original model was kept"
             : w.Reverted.Count > 0 ? $"; reverted to unchanged (whole model was slower): {string.Join(", ", w.Reverted)}" : "";
-        return $"whole model (median): original {r(w.OriginalMs)} ms, optimized {r(w.ResultMs)} ms ({speed}){tail}";
+        return $"whole model (median{(w.Cached ? ", cached" : "")}): original {r(w.OriginalMs)} ms, optimized {r(w.ResultMs)} ms ({speed}){tail}";
     }
 
     public static string Reduction(long before, long after) =>
