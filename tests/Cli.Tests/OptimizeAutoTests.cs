@@ -16,8 +16,16 @@ internal static class TestCacheDirectory
     /// temp folder, never to the user's ~/.cache.
     /// </summary>
     [ModuleInitializer]
-    internal static void Init() =>
-        Environment.SetEnvironmentVariable(DecisionCache.DirectoryVariable, Directory.CreateTempSubdirectory("onnx-deconv-cli-cache-").FullName);
+    internal static void Init()
+    {
+        string dir = Directory.CreateTempSubdirectory("onnx-deconv-cli-cache-").FullName;
+        Environment.SetEnvironmentVariable(DecisionCache.DirectoryVariable, dir);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(dir, recursive: true); }
+            catch (IOException) { } // best effort: a temp folder
+        };
+    }
 }
 
 /// <summary>Per node, <paramref name="winner"/> takes 1 ms and the rest 10 ms; whole model: the result is faster. Counts node timings.</summary>
