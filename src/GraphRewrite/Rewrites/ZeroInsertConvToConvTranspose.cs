@@ -205,6 +205,9 @@ public static class ZeroInsertConvToConvTranspose
                 Lowering = r.Rewritten ? $"{steps}; {r.Lowering}" : $"{steps}; ConvTranspose kept ({r.Reason})",
                 MacsBefore = head.MacsBefore > 0 ? head.MacsBefore : r.MacsBefore,
                 MacsAfter = r.Rewritten ? r.MacsAfter : r.MacsBefore,
+                Candidates = r.Candidates,
+                Choice = r.Choice,
+                Cached = r.Cached,
             });
         }
         // Refusals, and rewrites whose ConvTranspose was not lowered further (Target.ConvTranspose), stand alone.
