@@ -130,8 +130,9 @@ internal sealed class DeconvPlan
         Direct = direct ?? Cog < 128;
 
         // Depthwise keeps a zero-padded copy of one input plane per thread; taken only while that stays within the
-        // output (the workspace target, as for the general path's panel).
-        if (Cig == 1 && Cog <= ChannelBlock && direct != false && Work.Length > 0)
+        // output (the workspace target, as for the general path's panel); its per-row term tables are bounded like the
+        // packed weights (a few MB at most).
+        if (Cig == 1 && Cog <= ChannelBlock && direct != false && Work.Length > 0 && DepthwiseLayout.TableInts(g) <= 1 << 22)
         {
             var dw = new DepthwiseLayout(g, AllResidues, Cog, Lanes);
             if (dw.ScratchFloats <= g.Batch * g.OutChannels * OutSpatial) Dw = dw;

@@ -35,8 +35,12 @@ internal sealed class DepthwiseLayout
     /// <summary>Per flat kernel index: offset of output channel 0's weight inside one group's packed block.</summary>
     public int[] KToPacked { get; }
     public long PlaneFloats { get; }
+    /// <summary>Per output row, per last-axis phase j (and one end entry): first index into the term tables.</summary>
+    public int[] RowStart { get; }
+    /// <summary>Per term: plane offset of the input read by q = 0 of its phase, and the flat kernel index of its weight.</summary>
+    public int[] TermOffset { get; }
+    public int[] TermKernel { get; }
     public int TmpFloats { get; }
-    public int IntsNeeded { get; }
     public long FloatsNeeded { get; }
 
     public DepthwiseLayout(ConvTransposeGeometry g, Residue[] all, int cog, int lanes)
@@ -94,15 +98,74 @@ internal sealed class DepthwiseLayout
             for (int t = 0; t < res.Taps; t++) KToPacked[res.TapK[t]] = checked((int)res.WeightOffset + t * cog);
         PlaneFloats = (long)InputRows * RowLength;
         TmpFloats = st * lanes;
-        // Weights of every output channel, per-row term weights, the phase tile; then 16 floats of alignment slack.
-        FloatsNeeded = PlaneFloats + (long)cog * KernelSpatial + KernelSpatial + TmpFloats + 16;
-        // Two ping-pong combo lists (row, kernel index) over the outer taps, per-row term offsets and kernel indices, phase
-        // starts, the row's outer coordinates.
-        IntsNeeded = 4 * OuterTaps + 2 * KernelSpatial + st + 1 + Rank;
+        // Weights of every output channel and the phase tile; then 16 floats of alignment slack.
+        FloatsNeeded = PlaneFloats + (long)cog * KernelSpatial + TmpFloats + 16;
+        (RowStart, TermOffset, TermKernel) = BuildTerms(g);
     }
 
-    /// <summary>Per-thread scratch in floats (the int tables counted as floats too).</summary>
-    public long ScratchFloats => FloatsNeeded + IntsNeeded;
+    /// <summary>Per-thread scratch in floats.</summary>
+    public long ScratchFloats => FloatsNeeded;
+
+    /// <summary>Ints of the per-row term tables (shared by all threads, built once per plan like the packed weights).</summary>
+    public static long TableInts(ConvTransposeGeometry g) =>
+        g.Axes.Take(g.Rank - 1).Aggregate(1L, (p, a) => p * a.Output) * (g.Axes[^1].Stride + 1 + 2 * g.Axes.Aggregate(1L, (p, a) => p * a.Kernel));
+
+    /// <summary>
+    /// The terms of every output row: the product of the outer axes' in-range taps (input rows) times the last-axis taps
+    /// of each phase. Computed once, so a row costs nothing to set up.
+    /// </summary>
+    private (int[] RowStart, int[] Offset, int[] Kernel) BuildTerms(ConvTransposeGeometry g)
+    {
+        int last = Rank - 1, st = Stride;
+        var rowStart = new int[OutputRows * (st + 1)];
+        var offsets = new List<int>();
+        var kernels = new List<int>();
+        var rows = new List<(int Row, int K)>();
+        var next = new List<(int Row, int K)>();
+        var oc = new int[Math.Max(1, last)];
+        for (int ro = 0; ro < OutputRows; ro++)
+        {
+            int rem = ro;
+            for (int a = last - 1; a >= 0; a--)
+            {
+                int oa = (int)g.Axes[a].Output;
+                oc[a] = rem % oa;
+                rem /= oa;
+            }
+            rows.Clear();
+            rows.Add((0, 0));
+            int kStride = KernelSpatial;
+            for (int a = 0; a < last; a++)
+            {
+                var ax = g.Axes[a];
+                int s = (int)ax.Stride, inA = (int)ax.Input;
+                kStride /= (int)ax.Kernel;
+                int o = oc[a] + (int)ax.PadBegin;
+                int rv = o % s, m = (o - rv) / s;
+                next.Clear();
+                foreach (var (row, k) in rows)
+                    for (int t = 0; t < TapK[a][rv].Length; t++)
+                    {
+                        int ia = m - TapC[a][rv][t];
+                        if ((uint)ia < (uint)inA) next.Add((row * inA + ia, k + TapK[a][rv][t] * kStride));
+                    }
+                (rows, next) = (next, rows);
+            }
+            for (int j = 0; j < st; j++)
+            {
+                rowStart[ro * (st + 1) + j] = offsets.Count;
+                int[] tk = TapK[last][PhaseResidue[j]], tc = TapC[last][PhaseResidue[j]];
+                foreach (var (row, k) in rows)
+                    for (int t = 0; t < tk.Length; t++)
+                    {
+                        offsets.Add(checked(row * RowLength + PhaseM0[j] - tc[t] - MinIndex));
+                        kernels.Add(k + tk[t]);
+                    }
+            }
+            rowStart[ro * (st + 1) + st] = offsets.Count;
+        }
+        return (rowStart, offsets.ToArray(), kernels.ToArray());
+    }
 }
 
 /// <summary>Per-thread depthwise scratch, grown on first use and reused by every call.</summary>
@@ -111,13 +174,11 @@ internal sealed class DepthwiseScratch
     [ThreadStatic] private static DepthwiseScratch? t_current;
 
     public float[] Floats = [];
-    public int[] Ints = [];
 
     public static DepthwiseScratch For(DepthwiseLayout d)
     {
         var s = t_current ??= new DepthwiseScratch();
         if (s.Floats.Length < d.FloatsNeeded) s.Floats = new float[checked((int)d.FloatsNeeded)];
-        if (s.Ints.Length < d.IntsNeeded) s.Ints = new int[d.IntsNeeded];
         return s;
     }
 }
@@ -142,78 +203,26 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
         bool scalarActivation = ep.Kind is Activation.Sigmoid or Activation.Tanh;
         var scratch = DepthwiseScratch.For(d);
         fixed (float* fs = scratch.Floats)
-        fixed (int* ints = scratch.Ints)
-        {
+                {
             float* plane = (float*)(((nint)fs + 63) & ~(nint)63);
             float* wk = plane + d.PlaneFloats;
-            float* tw = wk + (long)cog * ks;
-            float* tmp = tw + ks;
-            int* rowA = ints, kA = ints + d.OuterTaps, rowB = kA + d.OuterTaps, kB = rowB + d.OuterTaps;
-            int* offs = kB + d.OuterTaps, termK = offs + ks, start = termK + ks, oc = start + st + 1;
+            float* tmp = wk + (long)cog * ks;
 
             CopyPlane(X + (n * g.InChannels + grp) * p.InSpatial, plane, d);
             float* wg = W + grp * (long)cog * ks;
             for (int i = 0; i < cog; i++)
                 for (int k = 0; k < ks; k++) wk[i * ks + k] = wg[d.KToPacked[k] + i];
 
+            fixed (int* rowStart = d.RowStart, termOff = d.TermOffset, termK = d.TermKernel)
             for (int ro = 0; ro < d.OutputRows; ro++)
             {
-                // The input rows this output row reads: product of the outer axes' in-range taps.
-                int nc = 1;
-                rowA[0] = 0; kA[0] = 0;
-                int rem = ro, kStride = ks;
-                // Outer coordinates, last outer axis fastest.
-                for (int a = last - 1; a >= 0; a--)
-                {
-                    int oa = (int)g.Axes[a].Output;
-                    oc[a] = rem % oa;
-                    rem /= oa;
-                }
-                for (int a = 0; a < last; a++)
-                {
-                    var ax = g.Axes[a];
-                    int s = (int)ax.Stride, inA = (int)ax.Input;
-                    kStride /= (int)ax.Kernel;
-                    int o = oc[a] + (int)ax.PadBegin;
-                    int rv = o % s, m = (o - rv) / s;
-                    int[] tk = d.TapK[a][rv], tc = d.TapC[a][rv];
-                    int nn = 0;
-                    for (int u = 0; u < nc; u++)
-                        for (int t = 0; t < tk.Length; t++)
-                        {
-                            int ia = m - tc[t];
-                            if ((uint)ia >= (uint)inA) continue;
-                            rowB[nn] = rowA[u] * inA + ia;
-                            kB[nn] = kA[u] + tk[t] * kStride;
-                            nn++;
-                        }
-                    int* sw = rowA; rowA = rowB; rowB = sw;
-                    sw = kA; kA = kB; kB = sw;
-                    nc = nn;
-                }
-                // Terms per last-axis phase: plane offset of q = 0 and flat kernel index.
-                int nt = 0;
-                for (int j = 0; j < st; j++)
-                {
-                    start[j] = nt;
-                    int[] tk = d.TapK[last][d.PhaseResidue[j]], tc = d.TapC[last][d.PhaseResidue[j]];
-                    for (int u = 0; u < nc; u++)
-                        for (int t = 0; t < tk.Length; t++)
-                        {
-                            offs[nt] = rowA[u] * rowLen + d.PhaseM0[j] - tc[t] - d.MinIndex;
-                            termK[nt] = kA[u] + tk[t];
-                            nt++;
-                        }
-                }
-                start[st] = nt;
-
+                int* start = rowStart + ro * (st + 1);
                 for (int i = 0; i < cog; i++)
                 {
                     long co = grp * cog + i;
                     float* yr = Y + (n * g.OutChannels + co) * p.OutSpatial + (long)ro * outLast;
                     float bias = B == null ? 0f : B[co];
-                    for (int t = 0; t < nt; t++) tw[t] = wk[i * ks + termK[t]];
-                    Row(plane, offs, tw, start, st, outLast, bias, yr, tmp, ep);
+                    Row(plane, termOff, termK, wk + i * ks, start, st, outLast, bias, yr, tmp, ep);
                     if (scalarActivation)
                         for (int o = 0; o < outLast; o++) yr[o] = ep.Apply(yr[o]);
                 }
@@ -237,51 +246,69 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
         }
     }
 
-    /// <summary>One output row: phase j's outputs are yr[j + q*s] = bias + sum_t tw[t] * plane[offs[t] + q].</summary>
-    private static void Row(float* plane, int* offs, float* tw, int* start, int st, int outLast, float bias, float* yr, float* tmp, Epilogue ep)
+    /// <summary>One output row: phase j's outputs are yr[j + q*s] = bias + sum_t w[kernel[t]] * plane[offset[t] + q].</summary>
+    private static void Row(float* plane, int* offset, int* kernel, float* w, int* start, int st, int outLast, float bias, float* yr,
+        float* tmp, Epilogue ep)
     {
         int l = TS.Lanes;
         int nq = outLast / st; // q with every phase's output inside the row
         int q = 0;
         if (st == 1)
         {
-            int t1 = start[1];
-            for (; q + 2 * l <= nq; q += 2 * l)
+            int t0 = start[0], t1 = start[1];
+            for (; q + 4 * l <= nq; q += 4 * l)
             {
-                TV a0 = TS.Splat(bias), a1 = a0;
-                for (int t = 0; t < t1; t++)
+                TV a0 = TS.Splat(bias), a1 = a0, a2 = a0, a3 = a0;
+                for (int t = t0; t < t1; t++)
                 {
-                    float* xp = plane + offs[t] + q;
-                    TV w = TS.Splat(tw[t]);
-                    a0 = TS.MulAdd(w, TS.Load(xp), a0);
-                    a1 = TS.MulAdd(w, TS.Load(xp + l), a1);
+                    float* xp = plane + offset[t] + q;
+                    TV wv = TS.Splat(w[kernel[t]]);
+                    a0 = TS.MulAdd(wv, TS.Load(xp), a0);
+                    a1 = TS.MulAdd(wv, TS.Load(xp + l), a1);
+                    a2 = TS.MulAdd(wv, TS.Load(xp + 2 * l), a2);
+                    a3 = TS.MulAdd(wv, TS.Load(xp + 3 * l), a3);
                 }
                 TS.Store(yr + q, Act(a0, ep));
                 TS.Store(yr + q + l, Act(a1, ep));
+                TS.Store(yr + q + 2 * l, Act(a2, ep));
+                TS.Store(yr + q + 3 * l, Act(a3, ep));
+            }
+            for (; q + l <= nq; q += l)
+            {
+                TV a0 = TS.Splat(bias);
+                for (int t = t0; t < t1; t++) a0 = TS.MulAdd(TS.Splat(w[kernel[t]]), TS.Load(plane + offset[t] + q), a0);
+                TS.Store(yr + q, Act(a0, ep));
             }
         }
         else if (st == 2 && CanInterleave2)
         {
-            int t1 = start[1], t2 = start[2];
+            int t0 = start[0], t1 = start[1], t2 = start[2];
             for (; q + 2 * l <= nq; q += 2 * l)
             {
                 TV a0 = TS.Splat(bias), a1 = a0, b0 = a0, b1 = a0;
-                for (int t = 0; t < t1; t++)
+                for (int t = t0; t < t1; t++)
                 {
-                    float* xp = plane + offs[t] + q;
-                    TV w = TS.Splat(tw[t]);
-                    a0 = TS.MulAdd(w, TS.Load(xp), a0);
-                    a1 = TS.MulAdd(w, TS.Load(xp + l), a1);
+                    float* xp = plane + offset[t] + q;
+                    TV wv = TS.Splat(w[kernel[t]]);
+                    a0 = TS.MulAdd(wv, TS.Load(xp), a0);
+                    a1 = TS.MulAdd(wv, TS.Load(xp + l), a1);
                 }
                 for (int t = t1; t < t2; t++)
                 {
-                    float* xp = plane + offs[t] + q;
-                    TV w = TS.Splat(tw[t]);
-                    b0 = TS.MulAdd(w, TS.Load(xp), b0);
-                    b1 = TS.MulAdd(w, TS.Load(xp + l), b1);
+                    float* xp = plane + offset[t] + q;
+                    TV wv = TS.Splat(w[kernel[t]]);
+                    b0 = TS.MulAdd(wv, TS.Load(xp), b0);
+                    b1 = TS.MulAdd(wv, TS.Load(xp + l), b1);
                 }
                 Interleave2(Act(a0, ep), Act(b0, ep), yr + 2 * q);
                 Interleave2(Act(a1, ep), Act(b1, ep), yr + 2 * q + 2 * l);
+            }
+            for (; q + l <= nq; q += l)
+            {
+                TV a0 = TS.Splat(bias), b0 = a0;
+                for (int t = t0; t < t1; t++) a0 = TS.MulAdd(TS.Splat(w[kernel[t]]), TS.Load(plane + offset[t] + q), a0);
+                for (int t = t1; t < t2; t++) b0 = TS.MulAdd(TS.Splat(w[kernel[t]]), TS.Load(plane + offset[t] + q), b0);
+                Interleave2(Act(a0, ep), Act(b0, ep), yr + 2 * q);
             }
         }
         // Remaining vectors of q (any stride): every phase into the tile, then interleaved; past nq only outputs inside the row.
@@ -292,7 +319,7 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
             {
                 TV acc = TS.Splat(bias);
                 for (int t = start[j]; t < start[j + 1]; t++)
-                    acc = TS.MulAdd(TS.Splat(tw[t]), TS.Load(plane + offs[t] + q), acc);
+                    acc = TS.MulAdd(TS.Splat(w[kernel[t]]), TS.Load(plane + offset[t] + q), acc);
                 TS.Store(tmp + j * l, Act(acc, ep));
             }
             float* yo = yr + q * st;
@@ -318,8 +345,8 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
     {
         if (typeof(TV) == typeof(Vector256<float>))
         {
-            var va = Unsafe.As<TV, Vector256<float>>(ref a);
-            var vb = Unsafe.As<TV, Vector256<float>>(ref b);
+            var va = Unsafe.BitCast<TV, Vector256<float>>(a);
+            var vb = Unsafe.BitCast<TV, Vector256<float>>(b);
             var lo = Avx.UnpackLow(va, vb);  // a0 b0 a1 b1 | a4 b4 a5 b5
             var hi = Avx.UnpackHigh(va, vb); // a2 b2 a3 b3 | a6 b6 a7 b7
             Avx.Permute2x128(lo, hi, 0x20).Store(y);
@@ -327,15 +354,15 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
         }
         else if (typeof(TV) == typeof(Vector512<float>))
         {
-            var va = Unsafe.As<TV, Vector512<float>>(ref a);
-            var vb = Unsafe.As<TV, Vector512<float>>(ref b);
+            var va = Unsafe.BitCast<TV, Vector512<float>>(a);
+            var vb = Unsafe.BitCast<TV, Vector512<float>>(b);
             Avx512F.PermuteVar16x32x2(va, Interleave512Low, vb).Store(y);
             Avx512F.PermuteVar16x32x2(va, Interleave512High, vb).Store(y + 16);
         }
         else
         {
-            y[0] = Unsafe.As<TV, float>(ref a);
-            y[1] = Unsafe.As<TV, float>(ref b);
+            y[0] = Unsafe.BitCast<TV, float>(a);
+            y[1] = Unsafe.BitCast<TV, float>(b);
         }
     }
 
@@ -357,39 +384,39 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
         }
         if (typeof(TV) == typeof(Vector256<float>))
         {
-            var x = Unsafe.As<TV, Vector256<float>>(ref v);
+            var x = Unsafe.BitCast<TV, Vector256<float>>(v);
             x = ep.Kind switch
             {
                 Activation.Relu => Avx.Max(x, Vector256<float>.Zero),
                 Activation.LeakyRelu => Avx.BlendVariable(x * ep.Alpha, x, Avx.CompareGreaterThanOrEqual(x, Vector256<float>.Zero)),
                 _ => Avx.Min(Avx.Max(x, Vector256.Create(ep.Min)), Vector256.Create(ep.Max)),
             };
-            return Unsafe.As<Vector256<float>, TV>(ref x);
+            return Unsafe.BitCast<Vector256<float>, TV>(x);
         }
         if (typeof(TV) == typeof(Vector512<float>))
         {
-            var x = Unsafe.As<TV, Vector512<float>>(ref v);
+            var x = Unsafe.BitCast<TV, Vector512<float>>(v);
             x = ep.Kind switch
             {
                 Activation.Relu => Avx512F.Max(x, Vector512<float>.Zero),
                 Activation.LeakyRelu => Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(x, Vector512<float>.Zero), x, x * ep.Alpha),
                 _ => Avx512F.Min(Avx512F.Max(x, Vector512.Create(ep.Min)), Vector512.Create(ep.Max)),
             };
-            return Unsafe.As<Vector512<float>, TV>(ref x);
+            return Unsafe.BitCast<Vector512<float>, TV>(x);
         }
         if (typeof(TV) == typeof(Vector<float>))
         {
-            var x = Unsafe.As<TV, Vector<float>>(ref v);
+            var x = Unsafe.BitCast<TV, Vector<float>>(v);
             x = ep.Kind switch
             {
                 Activation.Relu => Vector.ConditionalSelect(Vector.GreaterThan(x, Vector<float>.Zero), x, Vector<float>.Zero),
                 Activation.LeakyRelu => Vector.ConditionalSelect(Vector.GreaterThanOrEqual(x, Vector<float>.Zero), x, x * ep.Alpha),
                 _ => Vector.Min(Vector.Max(x, new Vector<float>(ep.Min)), new Vector<float>(ep.Max)),
             };
-            return Unsafe.As<Vector<float>, TV>(ref x);
+            return Unsafe.BitCast<Vector<float>, TV>(x);
         }
-        float f = Unsafe.As<TV, float>(ref v);
+        float f = Unsafe.BitCast<TV, float>(v);
         f = ep.Apply(f);
-        return Unsafe.As<float, TV>(ref f);
+        return Unsafe.BitCast<float, TV>(f);
     }
 }
