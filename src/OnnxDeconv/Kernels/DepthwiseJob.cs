@@ -240,9 +240,13 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
         {
             float* dst = plane + (long)r * len;
             float* src = x + (long)r * il + d.MinIndex;
-            new Span<float>(dst, b0).Clear();
-            new ReadOnlySpan<float>(src + b0, b1 - b0).CopyTo(new Span<float>(dst + b0, b1 - b0));
-            new Span<float>(dst + b1, len - b1).Clear();
+            // Inline loops: the pads are a few elements and the rows short, so call overhead would dominate.
+            int b = 0;
+            for (; b < b0; b++) dst[b] = 0f;
+            for (; b + TS.Lanes <= b1; b += TS.Lanes) TS.Store(dst + b, TS.Load(src + b));
+            for (; b < b1; b++) dst[b] = src[b];
+            for (; b + TS.Lanes <= len; b += TS.Lanes) TS.Store(dst + b, TS.Splat(0f));
+            for (; b < len; b++) dst[b] = 0f;
         }
     }
 
@@ -283,15 +287,18 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
         else if (st == 2 && CanInterleave2)
         {
             int t0 = start[0], t1 = start[1], t2 = start[2];
-            for (; q + 2 * l <= nq; q += 2 * l)
+            // 4 vectors per phase: the per-term overhead (offset, weight index, broadcast) is shared by 4 FMAs.
+            for (; q + 4 * l <= nq; q += 4 * l)
             {
-                TV a0 = TS.Splat(bias), a1 = a0, b0 = a0, b1 = a0;
+                TV a0 = TS.Splat(bias), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
                 for (int t = t0; t < t1; t++)
                 {
                     float* xp = plane + offset[t] + q;
                     TV wv = TS.Splat(w[kernel[t]]);
                     a0 = TS.MulAdd(wv, TS.Load(xp), a0);
                     a1 = TS.MulAdd(wv, TS.Load(xp + l), a1);
+                    a2 = TS.MulAdd(wv, TS.Load(xp + 2 * l), a2);
+                    a3 = TS.MulAdd(wv, TS.Load(xp + 3 * l), a3);
                 }
                 for (int t = t1; t < t2; t++)
                 {
@@ -299,9 +306,13 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
                     TV wv = TS.Splat(w[kernel[t]]);
                     b0 = TS.MulAdd(wv, TS.Load(xp), b0);
                     b1 = TS.MulAdd(wv, TS.Load(xp + l), b1);
+                    b2 = TS.MulAdd(wv, TS.Load(xp + 2 * l), b2);
+                    b3 = TS.MulAdd(wv, TS.Load(xp + 3 * l), b3);
                 }
                 Interleave2(Act(a0, ep), Act(b0, ep), yr + 2 * q);
                 Interleave2(Act(a1, ep), Act(b1, ep), yr + 2 * q + 2 * l);
+                Interleave2(Act(a2, ep), Act(b2, ep), yr + 2 * q + 4 * l);
+                Interleave2(Act(a3, ep), Act(b3, ep), yr + 2 * q + 6 * l);
             }
             for (; q + l <= nq; q += l)
             {

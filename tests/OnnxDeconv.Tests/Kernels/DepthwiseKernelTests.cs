@@ -26,12 +26,12 @@ public class DepthwiseKernelTests
     [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
     public void Depthwise_RowLengthSweep_EveryVectorTailAndMultiplier_MatchesReference(KernelIsa isa)
     {
-        // Output rows of 2 .. 2*16*s+1 elements cover every tail of the 2-vector main loop and the per-phase tile for
-        // 1-, 8- and 16-lane vectors. 16 channels and 10 rows keep the padded plane copy within the output even for the
+        // Output rows of 2 .. 70*s elements cover every tail of the 4-vector main loop, the 1-vector loop and the
+        // per-phase tile for 1-, 8- and 16-lane vectors. 16 channels and 10 rows keep the padded plane copy within the output even for the
         // shortest rows, so the depthwise path takes them.
         int seed = 0;
         foreach (int s in new[] { 1, 2, 3 })
-        for (int width = 1; width <= 34; width++)
+        for (int width = 1; width <= 70; width++)
         for (int mult = 1; mult <= 3; mult++)
             AssertDepthwiseMatches(Dw(16, mult, [10, width], [2, 4], strides: [1, s], pads: [0, 1, 1, 1]), isa, seed: ++seed);
     }
