@@ -187,7 +187,8 @@ internal sealed class DepthwiseScratch
 /// The depthwise path: one item = one (image, group). Each output row (all axes but the last fixed) is computed whole:
 /// per vector of q, the s last-axis phases (outputs j + q*s) are accumulated in registers over the row's taps (input rows
 /// read in place from the zero-padded plane copy, weights broadcast), then interleaved into contiguous output vectors
-/// (s = 2: unpack + lane permute on AVX2/AVX-512; s = 1 stores directly; other strides go through a small tile).
+/// (s = 2: unpack + lane permute on AVX2/AVX-512, cross-platform shuffles for Vector&lt;T&gt; of 4 or 8 lanes; s = 1 stores
+/// directly; other strides go through a small tile).
 /// </summary>
 internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct, ISimd<TV> where TV : unmanaged
 {
@@ -348,7 +349,8 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
     }
 
     private static bool CanInterleave2 =>
-        typeof(TV) == typeof(Vector256<float>) || typeof(TV) == typeof(Vector512<float>) || typeof(TV) == typeof(float);
+        typeof(TV) == typeof(Vector256<float>) || typeof(TV) == typeof(Vector512<float>) || typeof(TV) == typeof(float)
+        || (typeof(TV) == typeof(Vector<float>) && Vector<float>.Count is 4 or 8);
 
     /// <summary>Writes a0 b0 a1 b1 ... (2 vectors) to y.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -369,6 +371,27 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
             var vb = Unsafe.BitCast<TV, Vector512<float>>(b);
             Avx512F.PermuteVar16x32x2(va, Interleave512Low, vb).Store(y);
             Avx512F.PermuteVar16x32x2(va, Interleave512High, vb).Store(y + 16);
+        }
+        else if (typeof(TV) == typeof(Vector<float>) && Vector<float>.Count == 8)
+        {
+            // Portable: duplicate each lane with a cross-platform shuffle, then take a's copy in even and b's in odd lanes.
+            var va = Unsafe.BitCast<TV, Vector<float>>(a).AsVector256();
+            var vb = Unsafe.BitCast<TV, Vector<float>>(b).AsVector256();
+            var odd = Vector256.Create(0, -1, 0, -1, 0, -1, 0, -1).AsSingle();
+            var lo = Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3);
+            var hi = Vector256.Create(4, 4, 5, 5, 6, 6, 7, 7);
+            Vector256.ConditionalSelect(odd, Vector256.Shuffle(vb, lo), Vector256.Shuffle(va, lo)).Store(y);
+            Vector256.ConditionalSelect(odd, Vector256.Shuffle(vb, hi), Vector256.Shuffle(va, hi)).Store(y + 8);
+        }
+        else if (typeof(TV) == typeof(Vector<float>) && Vector<float>.Count == 4)
+        {
+            var va = Unsafe.BitCast<TV, Vector<float>>(a).AsVector128();
+            var vb = Unsafe.BitCast<TV, Vector<float>>(b).AsVector128();
+            var odd = Vector128.Create(0, -1, 0, -1).AsSingle();
+            var lo = Vector128.Create(0, 0, 1, 1);
+            var hi = Vector128.Create(2, 2, 3, 3);
+            Vector128.ConditionalSelect(odd, Vector128.Shuffle(vb, lo), Vector128.Shuffle(va, lo)).Store(y);
+            Vector128.ConditionalSelect(odd, Vector128.Shuffle(vb, hi), Vector128.Shuffle(va, hi)).Store(y + 4);
         }
         else
         {
