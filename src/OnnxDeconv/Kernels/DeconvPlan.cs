@@ -75,7 +75,7 @@ internal sealed class DeconvPlan
     /// <summary>Input channels per border-panel slice.</summary>
     public int CiChunk { get; }
     public long TileFloats { get; }
-    /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile).</summary>
+    /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile; depthwise: the padded plane copy).</summary>
     public long ScratchFloats { get; }
 
     public DeconvPlan(ConvTransposeGeometry g, KernelIsa isa, bool? direct = null)

@@ -17,8 +17,6 @@ internal sealed class DepthwiseLayout
     public int Rank { get; }
     public int Cog { get; }
     public int KernelSpatial { get; }
-    /// <summary>Product of the kernel sizes of all axes but the last (taps an output row can combine over).</summary>
-    public int OuterTaps { get; }
     public int InputRows { get; }
     public int InputLast { get; }
     public int OutputRows { get; }
@@ -50,7 +48,6 @@ internal sealed class DepthwiseLayout
         int last = Rank - 1;
         Cog = cog;
         KernelSpatial = (int)axes.Aggregate(1L, (p, a) => p * a.Kernel);
-        OuterTaps = (int)axes.Take(last).Aggregate(1L, (p, a) => p * a.Kernel);
         InputRows = (int)axes.Take(last).Aggregate(1L, (p, a) => p * a.Input);
         OutputRows = (int)axes.Take(last).Aggregate(1L, (p, a) => p * a.Output);
         InputLast = (int)axes[last].Input;
@@ -198,13 +195,12 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
         var d = p.Dw!;
         var g = p.Geometry;
         long n = item / g.Group, grp = item % g.Group;
-        int cog = d.Cog, ks = d.KernelSpatial, st = d.Stride, rowLen = d.RowLength, last = d.Rank - 1;
-        int outLast = d.OutputLast;
+        int cog = d.Cog, ks = d.KernelSpatial, st = d.Stride, outLast = d.OutputLast;
         var ep = Epilogue;
         bool scalarActivation = ep.Kind is Activation.Sigmoid or Activation.Tanh;
         var scratch = DepthwiseScratch.For(d);
         fixed (float* fs = scratch.Floats)
-                {
+        {
             float* plane = (float*)(((nint)fs + 63) & ~(nint)63);
             float* wk = plane + d.PlaneFloats;
             float* tmp = wk + (long)cog * ks;
