@@ -64,8 +64,10 @@ internal sealed class DeconvPlan
     /// <summary>Reads x directly (no panel copy) on pixel runs where every tap is in range.</summary>
     public bool Direct { get; }
     public bool? DirectOverride { get; }
-    /// <summary>One input and one output channel per group: the dedicated depthwise path.</summary>
+    /// <summary>One input channel and at most one channel block of outputs per group: the dedicated depthwise path.</summary>
     public bool Depthwise { get; }
+    /// <summary>The depthwise path's layout (null when the plan takes the general path).</summary>
+    public DepthwiseLayout? Dw { get; }
     public int ChannelSplits { get; }
     public int BlocksPerSplit { get; }
     /// <summary>Input channels per slice of the direct path.</summary>
@@ -73,7 +75,7 @@ internal sealed class DeconvPlan
     /// <summary>Input channels per border-panel slice.</summary>
     public int CiChunk { get; }
     public long TileFloats { get; }
-    /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile).</summary>
+    /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile; depthwise: the padded plane copy).</summary>
     public long ScratchFloats { get; }
 
     public DeconvPlan(ConvTransposeGeometry g, KernelIsa isa, bool? direct = null)
@@ -127,7 +129,15 @@ internal sealed class DeconvPlan
         DirectOverride = direct;
         Direct = direct ?? Cog < 128;
 
-        Depthwise = Cig == 1 && Cog == 1 && direct != false;
+        // Depthwise keeps a zero-padded copy of one input plane per thread; taken only while that stays within the
+        // output (the workspace target, as for the general path's panel); its per-row term tables are bounded like the
+        // packed weights (a few MB at most).
+        if (Cig == 1 && Cog <= ChannelBlock && direct != false && Work.Length > 0 && DepthwiseLayout.TableInts(g) <= 1 << 22)
+        {
+            var dw = new DepthwiseLayout(g, AllResidues, Cog, Lanes);
+            if (dw.ScratchFloats <= g.Batch * g.OutChannels * OutSpatial) Dw = dw;
+        }
+        Depthwise = Dw is not null;
         long macsPerPanel = (long)PixelBlock * Cig * MaxTaps * Cog;
         int panels = Work.Length == 0 ? 0 : Work.Max(res => (res.Pixels + PixelBlock - 1) / PixelBlock);
         long images = g.Batch * g.Group;
@@ -165,7 +175,7 @@ internal sealed class DeconvPlan
         // With a single channel block there is nothing to share the slice with: take all channels in one pass.
         DirectSlice = Cog <= ChannelSubBlock ? Cig : Math.Min(Cig, 16);
         TileFloats = CiChunk == Cig && DirectSlice == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
-        ScratchFloats = Depthwise ? 4L * Lanes : CiChunk * perCi + TileFloats;
+        ScratchFloats = Dw is not null ? Dw.ScratchFloats : CiChunk * perCi + TileFloats;
     }
 
     private readonly Stack<DeconvJob> _jobs = new();
