@@ -15,13 +15,18 @@ namespace OnnxDeconv.Cli.Bench;
 /// A rewrite the bench times against the original model. The list is open: a target is a name and a function from
 /// the original model to the optimizer's result (e.g. a future "auto" is one more entry).
 /// </summary>
-public sealed record BenchTarget(string Name, Func<ModelProto, OptimizeResult> Rewrite)
+public sealed record BenchTarget(string Name, Func<ModelProto, IReadOnlyDictionary<string, long[]>, OptimizeResult> Rewrite)
 {
     public static IReadOnlyList<BenchTarget> Known { get; } =
     [
         // Through CliHooks (not Optimizer.Run directly) so tests can substitute a broken rewrite.
-        new("portable", m => CliHooks.Optimizer(m, new OptimizeOptions { Target = Target.Portable })),
-        new("plugin", m => CliHooks.Optimizer(m, new OptimizeOptions { Target = Target.Plugin })),
+        new("portable", (m, _) => CliHooks.Optimizer(m, new OptimizeOptions { Target = Target.Portable })),
+        new("plugin", (m, _) => CliHooks.Optimizer(m, new OptimizeOptions { Target = Target.Plugin })),
+        // What `optimize` does by default: measured per node, with the user's decision cache (as optimize uses it).
+        new("auto", (m, shapes) => CliHooks.Optimizer(m, new OptimizeOptions
+        {
+            Target = Target.Auto, Shapes = shapes, Timer = CliHooks.Timer, Cache = new DecisionCache(CliHooks.CacheDirectory),
+        })),
     ];
 
     public static List<BenchTarget> Parse(string? csv)
@@ -81,7 +86,7 @@ public static class ModelBench
         var variants = new List<(string Name, byte[]? Bytes, Action<SessionOptions>? Configure)> { (Original, null, originalConfigure) };
         foreach (var target in options.Targets)
         {
-            var result = target.Rewrite(work.Clone());
+            var result = target.Rewrite(work.Clone(), options.Shapes);
             int done = result.Nodes.Count(n => n.Rewritten), skipped = result.Nodes.Count(n => !n.Rewritten);
             if (!result.Changed)
             {

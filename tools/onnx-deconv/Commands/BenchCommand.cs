@@ -195,7 +195,7 @@ internal static class BenchCommand
     /// </summary>
     private static (List<string>, List<(string, double[])>, string) ChartData(int[] threads, List<LayerResult> layers, List<ModelBenchResult> models)
     {
-        string[] shown = ["portable", "plugin"];
+        string[] shown = ["portable", "plugin", "auto"];
         var categories = new List<string>();
         categories.AddRange(layers.Select(l => l.ShortName).Distinct());
         if (layers.Count == 0 && models.Count == 1)
