@@ -13,7 +13,7 @@ internal sealed class Scratch
     public static Scratch For(DeconvPlan p, out int intsNeeded)
     {
         var s = t_current ??= new Scratch();
-        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps);
+        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps + p.FusedPhases * p.MaxTaps);
         // 16 floats of slack so the panel can start on a 64-byte boundary.
         long floats = p.ScratchFloats + 16;
         if (s.Floats.Length < floats) s.Floats = new float[checked((int)floats)];
@@ -62,6 +62,13 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         public int CbStart, CbEnd;
         /// <summary>Direct chunks: output j is at OutBase + j*OutStep (no offset table lookups); -1 = use OutOff.</summary>
         public int OutBase, OutStep;
+        /// <summary>Fused last-axis phases (<see cref="DeconvPlan.FusedGroups"/>): the group; Lead computes its direct chunks.</summary>
+        public Residue[]? Group;
+        public bool Lead;
+        /// <summary>The group's packed weights (every phase's <see cref="Residue.WeightOffset"/> is relative to it).</summary>
+        public float* WBase;
+        /// <summary>Fused: per phase of the group, MaxTaps tap offsets.</summary>
+        public int* FusedTapOff;
     }
 
     public override void Execute(int item)
@@ -74,15 +81,27 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         int split = rem % p.ChannelSplits;
         rem /= p.ChannelSplits;
         int block = rem;
+        int px0 = block * p.ItemPixels;
+        if (p.FusedGroups is { } groups)
+        {
+            // The phases of a group have the same pixel grid: the lead computes the shared interior chunks of all of
+            // them, then each phase (lead included) computes only its own border pixels.
+            foreach (var group in groups)
+            {
+                if (px0 >= group[0].Pixels) continue;
+                for (int k = 0; k < group.Length; k++)
+                    Phase(group[k], n, grp, split, px0, Math.Min(px0 + p.ItemPixels, group[0].Pixels), group, k == 0);
+            }
+            return;
+        }
         foreach (var res in p.Work)
         {
-            int px0 = block * p.ItemPixels;
             if (px0 >= res.Pixels) continue;
             Phase(res, n, grp, split, px0, Math.Min(px0 + p.ItemPixels, res.Pixels));
         }
     }
 
-    private void Phase(Residue res, long n, long grp, int split, int px0, int px1)
+    private void Phase(Residue res, long n, long grp, int split, int px0, int px1, Residue[]? group = null, bool lead = false)
     {
         var p = Plan;
         var g = p.Geometry;
@@ -91,7 +110,10 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             Res = res,
             Xg = X + (n * g.InChannels + grp * p.Cig) * p.InSpatial,
             Yg = Y + (n * g.OutChannels + grp * p.Cog) * p.OutSpatial,
+            WBase = W + grp * (long)p.Cog * p.Cig * p.KernelSpatial,
             Wg = W + grp * (long)p.Cog * p.Cig * p.KernelSpatial + res.WeightOffset,
+            Group = group,
+            Lead = lead,
             Bg = B == null ? null : B + grp * p.Cog,
             CbStart = split * p.BlocksPerSplit * DeconvPlan.ChannelBlock,
             CbEnd = Math.Min(p.Cog, (split + 1) * p.BlocksPerSplit * DeconvPlan.ChannelBlock),
@@ -116,6 +138,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             it.Pend = it.OutOff + nb;
             it.M = it.Pend + nb;
             it.RunStart = it.M + p.Rank;
+            it.FusedTapOff = it.RunStart + 3 * mt;
             it.OutStep = -1;
             Walk(ref it, px0, px1);
         }
@@ -156,6 +179,23 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 }
                 int lo = Math.Max(qStart, res.CMax[last] - res.M0[last]);
                 int hi = Math.Min(qEnd, inLast + res.CMin[last] - res.M0[last]);
+                if (it.Group is { } grp)
+                {
+                    // Fused: the chunks every phase of the group can read in place (same range on every pass).
+                    foreach (var sib in grp)
+                    {
+                        lo = Math.Max(lo, sib.CMax[last] - sib.M0[last]);
+                        hi = Math.Min(hi, inLast + sib.CMin[last] - sib.M0[last]);
+                    }
+                }
+                if (inside && hi - lo >= nb && it.Group is not null)
+                {
+                    for (int q = qStart; q < lo; q++) Pend(ref it, ref pending, rowStart + q);
+                    if (it.Lead) FusedChunks(ref it, inBase, outBase, lo, hi);
+                    for (int q = hi; q < qEnd; q++) Pend(ref it, ref pending, rowStart + q);
+                    px = segEnd;
+                    continue;
+                }
                 if (inside && hi - lo >= nb)
                 {
                     for (int q = qStart; q < lo; q++) Pend(ref it, ref pending, rowStart + q);
@@ -187,6 +227,101 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             px = segEnd;
         }
         if (pending > 0) Panel(ref it, pending);
+    }
+
+    /// <summary>
+    /// Lead phase of a fused group: direct chunks of NB pixels over [lo, hi) of one row for every phase of the group
+    /// (the last chunk overlaps the previous one rather than leaving a remainder, as in <see cref="Walk"/>).
+    /// </summary>
+    private void FusedChunks(ref Item it, int inBase, int outBase, int lo, int hi)
+    {
+        var p = Plan;
+        var grp = it.Group!;
+        int last = p.Rank - 1, nb = p.PixelBlock, mt = p.MaxTaps, s = grp.Length;
+        for (int qd = lo; qd < hi; qd += nb)
+        {
+            if (qd + nb > hi) qd = hi - nb;
+            for (int k = 0; k < s; k++)
+            {
+                var sib = grp[k];
+                int x0 = inBase + sib.M0[last] + qd;
+                int* to = it.FusedTapOff + k * mt;
+                for (int t = 0; t < sib.Taps; t++) to[t] = x0 - sib.TapInOffset[t];
+            }
+            // Lane k of the group sits at output O0 = k, so pixel q of every phase fills the run [q*s, q*s + s).
+            it.OutBase = outBase + qd * s;
+            for (int c0 = 0; c0 < p.Cig; c0 += p.DirectSlice)
+                ComputeFused(ref it, it.Xg + c0 * p.InSpatial, p.InSpatial, c0, Math.Min(p.DirectSlice, p.Cig - c0));
+        }
+    }
+
+    /// <summary>As <see cref="Compute"/> for one direct chunk of every phase of the group: a tile per phase, stored interleaved.</summary>
+    private void ComputeFused(ref Item it, float* xb, long xs, int c0, int cc)
+    {
+        var p = Plan;
+        var grp = it.Group!;
+        int cog = p.Cog, cig = p.Cig, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock, nb = p.PixelBlock, mt = p.MaxTaps, s = grp.Length;
+        bool sliced = cc != cig, last = c0 + cc == cig;
+        for (int cb = it.CbStart; cb < it.CbEnd; cb += DeconvPlan.ChannelBlock)
+        {
+            int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
+            for (int sub = 0; sub < mr; sub += msub)
+            {
+                int ms = Math.Min(msub, mr - sub);
+                long rowOff = sliced ? (long)(cb + sub) * nb : 0;
+                for (int k = 0; k < s; k++)
+                {
+                    var sib = grp[k];
+                    int taps = sib.Taps;
+                    float* wb = it.WBase + sib.WeightOffset + (long)cb * cig * taps + (long)c0 * taps * mr;
+                    float* tile = it.Tile + k * Plan.TileFloats + rowOff;
+                    MicroKernel<TS, TV>.Dispatch(ms, nr, xb, it.FusedTapOff + k * mt, taps, cc, xs, wb + sub, mr, tile, accumulate: c0 > 0);
+                }
+                if (last) StoreFused(ref it, ms, cb + sub, rowOff);
+            }
+        }
+    }
+
+    /// <summary>Bias + activation of the group's tiles, written as one contiguous run of NB*s outputs per channel.</summary>
+    private void StoreFused(ref Item it, int channels, int co0, long rowOff)
+    {
+        var p = Plan;
+        var ep = Epilogue;
+        int nb = p.PixelBlock, s = it.Group!.Length, l = TS.Lanes;
+        bool relu = ep.Kind == Activation.Relu;
+        for (int i = 0; i < channels; i++)
+        {
+            int co = co0 + i;
+            TV b = TS.Splat(it.Bg == null ? 0f : it.Bg[co]);
+            float* yo = it.Yg + co * p.OutSpatial + it.OutBase;
+            float* t0 = it.Tile + rowOff + i * nb;
+            if (s == 2)
+            {
+                float* t1 = t0 + p.TileFloats;
+                for (int j = 0; j < nb; j += l)
+                {
+                    TV a = TS.Add(TS.Load(t0 + j), b), c = TS.Add(TS.Load(t1 + j), b);
+                    if (relu) { a = TS.Relu(a); c = TS.Relu(c); }
+                    TS.StoreInterleaved2(yo + 2 * j, a, c);
+                }
+            }
+            else
+            {
+                for (int k = 0; k < s; k++)
+                {
+                    float* tk = t0 + k * p.TileFloats;
+                    for (int j = 0; j < nb; j += l)
+                    {
+                        TV a = TS.Add(TS.Load(tk + j), b);
+                        TS.Store(tk + j, relu ? TS.Relu(a) : a);
+                    }
+                }
+                for (int j = 0; j < nb; j++)
+                    for (int k = 0; k < s; k++) yo[j * s + k] = t0[k * p.TileFloats + j];
+            }
+            if (ep.Kind != Activation.None && !relu)
+                for (int e = 0; e < nb * s; e++) yo[e] = ep.Apply(yo[e]);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

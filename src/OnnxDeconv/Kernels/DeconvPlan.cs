@@ -73,8 +73,19 @@ internal sealed class DeconvPlan
     /// <summary>Input channels per border-panel slice.</summary>
     public int CiChunk { get; }
     public long TileFloats { get; }
-    /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile).</summary>
+    /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile(s)).</summary>
     public long ScratchFloats { get; }
+    /// <summary>
+    /// Stride of the last axis when its phases are computed together (see <see cref="FusedGroups"/>), else 1.
+    /// </summary>
+    public int FusedPhases { get; }
+    /// <summary>
+    /// The work list as groups of the last axis's s phases that share every other residue, each group ordered by its
+    /// first output position (lane 0..s-1); null when not fused. The group's direct chunks are computed together (one
+    /// tile per phase over the same input pixels) and written interleaved as contiguous output runs instead of s
+    /// strided passes. Needs equal grids (output length along the last axis a multiple of s) and taps in every phase.
+    /// </summary>
+    public Residue[][]? FusedGroups { get; }
 
     public DeconvPlan(ConvTransposeGeometry g, KernelIsa isa, bool? direct = null)
     {
@@ -165,7 +176,11 @@ internal sealed class DeconvPlan
         // With a single channel block there is nothing to share the slice with: take all channels in one pass.
         DirectSlice = Cog <= ChannelSubBlock ? Cig : Math.Min(Cig, 16);
         TileFloats = CiChunk == Cig && DirectSlice == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
-        ScratchFloats = Depthwise ? 4L * Lanes : CiChunk * perCi + TileFloats;
+        FusedGroups = Depthwise || !Direct ? null : BuildFusedGroups(g, Work);
+        // One tile per fused phase; only while the workspace stays within the output's size.
+        if (FusedGroups is not null && CiChunk * perCi + TileFloats * g.Axes[r - 1].Stride > outputFloats) FusedGroups = null;
+        FusedPhases = FusedGroups is null ? 1 : (int)g.Axes[r - 1].Stride;
+        ScratchFloats = Depthwise ? 4L * Lanes : CiChunk * perCi + TileFloats * FusedPhases;
     }
 
     private readonly Stack<DeconvJob> _jobs = new();
@@ -267,6 +282,30 @@ internal sealed class DeconvPlan
             if (ax2 < 0) break;
         }
         return list.ToArray();
+    }
+
+    private static Residue[][]? BuildFusedGroups(ConvTransposeGeometry g, Residue[] work)
+    {
+        int last = g.Rank - 1;
+        var ax = g.Axes[last];
+        int s = (int)ax.Stride;
+        if (s < 2 || ax.Output % s != 0 || work.Length == 0 || work.Length % s != 0) return null;
+        var groups = new Residue[work.Length / s][];
+        for (int gi = 0; gi < groups.Length; gi++)
+        {
+            // Work keeps the packing order (last axis fastest), so a group's phases are consecutive.
+            var grp = work.Skip(gi * s).Take(s).OrderBy(res => res.O0[last]).ToArray();
+            for (int k = 0; k < s; k++)
+            {
+                var res = grp[k];
+                if (res.Taps == 0 || res.O0[last] != k || res.Pixels != grp[0].Pixels || res.Q[last] != grp[0].Q[last]) return null;
+                for (int a = 0; a < last; a++)
+                    if (res.O0[a] != grp[0].O0[a] || res.Q[a] != grp[0].Q[a] || res.M0[a] != grp[0].M0[a]
+                        || res.CMin[a] != grp[0].CMin[a] || res.CMax[a] != grp[0].CMax[a]) return null;
+            }
+            groups[gi] = grp;
+        }
+        return groups;
     }
 
     private static long FloorMod(long a, long m) => ((a % m) + m) % m;
