@@ -63,7 +63,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         /// <summary>Direct chunks: output j is at OutBase + j*OutStep (no offset table lookups); -1 = use OutOff.</summary>
         public int OutBase, OutStep;
         /// <summary>Fused last-axis phases (<see cref="DeconvPlan.FusedGroups"/>): the group; Lead computes its direct chunks.</summary>
-        public Residue[]? Group;
+        public FusedGroup? Group;
         public bool Lead;
         /// <summary>The group's packed weights (every phase's <see cref="Residue.WeightOffset"/> is relative to it).</summary>
         public float* WBase;
@@ -88,9 +88,10 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             // them, then each phase (lead included) computes only its own border pixels.
             foreach (var group in groups)
             {
-                if (px0 >= group[0].Pixels) continue;
-                for (int k = 0; k < group.Length; k++)
-                    Phase(group[k], n, grp, split, px0, Math.Min(px0 + p.ItemPixels, group[0].Pixels), group, k == 0);
+                var phases = group.Phases;
+                if (px0 >= phases[0].Pixels) continue;
+                for (int k = 0; k < phases.Length; k++)
+                    Phase(phases[k], n, grp, split, px0, Math.Min(px0 + p.ItemPixels, phases[0].Pixels), group, k == 0);
             }
             return;
         }
@@ -101,7 +102,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         }
     }
 
-    private void Phase(Residue res, long n, long grp, int split, int px0, int px1, Residue[]? group = null, bool lead = false)
+    private void Phase(Residue res, long n, long grp, int split, int px0, int px1, FusedGroup? group = null, bool lead = false)
     {
         var p = Plan;
         var g = p.Geometry;
@@ -131,7 +132,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         {
             float* aligned = (float*)(((nint)fs + 63) & ~(nint)63);
             it.Panel = aligned;
-            it.Tile = aligned + (long)p.CiChunk * mt * nb;
+            it.Tile = aligned + p.PanelFloats;
             it.Gidx = ints;
             it.TapOff = ints + mt * nb;
             it.OutOff = it.TapOff + mt;
@@ -163,7 +164,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             int qStart = px % ql, rowStart = px - qStart;
             int segEnd = Math.Min(rowStart + ql, px1);
             int qEnd = qStart + (segEnd - px);
-            if (p.Direct && qEnd - qStart >= nb)
+            if ((p.Direct || it.Group is not null) && qEnd - qStart >= nb)
             {
                 int rowIdx = px / ql;
                 bool inside = true;
@@ -182,7 +183,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 if (it.Group is { } grp)
                 {
                     // Fused: the chunks every phase of the group can read in place (same range on every pass).
-                    foreach (var sib in grp)
+                    foreach (var sib in grp.Phases)
                     {
                         lo = Math.Max(lo, sib.CMax[last] - sib.M0[last]);
                         hi = Math.Min(hi, inLast + sib.CMin[last] - sib.M0[last]);
@@ -230,28 +231,38 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
     }
 
     /// <summary>
-    /// Lead phase of a fused group: direct chunks of NB pixels over [lo, hi) of one row for every phase of the group
-    /// (the last chunk overlaps the previous one rather than leaving a remainder, as in <see cref="Walk"/>).
+    /// Lead phase of a fused group: chunks of NB pixels over [lo, hi) of one row for every phase of the group (the last
+    /// chunk overlaps the previous one rather than leaving a remainder, as in <see cref="Walk"/>). The chunk's input
+    /// (every shift any tap reads) is copied once per slice of input channels into the panel, contiguous and unaliased.
     /// </summary>
     private void FusedChunks(ref Item it, int inBase, int outBase, int lo, int hi)
     {
         var p = Plan;
-        var grp = it.Group!;
-        int last = p.Rank - 1, nb = p.PixelBlock, mt = p.MaxTaps, s = grp.Length;
+        var fg = it.Group!;
+        int nb = p.PixelBlock, mt = p.MaxTaps, s = fg.Phases.Length, shifts = fg.Shifts.Length, l = TS.Lanes;
+        for (int k = 0; k < s; k++)
+            for (int t = 0; t < fg.Phases[k].Taps; t++) it.FusedTapOff[k * mt + t] = fg.TapShift[k][t] * nb;
         for (int qd = lo; qd < hi; qd += nb)
         {
             if (qd + nb > hi) qd = hi - nb;
-            for (int k = 0; k < s; k++)
-            {
-                var sib = grp[k];
-                int x0 = inBase + sib.M0[last] + qd;
-                int* to = it.FusedTapOff + k * mt;
-                for (int t = 0; t < sib.Taps; t++) to[t] = x0 - sib.TapInOffset[t];
-            }
             // Lane k of the group sits at output O0 = k, so pixel q of every phase fills the run [q*s, q*s + s).
             it.OutBase = outBase + qd * s;
-            for (int c0 = 0; c0 < p.Cig; c0 += p.DirectSlice)
-                ComputeFused(ref it, it.Xg + c0 * p.InSpatial, p.InSpatial, c0, Math.Min(p.DirectSlice, p.Cig - c0));
+            float* x0 = it.Xg + inBase + qd;
+            for (int c0 = 0; c0 < p.Cig; c0 += p.PackSlice)
+            {
+                int cc = Math.Min(p.PackSlice, p.Cig - c0);
+                float* dst = it.Panel;
+                for (int ci = 0; ci < cc; ci++)
+                {
+                    float* xc = x0 + (c0 + ci) * p.InSpatial;
+                    for (int d = 0; d < shifts; d++, dst += nb)
+                    {
+                        float* src = xc + fg.Shifts[d];
+                        for (int j = 0; j < nb; j += l) TS.Store(dst + j, TS.Load(src + j));
+                    }
+                }
+                ComputeFused(ref it, it.Panel, (long)shifts * nb, c0, cc);
+            }
         }
     }
 
@@ -259,7 +270,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
     private void ComputeFused(ref Item it, float* xb, long xs, int c0, int cc)
     {
         var p = Plan;
-        var grp = it.Group!;
+        var grp = it.Group!.Phases;
         int cog = p.Cog, cig = p.Cig, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock, nb = p.PixelBlock, mt = p.MaxTaps, s = grp.Length;
         bool sliced = cc != cig, last = c0 + cc == cig;
         for (int cb = it.CbStart; cb < it.CbEnd; cb += DeconvPlan.ChannelBlock)
@@ -287,7 +298,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
     {
         var p = Plan;
         var ep = Epilogue;
-        int nb = p.PixelBlock, s = it.Group!.Length, l = TS.Lanes;
+        int nb = p.PixelBlock, s = it.Group!.Phases.Length, l = TS.Lanes;
         bool relu = ep.Kind == Activation.Relu;
         for (int i = 0; i < channels; i++)
         {

@@ -28,6 +28,19 @@ internal sealed class Residue
 }
 
 /// <summary>
+/// The s phases of the last axis that share every other residue (<see cref="DeconvPlan.FusedGroups"/>), ordered by
+/// their first output position, so phase k writes lane k of each run of s outputs.
+/// </summary>
+internal sealed class FusedGroup
+{
+    public required Residue[] Phases { get; init; }
+    /// <summary>The distinct input offsets, relative to a chunk's first pixel, that any tap of any phase reads.</summary>
+    public required int[] Shifts { get; init; }
+    /// <summary>[phase][tap]: index into <see cref="Shifts"/>.</summary>
+    public required int[][] TapShift { get; init; }
+}
+
+/// <summary>
 /// Everything <see cref="DeconvKernel.Run"/> derives from a geometry, computed once and cached, so a call does no
 /// set-up work and no allocation. The ISA only decides the pixel block width; the packed weight layout never depends on it.
 /// </summary>
@@ -73,6 +86,8 @@ internal sealed class DeconvPlan
     /// <summary>Input channels per border-panel slice.</summary>
     public int CiChunk { get; }
     public long TileFloats { get; }
+    /// <summary>Floats of the per-thread panel (border gather, or a fused chunk's packed slice); the tile follows it.</summary>
+    public long PanelFloats { get; }
     /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile(s)).</summary>
     public long ScratchFloats { get; }
     /// <summary>
@@ -80,12 +95,15 @@ internal sealed class DeconvPlan
     /// </summary>
     public int FusedPhases { get; }
     /// <summary>
-    /// The work list as groups of the last axis's s phases that share every other residue, each group ordered by its
-    /// first output position (lane 0..s-1); null when not fused. The group's direct chunks are computed together (one
-    /// tile per phase over the same input pixels) and written interleaved as contiguous output runs instead of s
-    /// strided passes. Needs equal grids (output length along the last axis a multiple of s) and taps in every phase.
+    /// The work list as groups of the last axis's s phases that share every other residue; null when not fused. A
+    /// group's interior chunks are computed together: the input pixels every phase reads are copied once into a
+    /// contiguous panel ([ci][shift][pixel]), each phase gets a tile from it, and the tiles are written interleaved as
+    /// contiguous output runs instead of s strided passes. Needs equal grids (output length along the last axis a
+    /// multiple of s) and taps in every phase.
     /// </summary>
-    public Residue[][]? FusedGroups { get; }
+    public FusedGroup[]? FusedGroups { get; }
+    /// <summary>Input channels per packed slice of a fused chunk (the panel holds slice x shifts x pixel block).</summary>
+    public int PackSlice { get; }
 
     public DeconvPlan(ConvTransposeGeometry g, KernelIsa isa, bool? direct = null)
     {
@@ -138,7 +156,8 @@ internal sealed class DeconvPlan
         // rows shorter than the block (3D 16^3 on AVX-512: 16-pixel rows, 32-pixel blocks) use fewer vectors per block
         // (measured: 3D 64->32 k2 s2 1.9 -> 1.45 ms on AVX-512).
         var lastAxis = g.Axes[r - 1];
-        if (Direct && lastAxis.Stride >= 2 && lastAxis.Output % lastAxis.Stride == 0)
+        bool depthwise = Cig == 1 && Cog == 1 && direct != false;
+        if (!depthwise && lastAxis.Stride >= 2 && lastAxis.Output % lastAxis.Stride == 0)
             nr = Math.Max(1, Math.Min(nr, (int)(lastAxis.Output / lastAxis.Stride) / Lanes));
         VectorsPerBlock = nr;
         ChannelSubBlock = mr;
@@ -182,11 +201,27 @@ internal sealed class DeconvPlan
         // With a single channel block there is nothing to share the slice with: take all channels in one pass.
         DirectSlice = Cog <= ChannelSubBlock ? Cig : Math.Min(Cig, 16);
         TileFloats = CiChunk == Cig && DirectSlice == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
-        FusedGroups = Depthwise || !Direct ? null : BuildFusedGroups(g, Work);
-        // One tile per fused phase; only while the workspace stays within the output's size.
-        if (FusedGroups is not null && CiChunk * perCi + TileFloats * g.Axes[r - 1].Stride > outputFloats) FusedGroups = null;
+        FusedGroups = Depthwise ? null : BuildFusedGroups(g, Work);
+        if (FusedGroups is not null)
+        {
+            // The packed slice reuses the border panel's memory; the tile keeps every channel's partial sums when
+            // the contraction takes more than one slice. One tile per phase, only while the workspace stays within
+            // the output's size.
+            int shifts = FusedGroups.Max(fg => fg.Shifts.Length);
+            PackSlice = (int)Math.Clamp(CiChunk * (long)MaxTaps / shifts, 1, Cig);
+            long tile = PackSlice == Cig && CiChunk == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
+            long panel = Math.Max(CiChunk * perCi, (long)PackSlice * shifts * PixelBlock);
+            long s = g.Axes[r - 1].Stride;
+            if (panel + Math.Max(TileFloats, tile) * s <= outputFloats)
+            {
+                TileFloats = Math.Max(TileFloats, tile);
+                PanelFloats = panel;
+            }
+            else FusedGroups = null;
+        }
+        if (FusedGroups is null) PanelFloats = CiChunk * perCi;
         FusedPhases = FusedGroups is null ? 1 : (int)g.Axes[r - 1].Stride;
-        ScratchFloats = Depthwise ? 4L * Lanes : CiChunk * perCi + TileFloats * FusedPhases;
+        ScratchFloats = Depthwise ? 4L * Lanes : PanelFloats + TileFloats * FusedPhases;
     }
 
     private readonly Stack<DeconvJob> _jobs = new();
@@ -290,13 +325,13 @@ internal sealed class DeconvPlan
         return list.ToArray();
     }
 
-    private static Residue[][]? BuildFusedGroups(ConvTransposeGeometry g, Residue[] work)
+    private static FusedGroup[]? BuildFusedGroups(ConvTransposeGeometry g, Residue[] work)
     {
         int last = g.Rank - 1;
         var ax = g.Axes[last];
         int s = (int)ax.Stride;
         if (s < 2 || ax.Output % s != 0 || work.Length == 0 || work.Length % s != 0) return null;
-        var groups = new Residue[work.Length / s][];
+        var groups = new FusedGroup[work.Length / s];
         for (int gi = 0; gi < groups.Length; gi++)
         {
             // Work keeps the packing order (last axis fastest), so a group's phases are consecutive.
@@ -309,7 +344,20 @@ internal sealed class DeconvPlan
                     if (res.O0[a] != grp[0].O0[a] || res.Q[a] != grp[0].Q[a] || res.M0[a] != grp[0].M0[a]
                         || res.CMin[a] != grp[0].CMin[a] || res.CMax[a] != grp[0].CMax[a]) return null;
             }
-            groups[gi] = grp;
+            var shifts = new List<int>();
+            var tapShift = new int[s][];
+            for (int k = 0; k < s; k++)
+            {
+                tapShift[k] = new int[grp[k].Taps];
+                for (int t = 0; t < grp[k].Taps; t++)
+                {
+                    int d = grp[k].M0[last] - grp[k].TapInOffset[t];
+                    int idx = shifts.IndexOf(d);
+                    if (idx < 0) { idx = shifts.Count; shifts.Add(d); }
+                    tapShift[k][t] = idx;
+                }
+            }
+            groups[gi] = new FusedGroup { Phases = grp, Shifts = shifts.ToArray(), TapShift = tapShift };
         }
         return groups;
     }
