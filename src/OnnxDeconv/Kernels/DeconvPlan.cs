@@ -152,13 +152,15 @@ internal sealed class DeconvPlan
         // contiguous panel wins (direct reads walk input planes whose stride aliases in L1). Measured on the layer suite.
         DirectOverride = direct;
         Direct = direct ?? Cog < 128;
-        // Fused last-axis phases (below) only take direct chunks, which need a row of at least one pixel block: with
-        // rows shorter than the block (3D 16^3 on AVX-512: 16-pixel rows, 32-pixel blocks) use fewer vectors per block
-        // (measured: 3D 64->32 k2 s2 1.9 -> 1.45 ms on AVX-512).
-        var lastAxis = g.Axes[r - 1];
+        // Fused last-axis phases (see FusedGroups) work in chunks of one pixel block inside the part of a row where
+        // every tap of every phase is in range: with a shorter interior (3D 16^3 on AVX-512: 16 pixels, 32-pixel
+        // blocks) use fewer vectors per block (measured: 3D 64->32 k2 s2 1.9 -> 1.45 ms); with less than one vector
+        // (DCGAN 8x8, 16x16 with k4 p1) fusion would only shrink the panel's blocks (measured 13-18 % slower): off.
         bool depthwise = Cig == 1 && Cog == 1 && direct != false;
-        if (!depthwise && lastAxis.Stride >= 2 && lastAxis.Output % lastAxis.Stride == 0)
-            nr = Math.Max(1, Math.Min(nr, (int)(lastAxis.Output / lastAxis.Stride) / Lanes));
+        var fused = depthwise ? null : BuildFusedGroups(g, Work);
+        int interior = fused is null ? 0 : fused.Min(fg => InteriorLength(g, fg));
+        if (fused is not null && interior >= Lanes) nr = Math.Min(nr, interior / Lanes);
+        else fused = null;
         VectorsPerBlock = nr;
         ChannelSubBlock = mr;
         PixelBlock = nr * Lanes;
@@ -201,7 +203,7 @@ internal sealed class DeconvPlan
         // With a single channel block there is nothing to share the slice with: take all channels in one pass.
         DirectSlice = Cog <= ChannelSubBlock ? Cig : Math.Min(Cig, 16);
         TileFloats = CiChunk == Cig && DirectSlice == Cig ? (long)ChannelSubBlock * PixelBlock : (long)Cog * PixelBlock;
-        FusedGroups = Depthwise ? null : BuildFusedGroups(g, Work);
+        FusedGroups = fused;
         if (FusedGroups is not null)
         {
             // The packed slice reuses the border panel's memory; the tile keeps every channel's partial sums when
@@ -360,6 +362,18 @@ internal sealed class DeconvPlan
             groups[gi] = new FusedGroup { Phases = grp, Shifts = shifts.ToArray(), TapShift = tapShift };
         }
         return groups;
+    }
+
+    /// <summary>Pixels of a row where every tap of every phase of the group reads inside the input.</summary>
+    private static int InteriorLength(ConvTransposeGeometry g, FusedGroup fg)
+    {
+        int last = g.Rank - 1, lo = 0, hi = fg.Phases[0].Q[last];
+        foreach (var res in fg.Phases)
+        {
+            lo = Math.Max(lo, res.CMax[last] - res.M0[last]);
+            hi = Math.Min(hi, (int)g.Axes[last].Input + res.CMin[last] - res.M0[last]);
+        }
+        return Math.Max(0, hi - lo);
     }
 
     private static long FloorMod(long a, long m) => ((a % m) + m) % m;
