@@ -13,7 +13,7 @@ internal sealed class Scratch
     public static Scratch For(DeconvPlan p, out int intsNeeded)
     {
         var s = t_current ??= new Scratch();
-        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps + p.FusedPhases * p.MaxTaps);
+        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps + p.FusedPhases * p.MaxTaps + 2 * p.PixelBlock);
         // 16 floats of slack so the panel can start on a 64-byte boundary.
         long floats = p.ScratchFloats + 16;
         if (s.Floats.Length < floats) s.Floats = new float[checked((int)floats)];
@@ -69,6 +69,9 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         public float* WBase;
         /// <summary>Fused: per phase of the group, MaxTaps tap offsets.</summary>
         public int* FusedTapOff;
+        /// <summary>Fused chunk: output offset (and, for whole-row chunks, input offset) of each row segment.</summary>
+        public int* SegOut, SegIn;
+        public int SegCount;
     }
 
     public override void Execute(int item)
@@ -140,6 +143,8 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             it.M = it.Pend + nb;
             it.RunStart = it.M + p.Rank;
             it.FusedTapOff = it.RunStart + 3 * mt;
+            it.SegOut = it.FusedTapOff + p.FusedPhases * mt;
+            it.SegIn = it.SegOut + nb;
             it.OutStep = -1;
             Walk(ref it, px0, px1);
         }
@@ -159,6 +164,15 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         int inLast = (int)axes[last].Input, sLast = (int)axes[last].Stride;
         int pending = 0;
         int px = px0;
+        if (p.FusedRows > 1 && it.Group is not null)
+        {
+            // Whole-row chunks (px0 is a multiple of the block, so chunks start on a row); the rest goes through the panel.
+            for (; px + nb <= px1; px += nb)
+                if (it.Lead) FusedRowChunk(ref it, px / ql);
+            for (; px < px1; px++) Pend(ref it, ref pending, px);
+            if (pending > 0) Panel(ref it, pending);
+            return;
+        }
         while (px < px1)
         {
             int qStart = px % ql, rowStart = px - qStart;
@@ -242,11 +256,12 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         int nb = p.PixelBlock, mt = p.MaxTaps, s = fg.Phases.Length, shifts = fg.Shifts.Length, l = TS.Lanes;
         for (int k = 0; k < s; k++)
             for (int t = 0; t < fg.Phases[k].Taps; t++) it.FusedTapOff[k * mt + t] = fg.TapShift[k][t] * nb;
+        it.SegCount = 1;
         for (int qd = lo; qd < hi; qd += nb)
         {
             if (qd + nb > hi) qd = hi - nb;
             // Lane k of the group sits at output O0 = k, so pixel q of every phase fills the run [q*s, q*s + s).
-            it.OutBase = outBase + qd * s;
+            it.SegOut[0] = outBase + qd * s;
             float* x0 = it.Xg + inBase + qd;
             for (int c0 = 0; c0 < p.Cig; c0 += p.PackSlice)
             {
@@ -263,6 +278,52 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 }
                 ComputeFused(ref it, it.Panel, (long)shifts * nb, c0, cc);
             }
+        }
+    }
+
+    /// <summary>
+    /// Lead phase of a fused group whose rows are interior end to end: one chunk of <see cref="DeconvPlan.FusedRows"/>
+    /// whole rows from <paramref name="row0"/>, packed side by side into the panel and stored row by row.
+    /// </summary>
+    private void FusedRowChunk(ref Item it, int row0)
+    {
+        var p = Plan;
+        var fg = it.Group!;
+        var res = it.Res;
+        var axes = p.Geometry.Axes;
+        int last = p.Rank - 1, nb = p.PixelBlock, mt = p.MaxTaps, s = fg.Phases.Length, shifts = fg.Shifts.Length, l = TS.Lanes;
+        int rows = p.FusedRows, ql = res.Q[last];
+        for (int k = 0; k < s; k++)
+            for (int t = 0; t < fg.Phases[k].Taps; t++) it.FusedTapOff[k * mt + t] = fg.TapShift[k][t] * nb;
+        for (int i = 0; i < rows; i++)
+        {
+            int rowIdx = row0 + i, inBase = 0, outBase = 0;
+            for (int a = last - 1; a >= 0; a--)
+            {
+                int qa = rowIdx % res.Q[a];
+                rowIdx /= res.Q[a];
+                inBase += (res.M0[a] + qa) * p.InStride[a];
+                outBase += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
+            }
+            it.SegIn[i] = inBase;
+            it.SegOut[i] = outBase;
+        }
+        it.SegCount = rows;
+        for (int c0 = 0; c0 < p.Cig; c0 += p.PackSlice)
+        {
+            int cc = Math.Min(p.PackSlice, p.Cig - c0);
+            float* dst = it.Panel;
+            for (int ci = 0; ci < cc; ci++)
+            {
+                float* xc = it.Xg + (c0 + ci) * p.InSpatial;
+                for (int d = 0; d < shifts; d++, dst += nb)
+                    for (int i = 0; i < rows; i++)
+                    {
+                        float* src = xc + it.SegIn[i] + fg.Shifts[d];
+                        for (int j = 0; j < ql; j += l) TS.Store(dst + i * ql + j, TS.Load(src + j));
+                    }
+            }
+            ComputeFused(ref it, it.Panel, (long)shifts * nb, c0, cc);
         }
     }
 
@@ -293,45 +354,50 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         }
     }
 
-    /// <summary>Bias + activation of the group's tiles, written as one contiguous run of NB*s outputs per channel.</summary>
+    /// <summary>Bias + activation of the group's tiles, written as contiguous runs of s outputs per pixel (one run per row segment).</summary>
     private void StoreFused(ref Item it, int channels, int co0, long rowOff)
     {
         var p = Plan;
         var ep = Epilogue;
         int nb = p.PixelBlock, s = it.Group!.Phases.Length, l = TS.Lanes;
+        int segs = it.SegCount, seg = nb / segs;
         bool relu = ep.Kind == Activation.Relu;
         for (int i = 0; i < channels; i++)
         {
             int co = co0 + i;
             TV b = TS.Splat(it.Bg == null ? 0f : it.Bg[co]);
-            float* yo = it.Yg + co * p.OutSpatial + it.OutBase;
-            float* t0 = it.Tile + rowOff + i * nb;
-            if (s == 2)
+            float* yc = it.Yg + co * p.OutSpatial;
+            for (int sg = 0; sg < segs; sg++)
             {
-                float* t1 = t0 + p.TileFloats;
-                for (int j = 0; j < nb; j += l)
+                float* yo = yc + it.SegOut[sg];
+                float* t0 = it.Tile + rowOff + i * nb + sg * seg;
+                if (s == 2)
                 {
-                    TV a = TS.Add(TS.Load(t0 + j), b), c = TS.Add(TS.Load(t1 + j), b);
-                    if (relu) { a = TS.Relu(a); c = TS.Relu(c); }
-                    TS.StoreInterleaved2(yo + 2 * j, a, c);
-                }
-            }
-            else
-            {
-                for (int k = 0; k < s; k++)
-                {
-                    float* tk = t0 + k * p.TileFloats;
-                    for (int j = 0; j < nb; j += l)
+                    float* t1 = t0 + p.TileFloats;
+                    for (int j = 0; j < seg; j += l)
                     {
-                        TV a = TS.Add(TS.Load(tk + j), b);
-                        TS.Store(tk + j, relu ? TS.Relu(a) : a);
+                        TV a = TS.Add(TS.Load(t0 + j), b), c = TS.Add(TS.Load(t1 + j), b);
+                        if (relu) { a = TS.Relu(a); c = TS.Relu(c); }
+                        TS.StoreInterleaved2(yo + 2 * j, a, c);
                     }
                 }
-                for (int j = 0; j < nb; j++)
-                    for (int k = 0; k < s; k++) yo[j * s + k] = t0[k * p.TileFloats + j];
+                else
+                {
+                    for (int k = 0; k < s; k++)
+                    {
+                        float* tk = t0 + k * p.TileFloats;
+                        for (int j = 0; j < seg; j += l)
+                        {
+                            TV a = TS.Add(TS.Load(tk + j), b);
+                            TS.Store(tk + j, relu ? TS.Relu(a) : a);
+                        }
+                    }
+                    for (int j = 0; j < seg; j++)
+                        for (int k = 0; k < s; k++) yo[j * s + k] = t0[k * p.TileFloats + j];
+                }
+                if (ep.Kind != Activation.None && !relu)
+                    for (int e = 0; e < seg * s; e++) yo[e] = ep.Apply(yo[e]);
             }
-            if (ep.Kind != Activation.None && !relu)
-                for (int e = 0; e < nb * s; e++) yo[e] = ep.Apply(yo[e]);
         }
     }
 

@@ -102,6 +102,8 @@ internal sealed class DeconvPlan
     /// multiple of s) and taps in every phase.
     /// </summary>
     public FusedGroup[]? FusedGroups { get; }
+    /// <summary>Whole rows per fused chunk (1: chunks inside one row).</summary>
+    public int FusedRows { get; }
     /// <summary>Input channels per packed slice of a fused chunk (the panel holds slice x shifts x pixel block).</summary>
     public int PackSlice { get; }
 
@@ -159,8 +161,16 @@ internal sealed class DeconvPlan
         bool depthwise = Cig == 1 && Cog == 1 && direct != false;
         var fused = depthwise ? null : BuildFusedGroups(g, Work);
         int interior = fused is null ? 0 : fused.Min(fg => InteriorLength(g, fg));
-        if (fused is not null && interior >= Lanes) nr = Math.Min(nr, interior / Lanes);
+        // Rows that are interior from end to end, and that every tap on the other axes always reads inside (k == s,
+        // no pads): a block can span several whole rows, packed side by side (3D 16^3 on AVX-512: two 16-pixel rows
+        // per 32-pixel block instead of one-vector blocks, whose loop is bound by the weight broadcasts).
+        int qRow = fused is null ? 0 : fused[0].Phases[0].Q[r - 1];
+        if (fused is not null && interior == qRow && qRow % Lanes == 0 && nr * Lanes > qRow && nr * Lanes % qRow == 0
+            && fused.All(fg => LeadingAxesAlwaysInside(g, fg)))
+            FusedRows = nr * Lanes / qRow;
+        else if (fused is not null && interior >= Lanes) nr = Math.Min(nr, interior / Lanes);
         else fused = null;
+        if (FusedRows == 0) FusedRows = 1;
         VectorsPerBlock = nr;
         ChannelSubBlock = mr;
         PixelBlock = nr * Lanes;
@@ -362,6 +372,15 @@ internal sealed class DeconvPlan
             groups[gi] = new FusedGroup { Phases = grp, Shifts = shifts.ToArray(), TapShift = tapShift };
         }
         return groups;
+    }
+
+    /// <summary>Every tap of every phase reads inside the input on every axis but the last, for every row.</summary>
+    private static bool LeadingAxesAlwaysInside(ConvTransposeGeometry g, FusedGroup fg)
+    {
+        var res = fg.Phases[0];
+        for (int a = 0; a < g.Rank - 1; a++)
+            if (res.M0[a] - res.CMax[a] < 0 || res.M0[a] + res.Q[a] - 1 - res.CMin[a] >= g.Axes[a].Input) return false;
+        return true;
     }
 
     /// <summary>Pixels of a row where every tap of every phase of the group reads inside the input.</summary>
