@@ -312,16 +312,24 @@ public class DeconvKernelTests
     [Fact]
     public void Run_SteadyState_AllocatesNothingPerCall()
     {
-        var g = Geo(1, 16, 24, 1, [12, 12], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
-        var x = Random(new Random(1), 16 * 144);
-        var packed = Random(new Random(2), DeconvKernel.PackedWeightLength(g));
-        var b = Random(new Random(3), 24);
-        var y = new float[24 * 24 * 24];
-        var ep = new Epilogue(Activation.Relu);
-        DeconvKernel.Run(g, ep, x, packed, b, y); // warm-up: plan, job, per-thread scratch
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 5; i++) DeconvKernel.Run(g, ep, x, packed, b, y);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // The second shape takes the fused last-axis path (and the third its whole-row blocks) on every SIMD variant.
+        foreach (var g in new[]
+        {
+            Geo(1, 16, 24, 1, [12, 12], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
+            Geo(1, 16, 24, 1, [12, 48], [2, 2], strides: [2, 2]),
+            Geo(1, 16, 24, 1, [5, 6, 16], [2, 2, 2], strides: [2, 2, 2]),
+        })
+        {
+            var x = Random(new Random(1), g.InputShape.Aggregate(1L, (p, v) => p * v));
+            var packed = Random(new Random(2), DeconvKernel.PackedWeightLength(g));
+            var b = Random(new Random(3), 24);
+            var y = new float[g.OutputShape.Aggregate(1L, (p, v) => p * v)];
+            var ep = new Epilogue(Activation.Relu);
+            DeconvKernel.Run(g, ep, x, packed, b, y); // warm-up: plan, job, per-thread scratch
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5; i++) DeconvKernel.Run(g, ep, x, packed, b, y);
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
     }
 
     [Fact]
