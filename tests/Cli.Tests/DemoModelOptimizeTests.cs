@@ -1,3 +1,4 @@
+using System.Text.Json;
 using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.TestSupport;
@@ -39,5 +40,60 @@ public sealed class DemoModelOptimizeTests : IDisposable
         Assert.True(vcode == ExitCodes.Ok, vout + verr);
         if (new GraphIndex(ModelIO.Load(input)).Graph.Node.Any(n => n.OpType == GraphRewrite.Ops.ConvTranspose.OpType))
             Assert.Contains("rewritten", stdout);
+    }
+}
+
+// The optimize report names each upsample+Conv pattern with the nodes it covered and its MAC reduction (text and --json).
+public sealed class UpsamplePatternReportTests : IDisposable
+{
+    private readonly VerifyFixtures _f = new();
+    public void Dispose() => _f.Dispose();
+
+    [Theory]
+    // MACs after are those of the final form: the portable polyphase Convs also compute the border the Slice drops.
+    [InlineData("esrgan_upsampler.onnx", "portable", "Resize+Conv", 2, 1.99)]
+    [InlineData("esrgan_upsampler.onnx", "plugin", "Resize+Conv", 2, 2.25)]
+    [InlineData("esrgan_upsampler.onnx", "convtranspose", "Resize+Conv", 2, 2.25)]
+    [InlineData("upfirdn_zero_insertion.onnx", "plugin", "ZeroInsertion+Conv", 5, 4.0)]
+    public void Optimize_DemoModel_Json_ListsEachPatternWithNodesAndMacReduction(string model, string target, string pattern, int nodes, double minReduction)
+    {
+        var input = Path.Combine(RepoPaths.DemoModels, model);
+        var (code, stdout, stderr) = Run("optimize", input, "-o", _f.PathOf(model), "--target", target, "--json");
+        Assert.True(code == ExitCodes.Ok, stdout + stderr);
+        var patterns = JsonDocument.Parse(stdout).RootElement.GetProperty("patterns").EnumerateArray().ToList();
+        Assert.NotEmpty(patterns);
+        foreach (var p in patterns)
+        {
+            Assert.Equal(pattern, p.GetProperty("pattern").GetString());
+            Assert.True(p.GetProperty("rewritten").GetBoolean());
+            var names = p.GetProperty("nodes").EnumerateArray().Select(n => n.GetString()!).ToList();
+            Assert.Equal(nodes, names.Count);
+            Assert.EndsWith("(Conv)", names[^1]);
+            long before = p.GetProperty("macsBefore").GetInt64(), after = p.GetProperty("macsAfter").GetInt64();
+            Assert.True(before / (double)after >= minReduction, $"{before} -> {after}");
+            Assert.Equal(Math.Round(before / (double)after, 4), p.GetProperty("reduction").GetDouble());
+        }
+    }
+
+    [Fact]
+    public void Optimize_EsrganText_HasPatternTableNamingResizeAndConv()
+    {
+        var input = Path.Combine(RepoPaths.DemoModels, "esrgan_upsampler.onnx");
+        var (code, stdout, stderr) = Run("optimize", input, "-o", _f.PathOf("e.onnx"));
+        Assert.True(code == ExitCodes.Ok, stdout + stderr);
+        Assert.Contains("Upsample+Conv patterns (2)", stdout);
+        Assert.Contains("/interp1/Resize (Resize)", stdout);
+        // Portable (the default): 9.44M Conv MACs -> 4.73M in the polyphase Conv of the final form.
+        Assert.Contains("9.44M -> 4.73M", stdout);
+        Assert.Contains("1.99x fewer", stdout);
+    }
+
+    [Fact]
+    public void Optimize_PlainConvTransposeModel_HasNoPatternTable()
+    {
+        var input = Path.Combine(RepoPaths.DemoModels, "dcgan_generator.onnx");
+        var (code, stdout, stderr) = Run("optimize", input, "-o", _f.PathOf("d.onnx"), "--json");
+        Assert.True(code == ExitCodes.Ok, stdout + stderr);
+        Assert.Empty(JsonDocument.Parse(stdout).RootElement.GetProperty("patterns").EnumerateArray());
     }
 }

@@ -123,10 +123,50 @@ public class ResizeConvPairTests
         Assert.Equal([1L, 2, 10, 10], p.GetProperty("resizedShape").Longs());
         Assert.Equal([1L, 3, 10, 10], p.GetProperty("convOutputShape").Longs());
         Assert.True(p.GetProperty("integerNearestRepetition").GetBoolean());
+        // Conv k3 on 10x10: 3*2*9*100 MACs; the ConvTranspose k4 s2 on 5x5: 2*3*16*25.
+        Assert.True(p.GetProperty("rewritable").GetBoolean());
+        Assert.Equal(5400, p.GetProperty("macsBefore").GetInt64());
+        Assert.Equal(2400, p.GetProperty("macsAfter").GetInt64());
 
         var text = Run("info", path);
         Assert.Contains("Resize/Upsample -> Conv pairs (1)", text.Out);
         Assert.Contains("yes: integer nearest repetition", text.Out);
+        Assert.Contains("5,400 -> 2,400 (2.25x fewer)", text.Out);
+    }
+
+    [Fact]
+    public void Info_NotExactPair_SaysWhyItIsNotRewritten_WithoutMacs()
+    {
+        using var tmp = new TempDir();
+        var path = tmp.File("rc.onnx");
+        ModelIO.Save(ResizeConv("align_corners", "round_prefer_floor", 2f), path);
+        var r = Run("info", path, "--json");
+        Assert.True(r.Code == 0, r.ToString());
+        var p = Assert.Single(r.Json().GetProperty("resizeConv").EnumerateArray());
+        Assert.False(p.GetProperty("rewritable").GetBoolean());
+        Assert.Contains("align_corners", p.GetProperty("reason").GetString());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, p.GetProperty("macsBefore").ValueKind);
+    }
+
+    [Fact]
+    public void Info_UpfirdnModel_ListsZeroInsertionPatternWithShapesAndMacs()
+    {
+        var path = Path.Combine(OnnxDeconv.TestSupport.RepoPaths.DemoModels, "upfirdn_zero_insertion.onnx");
+        var r = Run("info", path, "--json");
+        Assert.True(r.Code == 0, r.ToString());
+        var z = Assert.Single(r.Json().GetProperty("zeroInsertionConv").EnumerateArray());
+        Assert.True(z.GetProperty("rewritable").GetBoolean());
+        Assert.Equal([2L, 2], z.GetProperty("strides").Longs());
+        Assert.Equal([1L, 16, 16, 16], z.GetProperty("inputShape").Longs());
+        Assert.Equal([1L, 16, 32, 32], z.GetProperty("convOutputShape").Longs());
+        // Conv k4 16->16 on the 35x35 padded stuffed tensor (32x32 outputs) vs the ConvTranspose's 16 taps per input pixel.
+        Assert.Equal(16L * 16 * 16 * 32 * 32, z.GetProperty("macsBefore").GetInt64());
+        Assert.Equal(16L * 16 * 16 * 16 * 16, z.GetProperty("macsAfter").GetInt64());
+        Assert.Empty(r.Json().GetProperty("resizeConv").EnumerateArray());
+
+        var text = Run("info", path);
+        Assert.Contains("Zero-insertion -> Conv patterns (1)", text.Out);
+        Assert.Contains("4,194,304 -> 1,048,576 (4.00x fewer)", text.Out);
     }
 }
 

@@ -33,10 +33,12 @@ public sealed class FuzzRunner(TimeSpan timeout)
         byte[] hashBefore = Hash(modelPath);
         runs.Add(Cli("info", modelPath, "--json"));
         runs.Add(Cli("explain", modelPath, "--json"));
-        foreach (var target in new[] { "portable", "plugin" })
+        foreach (var target in new[] { "portable", "plugin", "auto" })
         {
             string outPath = Path.Combine(workDir, $"out-{target}.onnx");
-            var r = Cli("optimize", modelPath, "-o", outPath, "--target", target, "--json");
+            // auto (the default): a tiny timing budget and no cache, so a campaign neither crawls nor fills the user's cache.
+            string[] extra = target == "auto" ? ["--budget-ms", "5", "--threads", "1", "--no-cache"] : [];
+            var r = Cli(["optimize", modelPath, "-o", outPath, "--target", target, "--json", .. extra]);
             if (r.Outcome == Outcome.Ok) r = CheckWritten(r, modelPath, outPath);
             else if (r.Outcome == Outcome.CleanError && File.Exists(outPath))
                 r = r with { Outcome = Outcome.Corrupt, Detail = $"exit {r.Exit} but {outPath} was written" };
@@ -72,7 +74,8 @@ public sealed class FuzzRunner(TimeSpan timeout)
             catch (Exception ex) { escaped = ex; }
         }, 16 * 1024 * 1024) { IsBackground = true, Name = "fuzz-case" };
         thread.Start();
-        string name = args[0] + (args.Contains("plugin") ? " plugin" : args[0] == "optimize" ? " portable" : "");
+        int t = Array.IndexOf(args, "--target");
+        string name = args[0] + (t >= 0 && t + 1 < args.Length ? " " + args[t + 1] : "");
         if (!thread.Join(Timeout))
             return new CommandRun(name, null, Outcome.Hang, $"no result after {Timeout.TotalSeconds:0} s", "", "");
         string stdout = Snapshot(o), stderr = Snapshot(e);

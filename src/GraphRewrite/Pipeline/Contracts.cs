@@ -1,4 +1,5 @@
 using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Timing;
 
 namespace OnnxDeconv.GraphRewrite.Pipeline;
 
@@ -18,13 +19,37 @@ public enum Target
 public sealed record OptimizeOptions
 {
     public Target Target { get; init; } = Target.Portable;
+    /// <summary><see cref="Target.Auto"/> only: never consider the plugin (the model must run without it).</summary>
+    public bool PortableOnly { get; init; }
+    /// <summary><see cref="Target.Auto"/>: intra-op threads the candidates are timed with (null = all cores).</summary>
+    public int? Threads { get; init; }
+    /// <summary><see cref="Target.Auto"/>: timing budget per node (and per whole-model comparison).</summary>
+    public TimeSpan NodeBudget { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary><see cref="Target.Auto"/>: concrete shapes for graph inputs (as --shape), used where the model's are symbolic.</summary>
+    public IReadOnlyDictionary<string, long[]>? Shapes { get; init; }
+    /// <summary><see cref="Target.Auto"/>: where decisions are remembered; null = no cache.</summary>
+    public DecisionCache? Cache { get; init; }
+    /// <summary><see cref="Target.Auto"/>: told what is being timed (timing a large model takes a while), or null.</summary>
+    public Action<string>? Progress { get; init; }
+    /// <summary><see cref="Target.Auto"/>: how candidates are timed; null = in ONNX Runtime, round-robin (<see cref="OrtCandidateTimer"/>).</summary>
+    public ICandidateTimer? Timer { get; init; }
 }
+
+/// <summary>One candidate lowering of a node under <see cref="Target.Auto"/>: its median time, or why it was not timed.</summary>
+/// <param name="Label">unchanged, portable-combined, portable-perphase or plugin.</param>
+/// <param name="MedianMs">Median time of the isolated node in ms; null when not timed.</param>
+/// <param name="Note">Why it was not timed (not applicable, output mismatch), or null.</param>
+public sealed record CandidateTiming(string Label, double? MedianMs, string? Note = null);
 
 /// <summary>One matched pattern instance and what happened to it.</summary>
 public sealed record NodeReport
 {
     public required string Node { get; init; }
     public required string Pattern { get; init; }
+    /// <summary>The original nodes a multi-node pattern covers (e.g. the Resize and the Conv); null for a single node.</summary>
+    public IReadOnlyList<string>? Nodes { get; init; }
+    /// <summary>The node this rewrite produced when a later lowering may rewrite it again (that report's <see cref="Node"/>).</summary>
+    public string? Produces { get; init; }
     public required bool Rewritten { get; init; }
     /// <summary>Why the node was left alone (null when rewritten).</summary>
     public string? Reason { get; init; }
@@ -32,9 +57,26 @@ public sealed record NodeReport
     public string? Lowering { get; init; }
     public long MacsBefore { get; init; }
     public long MacsAfter { get; init; }
+    /// <summary><see cref="Target.Auto"/>: every candidate considered, with its time (null for other targets).</summary>
+    public IReadOnlyList<CandidateTiming>? Candidates { get; init; }
+    /// <summary><see cref="Target.Auto"/>: the candidate kept (a <see cref="CandidateTiming.Label"/>), null for other targets.</summary>
+    public string? Choice { get; init; }
+    /// <summary><see cref="Target.Auto"/>: the choice came from the decision cache, nothing was timed.</summary>
+    public bool Cached { get; init; }
 }
 
 public sealed record OptimizeResult(ModelProto Model, IReadOnlyList<NodeReport> Nodes)
 {
+    /// <summary>What the caller should tell the user (e.g. an unreadable decision cache, a whole-model fallback).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+    /// <summary><see cref="Target.Auto"/>: the original and the result timed side by side (null when not timed).</summary>
+    public WholeModelTiming? WholeModel { get; init; }
+
     public bool Changed => Nodes.Any(n => n.Rewritten);
 }
+
+/// <summary>The whole-model guarantee of <see cref="Target.Auto"/>: original vs result, median ms, and what was reverted.</summary>
+/// <param name="Reverted">Node choices undone because the result was slower than the original (in the order undone).</param>
+/// <param name="ReturnedOriginal">Even with every choice undone the result was slower: the original model was returned.</param>
+/// <param name="Cached">The last comparison came from the decision cache (the same two models were timed before).</param>
+public sealed record WholeModelTiming(double OriginalMs, double ResultMs, IReadOnlyList<string> Reverted, bool ReturnedOriginal, bool Cached = false);

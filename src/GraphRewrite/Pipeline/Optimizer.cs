@@ -14,6 +14,7 @@ public static class Optimizer
     /// First, exact Resize/Upsample(nearest)+Conv pairs become ConvTransposes (one report per pair), which are then lowered
     /// like any other; <see cref="Target.ConvTranspose"/> stops there.
     /// A model with nothing rewritten comes back unchanged (same bytes when serialized).
+    /// <see cref="Target.Auto"/> times the candidates per node (see <see cref="AutoTuner"/>).
     /// </summary>
     public static OptimizeResult Run(ModelProto model, OptimizeOptions options) => Run(model, options, PhaseForm.Auto);
 
@@ -23,12 +24,12 @@ public static class Optimizer
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         if (model.Graph is null) throw new ArgumentException("model has no graph", nameof(model));
-        if (options.Target is not (Target.Portable or Target.Plugin or Target.ConvTranspose))
-            throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable}, {Target.Plugin} or {Target.ConvTranspose}");
+        if (options.PortableOnly && options.Target != Target.Auto)
+            throw new ArgumentException($"{nameof(OptimizeOptions.PortableOnly)} applies to target {Target.Auto} only", nameof(options));
 
         var result = model.Clone();
         // Pre-pass: Resize/Upsample(nearest)+Conv pairs become ConvTransposes, which the loops below then lower.
-        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result));
+        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result, target: options.Target));
         // Then explicit zero insertion + Conv becomes a ConvTranspose, and BatchNormalization after any ConvTranspose is folded.
         var sources = ZeroInsertConvToConvTranspose.RewriteAll(result).Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result)).ToList();
         switch (options.Target)
@@ -43,6 +44,8 @@ public static class Optimizer
             case Target.ConvTranspose:
                 reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, []));
                 return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
+            case Target.Auto:
+                return AutoTuner.Run(model, result, reports, sources, options);
         }
         int firstLowered = reports.Count;
 

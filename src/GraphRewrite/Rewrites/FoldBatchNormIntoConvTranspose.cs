@@ -158,6 +158,7 @@ public static class FoldBatchNormIntoConvTranspose
         {
             Node = Attributes.Describe(ct),
             Pattern = PatternName,
+            Nodes = [Attributes.Describe(ct), Attributes.Describe(bn)],
             Rewritten = true,
             Lowering = $"{Attributes.Describe(bn)} folded into weights and bias",
         };

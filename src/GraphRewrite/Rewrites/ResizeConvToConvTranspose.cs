@@ -20,7 +20,9 @@ public sealed record ResizeConvMatch(
     long[] WeightShape,
     float[] Weights,
     long MacsBefore,
-    long MacsAfter)
+    long MacsAfter,
+    long[]? InputShape = null,
+    long[]? OutputShape = null)
 {
     public string Pattern => ResizeConvToConvTranspose.PatternName(Pair);
 }
@@ -29,11 +31,14 @@ public sealed record ResizeConvMatch(
 /// Rewrites nearest integer upsampling followed by a stride-1 Conv into one ConvTranspose (DESIGN.md section 1,
 /// "Resize(nearest) + Conv is a polyphase filter too"); the ConvTranspose lowerings then make it zero-free.
 /// <code>
-/// Before:  X -> Resize|Upsample(nearest, ×s) -> U -> Conv(W [Cout, Cin/g, K..], B, pads pb/pe, stride 1) -> Y
-/// After:   X -> ConvTranspose(W' [Cin, Cout/g, K+s-1 ..], B, strides s, pads K-1-pb / K-1-pe) -> Y
+/// Before:  X -> Resize|Upsample(nearest, ×s) -> U -> Conv(W [Cout, Cin/g, K..], B, pads pb/pe, stride 1, dilation d) -> Y
+/// After:   X -> ConvTranspose(W' [Cin, Cout/g, d(K-1)+s ..], B, strides s, pads d(K-1)-pb / d(K-1)-pe) -> Y
 /// </code>
-/// Why it is exact: u[j] = x[floor(j/s)], so output o reads x[i] through every tap k with floor((o - pb + k)/s) = i;
-/// with k' = o + (K-1-pb) - i*s those taps are k in [K-1-k', K-1-k'+s-1], whose weights add up to W'[k'].
+/// Why it is exact: u[j] = x[floor(j/s)], so output o reads x[i] through every tap k with floor((o - pb + d*k)/s) = i,
+/// i.e. 0 &lt;= t - pb + d*k &lt; s with t = o - i*s: a condition on t alone, so the sum is a ConvTranspose with stride s.
+/// With k' = t - pb + d(K-1) those taps are the k with k' in [d(K-1-k), d(K-1-k)+s-1], whose weights add up to W'[k'].
+/// For d &lt;= s these windows tile [0, d(K-1)+s) without gaps; for d > s they leave zero taps and the ConvTranspose
+/// would do more MACs than the Conv (each output reads K distinct inputs either way), so d > s is refused.
 /// Per axis the window sum is separable, so the N-d kernel is the product of the per-axis windows.
 /// </summary>
 public static class ResizeConvToConvTranspose
@@ -43,9 +48,12 @@ public static class ResizeConvToConvTranspose
 
     /// <summary>
     /// Rewrites every exact Resize/Upsample → Conv pair of the main graph in place; one report per pair, rewritten or
-    /// with the reason it was left alone. <paramref name="hints"/> (optional) give shapes for the MAC columns only.
+    /// with the reason it was left alone. <paramref name="hints"/> (optional) give shapes for the MAC columns and for
+    /// the cost model that decides a pair whose Resize must stay for other readers (<see cref="SharedResizeCost"/>,
+    /// for the lowering <paramref name="target"/> will apply next).
     /// </summary>
-    public static IReadOnlyList<NodeReport> RewriteAll(ModelProto model, IReadOnlyDictionary<string, long[]>? hints = null)
+    public static IReadOnlyList<NodeReport> RewriteAll(ModelProto model, IReadOnlyDictionary<string, long[]>? hints = null,
+        Target target = Target.ConvTranspose)
     {
         ArgumentNullException.ThrowIfNull(model);
         var reports = new List<NodeReport>();
@@ -57,6 +65,7 @@ public static class ResizeConvToConvTranspose
             // A malformed Resize/Conv attribute: nothing is rewritten; the model is reported, not crashed on.
             return [new NodeReport { Node = model.Graph.Name, Pattern = "Resize+Conv", Rewritten = false, Reason = e.Message }];
         }
+        var kept = KeptReaders(first, pairs, hints ?? ShapeHints.Infer(model));
         foreach (var found in pairs)
         {
             var index = new GraphIndex(model); // earlier rewrites changed consumers
@@ -64,14 +73,37 @@ public static class ResizeConvToConvTranspose
             // Re-inferred per pair: hints do not pass through a Resize, but do through the ConvTranspose that replaced it.
             if (!TryMatch(index, found, out var match, out var reason, hints ?? ShapeHints.Infer(model)) || match is null)
             {
-                reports.Add(new NodeReport { Node = name, Pattern = PatternName(found), Rewritten = false, Reason = reason });
+                reports.Add(new NodeReport { Node = name, Pattern = PatternName(found), Nodes = SourceNodes(found), Rewritten = false, Reason = reason });
                 continue;
             }
+            string? decision = null;
+            if (kept.GetValueOrDefault(found.Resize) is > 0 and var readers)
+            {
+                // The Resize stays for other readers whatever happens here: fuse only if the Conv's replacement is cheaper.
+                var cost = SharedResizeCost.Of(match, target);
+                if (cost is { FuseIsFaster: false })
+                {
+                    reports.Add(new NodeReport
+                    {
+                        Node = name, Pattern = PatternName(found), Nodes = SourceNodes(found), Rewritten = false,
+                        Reason = $"{found.Resize.OpType} stays for {readers} other reader(s) and fusing would be slower: {cost.Describe()}",
+                        MacsBefore = match.MacsBefore,
+                    });
+                    continue;
+                }
+                decision = cost is null
+                    ? "fused although the Resize stays (shapes unknown: no cost estimate)"
+                    : $"fused although the Resize stays, because it is faster: {cost.Describe()}";
+            }
             string note = Apply(model, match);
+            if (decision is not null) note = $"{note}; {decision}";
+            var produced = model.Graph.Node.First(n => n.OpType == CT.OpType && n.Output.Count > 0 && n.Output[0] == found.Conv.Output[0]);
             reports.Add(new NodeReport
             {
                 Node = name,
                 Pattern = match.Pattern,
+                Nodes = SourceNodes(found),
+                Produces = Attributes.Describe(produced),
                 Rewritten = true,
                 Lowering = $"ConvTranspose(k[{string.Join(",", match.KernelShape)}] s[{string.Join(",", match.Strides)}] "
                     + $"pads[{string.Join(",", match.Pads)}]{(match.Group != 1 ? $" group {match.Group}" : "")}) with window-summed kernel; {note}",
@@ -80,6 +112,28 @@ public static class ResizeConvToConvTranspose
             });
         }
         return reports;
+    }
+
+    private static IReadOnlyList<string> SourceNodes(ResizeConvPair pair) => [Attributes.Describe(pair.Resize), Attributes.Describe(pair.Conv)];
+
+    /// <summary>
+    /// Per Resize, how many of its readers will still read the upsampled tensor after every fusable Conv is fused
+    /// (other ops, refused Convs, a graph output): the Resize stays exactly when this is &gt; 0.
+    /// </summary>
+    private static Dictionary<NodeProto, int> KeptReaders(GraphIndex index, IReadOnlyList<ResizeConvPair> pairs,
+        IReadOnlyDictionary<string, long[]> hints)
+    {
+        var result = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
+        foreach (var group in pairs.GroupBy(p => p.Resize, ReferenceEqualityComparer.Instance))
+        {
+            var resize = (NodeProto)group.Key!;
+            string u = resize.Output[0];
+            // The common case, one reader: nothing stays if it fuses (and no cost question if it does not).
+            if (index.Uses(u).Count == 1 && !index.IsGraphOutput(u)) { result[resize] = 0; continue; }
+            int fusable = group.Count(p => TryMatch(index, p, out _, out _, hints));
+            result[resize] = index.Uses(u).Count - fusable + (index.IsGraphOutput(u) ? 1 : 0);
+        }
+        return result;
     }
 
     /// <summary>Decides whether <paramref name="pair"/> can become a ConvTranspose; never throws: false and a reason instead.</summary>
@@ -128,45 +182,64 @@ public static class ResizeConvToConvTranspose
         var strides = Attributes.GetInts(conv, C.Strides);
         if (strides is not null && strides.Any(v => v != 1))
         { reason = $"Conv strides [{string.Join(",", strides)}]: only stride 1 after an upsample is a transposed convolution"; return false; }
-        var dilations = Attributes.GetInts(conv, C.Dilations);
-        if (dilations is not null && dilations.Any(v => v != 1))
-        { reason = $"Conv dilations [{string.Join(",", dilations)}]: only dilation 1 is rewritten"; return false; }
+        long[] d = Attributes.GetInts(conv, C.Dilations) ?? [.. k.Select(_ => 1L)];
+        if (d.Length != r || d.Any(v => v < 1))
+        { reason = $"Conv dilations [{string.Join(",", d)}] are not {r} values >= 1"; return false; }
+        for (int a = 0; a < r; a++)
+            if (d[a] > s[a] && k[a] > 1)
+            {
+                reason = $"Conv dilation {d[a]} exceeds the upsample scale {s[a]} on spatial axis {a}: the derived ConvTranspose kernel "
+                    + $"would hold zero taps and do more MACs than the Conv; only dilation <= scale is rewritten";
+                return false;
+            }
         long group = Attributes.GetInt(conv, C.Group) ?? 1;
         if (group <= 0 || wShape[0] % group != 0) { reason = $"Conv group {group} does not divide the {wShape[0]} output channels"; return false; }
 
-        var pads = ConvPads(conv, k, out reason);
+        var autoPad = Attributes.GetString(conv, C.AutoPad);
+        if (d.Any(v => v > 1) && autoPad is "SAME_UPPER" or "SAME_LOWER")
+        {
+            // ONNX Runtime refuses to run a dilated SAME Conv, so there is no reference to prove the rewrite against.
+            reason = $"Conv auto_pad {autoPad} with dilations [{string.Join(",", d)}]: ONNX Runtime does not run it, so it is left alone";
+            return false;
+        }
+        // The effective (dilated) kernel extent d(K-1)+1 plays the role of K everywhere below.
+        long[] span = [.. k.Select((kk, a) => d[a] * (kk - 1) + 1)];
+        var pads = ConvPads(conv, span, out reason);
         if (pads is null) return false;
         var ctPads = new long[2 * r];
         for (int a = 0; a < r; a++)
         {
-            ctPads[a] = k[a] - 1 - pads[a];
-            ctPads[r + a] = k[a] - 1 - pads[r + a];
+            ctPads[a] = span[a] - 1 - pads[a];
+            ctPads[r + a] = span[a] - 1 - pads[r + a];
             if (ctPads[a] < 0 || ctPads[r + a] < 0)
             {
                 // Pads beyond K-1 make outputs that read only padding (bias alone): no ConvTranspose pads express that.
-                reason = $"Conv pads [{string.Join(",", pads)}] exceed kernel-1 on spatial axis {a}; the ConvTranspose would need negative pads";
+                reason = $"Conv pads [{string.Join(",", pads)}] exceed dilation*(kernel-1) on spatial axis {a}; the ConvTranspose would need negative pads";
                 return false;
             }
         }
 
         long cout = wShape[0], cinPerGroup = wShape[1], coutPerGroup = cout / group;
-        long[] ctKernel = [.. k.Select((kk, a) => kk + s[a] - 1)];
+        long[] ctKernel = [.. span.Select((kk, a) => kk + s[a] - 1)];
         long[] ctShape = [cinPerGroup * group, coutPerGroup, .. ctKernel];
-        var weights = DeriveWeights(Tensors.ToFloats(w), wShape, group, s);
+        var weights = DeriveWeights(Tensors.ToFloats(w), wShape, group, s, d);
 
         long before = 0, after = 0;
         var xShape = ShapeOf(index, resize.Input[0], hints);
+        long[]? yShape = null;
         if (xShape is not null && xShape.Length == r + 2 && xShape[1] == cinPerGroup * group)
         {
             long outSpatial = 1;
-            for (int a = 0; a < r; a++) outSpatial = checked(outSpatial * (s[a] * xShape[2 + a] + pads[a] + pads[r + a] - k[a] + 1));
+            yShape = [xShape[0], cout, .. Enumerable.Range(0, r).Select(a => s[a] * xShape[2 + a] + pads[a] + pads[r + a] - span[a] + 1)];
+            for (int a = 0; a < r; a++) outSpatial = checked(outSpatial * yShape[2 + a]);
             before = checked(xShape[0] * cout * cinPerGroup * k.Aggregate(1L, (p, v) => p * v) * outSpatial);
             var geometry = ConvTransposeGeometry.Resolve(
                 new ConvTransposeAttributes { KernelShape = ctKernel, Strides = s, Pads = ctPads, Group = group }, xShape, ctShape);
             after = geometry.UsefulMacs;
         }
 
-        match = new ResizeConvMatch(pair, s, ctKernel, ctPads, group, ctShape, weights, before, after);
+        match = new ResizeConvMatch(pair, s, ctKernel, ctPads, group, ctShape, weights, before, after,
+            xShape is not null && yShape is not null ? xShape : null, yShape);
         reason = null;
         return true;
     }
@@ -218,15 +291,17 @@ public static class ResizeConvToConvTranspose
     }
 
     /// <summary>
-    /// ConvTranspose weight [Cin, Cout/g, K+s-1 ..] from Conv weight [Cout, Cin/g, K ..]: channels transposed within each
-    /// group, and each Conv tap k added to every ConvTranspose tap k' in [K-1-k, K-1-k+s-1] on each axis.
+    /// ConvTranspose weight [Cin, Cout/g, d(K-1)+s ..] from Conv weight [Cout, Cin/g, K ..]: channels transposed within each
+    /// group, and each Conv tap k added to every ConvTranspose tap k' in [d(K-1-k), d(K-1-k)+s-1] on each axis
+    /// (<paramref name="d"/>: Conv dilations, all 1 when null).
     /// </summary>
-    public static float[] DeriveWeights(float[] w, long[] wShape, long group, long[] s)
+    public static float[] DeriveWeights(float[] w, long[] wShape, long group, long[] s, long[]? d = null)
     {
         int r = wShape.Length - 2;
         long cout = wShape[0], cinPerGroup = wShape[1], coutPerGroup = cout / group;
         long[] k = [.. wShape.Skip(2)];
-        long[] l = [.. k.Select((kk, a) => kk + s[a] - 1)];
+        d ??= [.. k.Select(_ => 1L)];
+        long[] l = [.. k.Select((kk, a) => d[a] * (kk - 1) + s[a])];
         long kVol = k.Aggregate(1L, (p, v) => p * v), lVol = l.Aggregate(1L, (p, v) => p * v);
         var result = new float[checked(cinPerGroup * group * coutPerGroup * lVol)];
         var kIdx = new long[r];
@@ -241,7 +316,7 @@ public static class ResizeConvToConvTranspose
             {
                 long wr = wi, lFlat = 0;
                 for (int a = r - 1; a >= 0; a--) { off[a] = wr % s[a]; wr /= s[a]; }
-                for (int a = 0; a < r; a++) lFlat = lFlat * l[a] + (k[a] - 1 - kIdx[a] + off[a]);
+                for (int a = 0; a < r; a++) lFlat = lFlat * l[a] + (d[a] * (k[a] - 1 - kIdx[a]) + off[a]);
                 for (long co = 0; co < cout; co++)
                 {
                     long g = co / coutPerGroup, coInGroup = co % coutPerGroup;
@@ -256,7 +331,10 @@ public static class ResizeConvToConvTranspose
         return result;
     }
 
-    /// <summary>Conv pads [begins.., ends..] in effect, auto_pad included (stride 1, dilation 1: SAME pads K-1 in total).</summary>
+    /// <summary>
+    /// Conv pads [begins.., ends..] in effect, auto_pad included; <paramref name="k"/> is the dilated kernel extent
+    /// d(K-1)+1, so at stride 1 SAME pads k-1 in total.
+    /// </summary>
     private static long[]? ConvPads(NodeProto conv, long[] k, out string? reason)
     {
         reason = null;

@@ -103,7 +103,7 @@ public static class ZeroInsertConvToConvTranspose
             if (!ZeroInsertion.TryMatch(index, conv, out var match, out var reason) || match is null)
             {
                 if (ZeroInsertion.LooksLikeZeroInsertion(index, conv))
-                    reports.Add(new SourceRewrite(new NodeReport { Node = Attributes.Describe(conv), Pattern = PatternName, Rewritten = false, Reason = reason }, null));
+                    reports.Add(new SourceRewrite(new NodeReport { Node = Attributes.Describe(conv), Pattern = PatternName, Nodes = [Attributes.Describe(conv)], Rewritten = false, Reason = reason }, null));
                 continue;
             }
             reports.Add(Apply(model, match));
@@ -116,6 +116,8 @@ public static class ZeroInsertConvToConvTranspose
     public static SourceRewrite Apply(ModelProto model, ZeroInsertionMatch match)
     {
         var derived = Derive(match);
+        // For the report, in graph order (the matcher collects them walking back from the Conv).
+        string[] sourceNodes = [.. match.Nodes.OrderBy(n => model.Graph.Node.IndexOf(n)).Select(Attributes.Describe), Attributes.Describe(match.Conv)];
         var ctx = new RewriteContext(model.Graph);
         var conv = match.Conv;
         string wName = ctx.UniqueName($"{match.WeightName}_convtranspose");
@@ -151,18 +153,25 @@ public static class ZeroInsertConvToConvTranspose
         {
             Node = original,
             Pattern = PatternName,
+            Nodes = sourceNodes,
             Rewritten = true,
             Lowering = $"{match.Style} -> ConvTranspose(strides [{string.Join(",", a.Strides!)}], pads [{string.Join(",", a.Pads!)}]"
                        + (a.OutputPadding is null ? "" : $", output_padding [{string.Join(",", a.OutputPadding)}]") + $", {derived.Note})",
             MacsBefore = match.ConvMacs,
-            // A plain ConvTranspose does every tap once per input pixel (zero taps of an extended kernel included).
-            MacsAfter = match.InputShape.All(d => d > 0)
-                ? checked(match.InputShape[0] * match.InChannels * (match.OutChannels / match.Group)
-                          * a.KernelShape!.Aggregate(1L, (p, q) => p * q) * match.InputShape.Skip(2).Aggregate(1L, (p, q) => p * q))
-                : 0,
+            MacsAfter = ConvTransposeMacs(match, derived),
         };
         return new SourceRewrite(report, Attributes.Describe(node));
     }
+
+    /// <summary>
+    /// MACs of the derived ConvTranspose on <paramref name="match"/>'s input (0 when a dim is dynamic): a plain
+    /// ConvTranspose does every tap once per input pixel (zero taps of an extended kernel included).
+    /// </summary>
+    public static long ConvTransposeMacs(ZeroInsertionMatch match, DerivedConvTranspose derived) =>
+        match.InputShape.All(d => d > 0)
+            ? checked(match.InputShape[0] * match.InChannels * (match.OutChannels / match.Group)
+                      * derived.Attributes.KernelShape!.Aggregate(1L, (p, q) => p * q) * match.InputShape.Skip(2).Aggregate(1L, (p, q) => p * q))
+            : 0;
 
     /// <summary>
     /// Folds the source rewrites' reports into the ConvTranspose lowerings' reports: one line per original pattern,
@@ -190,10 +199,15 @@ public static class ZeroInsertConvToConvTranspose
             {
                 Node = head.Node,
                 Pattern = pattern,
+                // Later steps name the ConvTranspose the first one produced; only original nodes are listed.
+                Nodes = [.. mine.SelectMany((m, i) => i == 0 ? m.Nodes ?? [m.Node] : (m.Nodes ?? []).Where(n => n != r.Node)).Distinct()],
                 Rewritten = true,
                 Lowering = r.Rewritten ? $"{steps}; {r.Lowering}" : $"{steps}; ConvTranspose kept ({r.Reason})",
                 MacsBefore = head.MacsBefore > 0 ? head.MacsBefore : r.MacsBefore,
                 MacsAfter = r.Rewritten ? r.MacsAfter : r.MacsBefore,
+                Candidates = r.Candidates,
+                Choice = r.Choice,
+                Cached = r.Cached,
             });
         }
         // Refusals, and rewrites whose ConvTranspose was not lowered further (Target.ConvTranspose), stand alone.

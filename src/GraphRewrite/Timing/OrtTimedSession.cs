@@ -68,6 +68,9 @@ public sealed class OrtTimedSession : ITimedRun
 
     public void Run() => _session.RunWithBinding(_runOptions, _binding);
 
+    /// <summary>With SessionOptions.EnableProfiling set (in Configure): ends the profile and returns the trace file's path.</summary>
+    public string EndProfiling() => _session.EndProfiling();
+
     /// <summary>Runs once and returns every graph output as a managed tensor (to check a candidate before timing it).</summary>
     public IReadOnlyList<TensorValue> RunAndRead()
     {

@@ -77,8 +77,10 @@ internal sealed class DeconvPlan
     /// <summary>Reads x directly (no panel copy) on pixel runs where every tap is in range.</summary>
     public bool Direct { get; }
     public bool? DirectOverride { get; }
-    /// <summary>One input and one output channel per group: the dedicated depthwise path.</summary>
+    /// <summary>One input channel and at most one channel block of outputs per group: the dedicated depthwise path.</summary>
     public bool Depthwise { get; }
+    /// <summary>The depthwise path's layout (null when the plan takes the general path).</summary>
+    public DepthwiseLayout? Dw { get; }
     public int ChannelSplits { get; }
     public int BlocksPerSplit { get; }
     /// <summary>Input channels per slice of the direct path.</summary>
@@ -88,7 +90,7 @@ internal sealed class DeconvPlan
     public long TileFloats { get; }
     /// <summary>Floats of the per-thread panel (border gather, or a fused chunk's packed slice); the tile follows it.</summary>
     public long PanelFloats { get; }
-    /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile(s)).</summary>
+    /// <summary>Per-thread scratch floats (the packed pixel panel plus the result tile(s); depthwise: the padded plane copy).</summary>
     public long ScratchFloats { get; }
     /// <summary>
     /// Stride of the last axis when its phases are computed together (see <see cref="FusedGroups"/>), else 1.
@@ -158,8 +160,15 @@ internal sealed class DeconvPlan
         // every tap of every phase is in range: with a shorter interior (3D 16^3 on AVX-512: 16 pixels, 32-pixel
         // blocks) use fewer vectors per block (measured: 3D 64->32 k2 s2 1.9 -> 1.45 ms); with less than one vector
         // (DCGAN 8x8, 16x16 with k4 p1) fusion would only shrink the panel's blocks (measured 13-18 % slower): off.
-        bool depthwise = Cig == 1 && Cog == 1 && direct != false;
-        var fused = depthwise ? null : BuildFusedGroups(g, Work);
+        // Depthwise keeps a zero-padded copy of one input plane per thread; taken only while that stays within the
+        // output (the workspace target, as for the general path's panel); its per-row term tables are bounded like the
+        // packed weights (a few MB at most).
+        if (Cig == 1 && Cog <= ChannelBlock && direct != false && Work.Length > 0 && DepthwiseLayout.TableInts(g) <= 1 << 22)
+        {
+            var dw = new DepthwiseLayout(g, AllResidues, Cog, Lanes);
+            if (dw.ScratchFloats <= g.Batch * g.OutChannels * OutSpatial) Dw = dw;
+        }
+        var fused = Dw is not null ? null : BuildFusedGroups(g, Work);
         int interior = fused is null ? 0 : fused.Min(fg => InteriorLength(g, fg));
         // Rows that are interior from end to end, and that every tap on the other axes always reads inside (k == s,
         // no pads): a block can span several whole rows, packed side by side (3D 16^3 on AVX-512: two 16-pixel rows
@@ -184,7 +193,7 @@ internal sealed class DeconvPlan
         ChannelSubBlock = mr;
         PixelBlock = nr * Lanes;
 
-        Depthwise = Cig == 1 && Cog == 1 && direct != false;
+        Depthwise = Dw is not null;
         long macsPerPanel = (long)PixelBlock * Cig * MaxTaps * Cog;
         int panels = Work.Length == 0 ? 0 : Work.Max(res => (res.Pixels + PixelBlock - 1) / PixelBlock);
         long images = g.Batch * g.Group;
@@ -242,7 +251,7 @@ internal sealed class DeconvPlan
         }
         if (FusedGroups is null) PanelFloats = CiChunk * perCi;
         FusedPhases = FusedGroups is null ? 1 : (int)g.Axes[r - 1].Stride;
-        ScratchFloats = Depthwise ? 4L * Lanes : PanelFloats + TileFloats * FusedPhases;
+        ScratchFloats = Dw is not null ? Dw.ScratchFloats : PanelFloats + TileFloats * FusedPhases;
     }
 
     private readonly Stack<DeconvJob> _jobs = new();

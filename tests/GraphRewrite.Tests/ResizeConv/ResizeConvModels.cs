@@ -45,7 +45,8 @@ public sealed record ResizeConvCase(
     string Ctm,
     string Nearest,
     string? AutoPad = null,
-    int Seed = 0)
+    int Seed = 0,
+    long[]? Dilations = null)
 {
     public long Opset => Form switch
     {
@@ -60,7 +61,8 @@ public sealed record ResizeConvCase(
 
     public override string ToString() =>
         $"{Form} N{Batch} x[{string.Join(",", Spatial)}] s[{string.Join(",", Scales)}] k[{string.Join(",", Kernel)}] pads[{string.Join(",", Pads)}] "
-        + $"cin/g {CinPerGroup} cout/g {CoutPerGroup} g {Group} bias {Bias} {Ctm}+{Nearest} auto_pad {AutoPad ?? "-"} seed {Seed}";
+        + $"cin/g {CinPerGroup} cout/g {CoutPerGroup} g {Group} bias {Bias} {Ctm}+{Nearest} auto_pad {AutoPad ?? "-"} seed {Seed}"
+        + (Dilations is null ? "" : $" dilations[{string.Join(",", Dilations)}]");
 }
 
 internal static class ResizeConvModels
@@ -128,6 +130,7 @@ internal static class ResizeConvModels
         if (c.AutoPad is null) convAttrs.Add(Attributes.Ints(C.Pads, c.Pads));
         else convAttrs.Add(Attributes.String(C.AutoPad, c.AutoPad));
         if (c.Group != 1) convAttrs.Add(Attributes.Int(C.Group, c.Group));
+        if (c.Dilations is not null) convAttrs.Add(Attributes.Ints(C.Dilations, c.Dilations));
         b.Node(C.OpType, inputs, convAttrs, output: "y", name: "conv");
         b.Output("y", null);
         return b.Build();

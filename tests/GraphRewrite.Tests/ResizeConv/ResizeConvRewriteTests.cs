@@ -121,7 +121,7 @@ public class ResizeConvRewriteTests
 
     public static IEnumerable<object[]> NegativeCases() =>
         new[] { "linear", "cubic", "align_corners", "tf_crop_and_resize", "non-integer scale", "scale on channels", "conv stride 2",
-            "conv dilation 2", "resize output is graph output", "pads beyond kernel-1", "weights are a graph input", "antialias",
+            "conv dilation 3 > scale 2", "resize output is graph output", "pads beyond kernel-1", "weights are a graph input", "antialias",
             "half_pixel+floor", "asymmetric+round_prefer_floor s3", "sizes with symbolic input", "keep_aspect_ratio_policy" }
         .Select(n => new object[] { n });
 
@@ -150,9 +150,9 @@ public class ResizeConvRewriteTests
                 m = Build(c);
                 SetAttr(Node(m, C.OpType), Attributes.Ints(C.Strides, [2, 2]));
                 return m;
-            case "conv dilation 2":
+            case "conv dilation 3 > scale 2":
                 m = Build(c);
-                SetAttr(Node(m, C.OpType), Attributes.Ints(C.Dilations, [2, 2]));
+                SetAttr(Node(m, C.OpType), Attributes.Ints(C.Dilations, [3, 3]));
                 return m;
             case "resize output is graph output":
                 m = Build(c);
@@ -203,24 +203,70 @@ public class ResizeConvRewriteTests
     [Fact]
     public void SharedResizeOutput_ResizeKeptForOtherConsumer_ConvStillFused()
     {
-        var model = Build(Base());
+        // 32 -> 32 channels, k3: the 2.25x MAC drop outweighs the bytes every lowering adds (SharedResizeCost).
+        var model = Build(Base() with { CinPerGroup = 32, CoutPerGroup = 32 });
         // A Relu also reads the upsampled tensor: the Resize must stay for it.
         var relu = new NodeProto { OpType = Ops.Relu.OpType, Name = "relu" };
         relu.Input.Add("u");
         relu.Output.Add("r");
         model.Graph.Node.Add(relu);
         model.Graph.Output.Add(ModelBuilder.ValueInfo("r", TensorProto.Types.DataType.Float, null));
-        foreach (var target in AllTargets)
+        // (The convtranspose target keeps this Conv: ONNX Runtime's ConvTranspose fills a Cout*16*HW col2im buffer.)
+        foreach (var target in new[] { Target.Portable, Target.Plugin })
         {
             var result = Optimizer.Run(model, new OptimizeOptions { Target = target });
             var pair = Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv");
             Assert.True(pair.Rewritten, pair.Reason);
             Assert.Contains("Resize kept for 1 other consumer(s)", pair.Lowering);
+            Assert.Contains("fused although the Resize stays, because it is faster: cost model", pair.Lowering);
             Assert.Single(result.Model.Graph.Node, n => n.OpType == R.OpType);
             Assert.Equal(0, PairsLeft(result.Model));
             var report = Verify(model, result.Model);
             Assert.True(report.Passed, $"[{target}] {Describe(report)}");
         }
+    }
+
+    private static ModelProto SharedResizeK1Model()
+    {
+        // Conv 1x1 8->8 after x2: equal MACs fused or not, so the bytes decide (see SharedResizeCost).
+        var model = Build(new ResizeConvCase(UpsampleForm.Resize19, 1, [3, 4], [2, 2], [1, 1], [0, 0, 0, 0], 8, 8, 1, true, "asymmetric", "floor"));
+        var relu = new NodeProto { OpType = Ops.Relu.OpType, Name = "relu" };
+        relu.Input.Add("u");
+        relu.Output.Add("r");
+        model.Graph.Node.Add(relu);
+        model.Graph.Output.Add(ModelBuilder.ValueInfo("r", TensorProto.Types.DataType.Float, null));
+        return model;
+    }
+
+    [Theory]
+    [InlineData(Target.Portable)]
+    [InlineData(Target.ConvTranspose)]
+    public void SharedResize_K1Conv_NotFusedWhereTheLoweringMovesMoreBytes_ByteIdentical(Target target)
+    {
+        // Original: the Conv reads U (384 floats) and writes Y (384); fused: reads X (96), writes Y, plus the phase
+        // tensor (portable) or col2im buffer (ConvTranspose) written and read again: 768 more. MACs 3072 both ways.
+        var model = SharedResizeK1Model();
+        var bytes = ModelIO.Serialize(model);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = target });
+        var pair = Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv");
+        Assert.False(pair.Rewritten);
+        Assert.Contains("Resize stays for 1 other reader(s) and fusing would be slower", pair.Reason);
+        Assert.Contains("MACs 3072 -> 3072, bytes 3072 -> 4992", pair.Reason);
+        Assert.Equal(bytes, ModelIO.Serialize(result.Model));
+    }
+
+    [Fact]
+    public void SharedResize_K1Conv_FusedForThePlugin_WhichWritesYDirectly()
+    {
+        var model = SharedResizeK1Model();
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Plugin });
+        var pair = Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv");
+        Assert.True(pair.Rewritten, pair.Reason);
+        Assert.Contains("because it is faster: cost model (plugin)", pair.Lowering);
+        Assert.Contains("bytes 3072 -> 1920", pair.Lowering);
+        Assert.Single(result.Model.Graph.Node, n => n.OpType == R.OpType);
+        var report = Verify(model, result.Model);
+        Assert.True(report.Passed, Describe(report));
     }
 
     [Fact]
@@ -241,6 +287,31 @@ public class ResizeConvRewriteTests
         Assert.True(report.Passed, Describe(report));
     }
 
+    [Theory]
+    [InlineData(Target.Portable)]
+    [InlineData(Target.Plugin)]
+    [InlineData(Target.ConvTranspose)]
+    public void ResizeConvThenBatchNormAndRelu_BatchNormFolded_ReluFusedIntoPluginOnly_Verified(Target target)
+    {
+        // Resize -> Conv -> BatchNormalization -> Relu: the BN folds into the derived ConvTranspose for every target;
+        // the Relu becomes the plugin op's epilogue and stays a node in the standard-op forms.
+        var model = Build(Base());
+        var rng = new Random(11);
+        model.Graph.Initializer.AddRange(new[] { "gamma", "beta", "mean", "var" }.Select((n, i) =>
+            Tensors.FromFloats(n, [3], [.. Enumerable.Range(0, 3).Select(_ => (float)rng.NextDouble() + (i == 3 ? 0.5f : -0.5f))])));
+        var conv = model.Graph.Node.Single(n => n.OpType == C.OpType);
+        conv.Output[0] = "pre_bn";
+        model.Graph.Node.Add(new NodeProto { OpType = Ops.BatchNormalization.OpType, Name = "bn", Input = { "pre_bn", "gamma", "beta", "mean", "var" }, Output = { "pre_relu" } });
+        model.Graph.Node.Add(new NodeProto { OpType = Ops.Relu.OpType, Name = "relu", Input = { "pre_relu" }, Output = { "y" } });
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = target });
+        Assert.True(Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv").Rewritten);
+        Assert.Contains(result.Nodes, n => n.Pattern.Contains("BatchNormalization", StringComparison.Ordinal) && n.Rewritten);
+        Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType is "BatchNormalization" or "Resize");
+        Assert.Equal(target == Target.Plugin ? 0 : 1, result.Model.Graph.Node.Count(n => n.OpType == Ops.Relu.OpType));
+        var report = Verify(model, result.Model, seed: 11);
+        Assert.True(report.Passed, Describe(report));
+    }
+
     [Fact]
     public void Report_K3S2_MacsFall225Times()
     {
@@ -250,6 +321,7 @@ public class ResizeConvRewriteTests
         Assert.Equal(1L * 3 * 2 * 9 * 6 * 8, pair.MacsBefore);
         Assert.Equal(1L * 3 * 2 * 16 * 3 * 4, pair.MacsAfter);
         Assert.Equal(2.25, (double)pair.MacsBefore / pair.MacsAfter);
+        Assert.Equal(["up (Resize)", "conv (Conv)"], pair.Nodes!);
     }
 
     [Theory]
@@ -270,6 +342,9 @@ public class ResizeConvRewriteTests
         Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType == R.OpType);
         if (target != Target.ConvTranspose)
             Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType == Ops.ConvTranspose.OpType);
+        // Each pair names the ConvTranspose it produced; the lowering's report (if any) is about that node.
+        if (target != Target.ConvTranspose)
+            Assert.All(fused, n => Assert.Contains(result.Nodes, r => r.Node == n.Produces && r.Pattern.StartsWith(Ops.ConvTranspose.OpType, StringComparison.Ordinal) && r.Rewritten));
         var report = Verify(model, result.Model, seed: 3);
         Assert.True(report.Passed, Describe(report));
     }

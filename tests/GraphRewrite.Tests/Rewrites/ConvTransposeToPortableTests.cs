@@ -49,12 +49,13 @@ public class ConvTransposeToPortableTests
     }
 
     [Theory]
-    [InlineData(Target.Auto)] // measured per-node choice is not built yet (issue 7)
-    public void OtherTargets_NotSupportedHere_ClearMessage(Target target)
+    [InlineData(Target.Portable)]
+    [InlineData(Target.Plugin)]
+    public void PortableOnly_WithATargetOtherThanAuto_IsRefused(Target target)
     {
         var model = SingleNode(new ConvTransposeAttributes(), [1, 1, 3], [1, 1, 2], [1, 2], null);
-        var e = Assert.Throws<NotSupportedException>(() => Optimizer.Run(model, new OptimizeOptions { Target = target }));
-        Assert.Contains(target.ToString(), e.Message);
+        var e = Assert.Throws<ArgumentException>(() => Optimizer.Run(model, new OptimizeOptions { Target = target, PortableOnly = true }));
+        Assert.Contains(nameof(OptimizeOptions.PortableOnly), e.Message);
     }
 
     [Fact]

@@ -158,7 +158,7 @@ public class DeconvKernelTests
         {
             Geo(1, 7, 9, 1, [5, 37], [2, 2], strides: [2, 2]),
             Geo(2, 6, 10, 2, [3, 41], [3, 3], strides: [3, 3]),
-            Geo(1, 3, 9, 3, [4, 3, 35], [2, 2, 2], strides: [2, 2, 2]),
+            Geo(1, 6, 9, 3, [4, 3, 35], [2, 2, 2], strides: [2, 2, 2]),
             Geo(1, 4, 5, 1, [3, 2, 19], [2, 3, 4], strides: [2, 3, 4]),
             // 16-pixel rows (the 3D U-Net shape): on AVX-512 the pixel block shrinks to one vector so rows take direct chunks.
             Geo(1, 6, 14, 1, [3, 4, 16], [2, 2, 2], strides: [2, 2, 2]),

@@ -12,5 +12,6 @@ internal static class CommandCatalog
         yield return VerifyCommand.Create();
         yield return OptimizeCommand.Create();
         yield return TestCommand.Create();
+        yield return BenchCommand.Create();
     }
 }

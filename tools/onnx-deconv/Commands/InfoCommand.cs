@@ -6,6 +6,7 @@ using OnnxDeconv.GraphRewrite;
 using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Patterns;
+using OnnxDeconv.GraphRewrite.Rewrites;
 using OnnxDeconv.GraphRewrite.Runtime;
 using Spectre.Console;
 using static OnnxDeconv.Cli.Commands.CliSupport;
@@ -13,8 +14,9 @@ using static OnnxDeconv.Cli.Commands.CliSupport;
 namespace OnnxDeconv.Cli.Commands;
 
 /// <summary>
-/// <c>onnx-deconv info MODEL</c>: model summary, op histogram, every ConvTranspose (resolved attributes, shapes, MACs)
-/// and every Resize/Upsample→Conv pair. Shapes come from one ONNX Runtime run on zero inputs (<see cref="ShapeProbe"/>).
+/// <c>onnx-deconv info MODEL</c>: model summary, op histogram, every ConvTranspose (resolved attributes, shapes, MACs),
+/// every Resize/Upsample→Conv pair and every zero-insertion→Conv pattern (shapes, MACs before/after the rewrite).
+/// Shapes come from one ONNX Runtime run on zero inputs (<see cref="ShapeProbe"/>).
 /// </summary>
 internal static class InfoCommand
 {
@@ -23,7 +25,7 @@ internal static class InfoCommand
         var model = new Argument<string>("model") { Description = "ONNX model file (or a backend-test folder holding model.onnx)" };
         var json = new Option<bool>("--json") { Description = "Machine-readable output (System.Text.Json)" };
         var shape = new Option<string[]>("--shape") { Description = "Concrete shape of a graph input with symbolic dims: name=1,3,64,64 (repeatable)", Arity = ArgumentArity.ZeroOrMore };
-        var cmd = new Command("info", "Summarize a model: producer, opsets, op histogram, every ConvTranspose and every Resize/Upsample->Conv pair with shapes.");
+        var cmd = new Command("info", "Summarize a model: producer, opsets, op histogram, every ConvTranspose, every Resize/Upsample->Conv pair and every zero-insertion->Conv pattern with shapes and MACs.");
         cmd.Arguments.Add(model);
         cmd.Options.Add(json);
         cmd.Options.Add(shape);
@@ -35,6 +37,12 @@ internal static class InfoCommand
     private sealed record ConvTransposeInfo(NodeProto Node, ConvTransposeAttributes? Attrs, ConvTransposeGeometry? Geometry,
         long[]? InputShape, long[]? WeightShape, long[]? OutputShape, string? Problem, bool Malformed);
 
+    /// <summary>What the Resize+Conv rewrite would do with a pair: MACs before/after (0 unknown) or why it would not.</summary>
+    private sealed record PairRewrite(long MacsBefore, long MacsAfter, string? Refusal);
+
+    /// <summary>A Conv reading a zero-stuffed tensor: the match (null with the reason when refused) and its MACs.</summary>
+    private sealed record ZeroInsertionInfo(NodeProto Conv, ZeroInsertionMatch? Match, long MacsBefore, long MacsAfter, string Note);
+
     private static int Run(string path, Dictionary<string, long[]> overrides, bool json, TextWriter stdout, TextWriter stderr)
     {
         var model = LoadModel(path);
@@ -44,6 +52,7 @@ internal static class InfoCommand
         var wanted = cts.SelectMany(n => n.Input.Take(2).Concat(n.Output.Take(1)))
             .Concat(resizes.SelectMany(n => n.Input.Take(1).Concat(n.Output.Take(1))))
             .Concat(resizes.SelectMany(n => n.Output.Take(1)).SelectMany(o => index.Consumers(o)).Where(c => c.OpType == Ops.Conv.OpType).SelectMany(c => c.Output.Take(1)))
+            .Concat(index.Graph.Node.Where(n => ZeroInsertion.LooksLikeZeroInsertion(index, n)).SelectMany(n => n.Output.Take(1)))
             .Concat(index.Graph.Output.Select(o => o.Name));
         var shapes = ModelShapes.Resolve(model, path, overrides, wanted);
 
@@ -52,6 +61,8 @@ internal static class InfoCommand
         IReadOnlyList<ResizeConvPair> pairs = [];
         try { pairs = ResizeConvPair.FindAll(index, shapes.Of); }
         catch (AttributeException e) { problems.Add($"Resize/Upsample -> Conv pairs not analysed: {e.Message}"); }
+        var pairRewrites = pairs.Select(p => RewriteOf(index, p, shapes)).ToList();
+        var zeroInsertions = index.Graph.Node.Where(n => ZeroInsertion.LooksLikeZeroInsertion(index, n)).Select(ZeroInsertionOf(index)).ToList();
         foreach (var i in infos.Where(i => i.Malformed))
         {
             problems.Add($"{Attributes.Describe(i.Node)}: {i.Problem}");
@@ -63,10 +74,37 @@ internal static class InfoCommand
             .Select(g => (Op: g.Key, Count: g.Count()))
             .OrderByDescending(t => t.Count).ThenBy(t => t.Op, StringComparer.Ordinal).ToList();
 
-        if (json) WriteJson(stdout, ToJson(path, model, index, histogram, shapes, infos, pairs, problems));
-        else RenderText(stdout, path, model, index, histogram, shapes, infos, pairs, problems);
+        if (json) WriteJson(stdout, ToJson(path, model, index, histogram, shapes, infos, pairs, pairRewrites, zeroInsertions, problems));
+        else RenderText(stdout, path, model, index, histogram, shapes, infos, pairs, pairRewrites, zeroInsertions, problems);
         return ExitCodes.Ok;
     }
+
+    private static PairRewrite RewriteOf(GraphIndex index, ResizeConvPair pair, ModelShapes shapes)
+    {
+        var hints = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        if (shapes.Of(pair.Resize.Input[0]) is { } x && x.All(d => d > 0)) hints[pair.Resize.Input[0]] = x;
+        return ResizeConvToConvTranspose.TryMatch(index, pair, out var m, out var reason, hints) && m is not null
+            ? new PairRewrite(m.MacsBefore, m.MacsAfter, null)
+            : new PairRewrite(0, 0, reason ?? "not rewritable");
+    }
+
+    private static Func<NodeProto, ZeroInsertionInfo> ZeroInsertionOf(GraphIndex index) => conv =>
+    {
+        if (!ZeroInsertion.TryMatch(index, conv, out var m, out var reason) || m is null)
+            return new ZeroInsertionInfo(conv, null, 0, 0, reason ?? "not a zero insertion this rewrite understands");
+        var derived = ZeroInsertConvToConvTranspose.Derive(m);
+        return new ZeroInsertionInfo(conv, m, m.ConvMacs, ZeroInsertConvToConvTranspose.ConvTransposeMacs(m, derived), derived.Note);
+    };
+
+    /// <summary>Shape of the tensor that gets zero-stuffed: probed, else as declared when fully static.</summary>
+    private static long[]? StuffedInputShape(ZeroInsertionMatch? m, ModelShapes shapes) =>
+        m is null ? null : shapes.Of(m.Input) ?? (m.InputShape.All(d => d > 0) ? m.InputShape : null);
+
+    private static string MacsText(long before, long after) =>
+        before > 0 && after > 0
+            ? $"{before.ToString("N0", CultureInfo.InvariantCulture)} -> {after.ToString("N0", CultureInfo.InvariantCulture)} "
+              + $"({(before / (double)after).ToString("0.00", CultureInfo.InvariantCulture)}x fewer)"
+            : "?";
 
     private static ConvTransposeInfo Analyse(NodeProto node, ModelShapes shapes)
     {
@@ -101,7 +139,8 @@ internal static class InfoCommand
         (shapes.Of(v.Name) is { } s ? $" -> {Shape(s)}" : "");
 
     private static void RenderText(TextWriter stdout, string path, ModelProto model, GraphIndex index, List<(string Op, int Count)> histogram,
-        ModelShapes shapes, List<ConvTransposeInfo> infos, IReadOnlyList<ResizeConvPair> pairs, List<string> problems)
+        ModelShapes shapes, List<ConvTransposeInfo> infos, IReadOnlyList<ResizeConvPair> pairs, List<PairRewrite> pairRewrites,
+        List<ZeroInsertionInfo> zeroInsertions, List<string> problems)
     {
         var c = CliSupport.Console(stdout);
         var initializers = index.Graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
@@ -161,6 +200,36 @@ internal static class InfoCommand
                     (p.IsIntegerNearestRepetition ? "yes: " : "no: ") + p.RepetitionNote + (p.OtherConsumers > 0 ? $" ({p.OtherConsumers} other reader(s) of the resized tensor)" : ""));
             c.Write(t);
         }
+
+        if (zeroInsertions.Count == 0) c.WriteLine("No zero-insertion -> Conv patterns.");
+        else
+        {
+            var t = NewTable("conv", "style", "strides", "pad begin", "pad end", "kernel", "group", "X -> Y", "rewritable");
+            t.Title = new TableTitle($"Zero-insertion -> Conv patterns ({zeroInsertions.Count})");
+            foreach (var z in zeroInsertions)
+            {
+                var m = z.Match;
+                var x = StuffedInputShape(m, shapes);
+                Row(t, Attributes.Describe(z.Conv), m?.Style ?? "?", m is null ? "?" : Dims(m.Strides), m is null ? "?" : Dims(m.PadBegin),
+                    m is null ? "?" : Dims(m.PadEnd), m is null ? "?" : Dims(m.Kernel), m?.Group.ToString(CultureInfo.InvariantCulture) ?? "?",
+                    $"{Shape(x)} -> {Shape(shapes.Of(z.Conv.Output[0]))}", (m is null ? "no: " : "yes: ") + z.Note);
+            }
+            c.Write(t);
+        }
+
+        if (pairs.Count + zeroInsertions.Count > 0)
+        {
+            // One narrow table for what optimize would gain: the detail tables above are too wide to hold it.
+            var t = NewTable("pattern", "conv", "rewritable", "MACs before -> after");
+            t.Title = new TableTitle("Upsample -> Conv rewrites");
+            foreach (var (p, rw) in pairs.Zip(pairRewrites))
+                Row(t, ResizeConvToConvTranspose.PatternName(p), Attributes.Describe(p.Conv), rw.Refusal is null ? "yes" : $"no: {rw.Refusal}",
+                    rw.Refusal is null ? MacsText(rw.MacsBefore, rw.MacsAfter) : "");
+            foreach (var z in zeroInsertions)
+                Row(t, ZeroInsertConvToConvTranspose.PatternName, Attributes.Describe(z.Conv), z.Match is not null ? "yes" : $"no: {z.Note}",
+                    z.Match is not null ? MacsText(z.MacsBefore, z.MacsAfter) : "");
+            c.Write(t);
+        }
         foreach (var p in problems) c.WriteLine($"problem: {p}");
     }
 
@@ -180,7 +249,8 @@ internal static class InfoCommand
     }
 
     private static JsonObject ToJson(string path, ModelProto model, GraphIndex index, List<(string Op, int Count)> histogram,
-        ModelShapes shapes, List<ConvTransposeInfo> infos, IReadOnlyList<ResizeConvPair> pairs, List<string> problems)
+        ModelShapes shapes, List<ConvTransposeInfo> infos, IReadOnlyList<ResizeConvPair> pairs, List<PairRewrite> pairRewrites,
+        List<ZeroInsertionInfo> zeroInsertions, List<string> problems)
     {
         var initializers = index.Graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         JsonObject Value(ValueInfoProto v) => new()
@@ -228,7 +298,7 @@ internal static class InfoCommand
             });
         }
         var pairArray = new JsonArray();
-        foreach (var p in pairs)
+        foreach (var (p, rw) in pairs.Zip(pairRewrites))
             pairArray.Add(new JsonObject
             {
                 ["resize"] = p.Resize.Name,
@@ -251,7 +321,34 @@ internal static class InfoCommand
                 ["otherConsumers"] = p.OtherConsumers,
                 ["integerNearestRepetition"] = p.IsIntegerNearestRepetition,
                 ["repetitionNote"] = p.RepetitionNote,
+                ["rewritable"] = rw.Refusal is null,
+                ["reason"] = rw.Refusal,
+                ["macsBefore"] = rw.MacsBefore > 0 ? rw.MacsBefore : null,
+                ["macsAfter"] = rw.MacsAfter > 0 ? rw.MacsAfter : null,
             });
+        var zeroArray = new JsonArray();
+        foreach (var z in zeroInsertions)
+        {
+            var m = z.Match;
+            zeroArray.Add(new JsonObject
+            {
+                ["conv"] = z.Conv.Name,
+                ["describe"] = Attributes.Describe(z.Conv),
+                ["rewritable"] = m is not null,
+                ["note"] = z.Note,
+                ["style"] = m?.Style,
+                ["input"] = m?.Input,
+                ["strides"] = Json(m?.Strides),
+                ["padBegin"] = Json(m?.PadBegin),
+                ["padEnd"] = Json(m?.PadEnd),
+                ["kernel"] = Json(m?.Kernel),
+                ["group"] = m?.Group,
+                ["inputShape"] = Json(StuffedInputShape(m, shapes)),
+                ["convOutputShape"] = Json(shapes.Of(z.Conv.Output[0])),
+                ["macsBefore"] = z.MacsBefore > 0 ? z.MacsBefore : null,
+                ["macsAfter"] = z.MacsAfter > 0 ? z.MacsAfter : null,
+            });
+        }
         return new JsonObject
         {
             ["file"] = path,
@@ -268,6 +365,7 @@ internal static class InfoCommand
             ["ops"] = new JsonArray(histogram.Select(h => (JsonNode?)new JsonObject { ["op"] = h.Op, ["count"] = h.Count }).ToArray()),
             ["convTranspose"] = cts,
             ["resizeConv"] = pairArray,
+            ["zeroInsertionConv"] = zeroArray,
             ["problems"] = Json(problems),
         };
     }

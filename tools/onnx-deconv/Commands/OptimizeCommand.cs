@@ -23,10 +23,18 @@ internal static class OptimizeCommand
         var output = new Option<string?>("--output", "-o") { Description = "Where to write the optimized model (written atomically)" };
         var target = new Option<string>("--target")
         {
-            Description = "portable (standard ONNX ops), plugin (OnnxDeconv custom op; needs the plugin registered where the model runs) or convtranspose (Resize+Conv pairs become plain ConvTranspose with the derived kernel)",
-            DefaultValueFactory = _ => "portable",
+            Description = "auto (per node, the fastest measured of: unchanged, portable forms, plugin; the default), portable (standard ONNX ops), plugin (OnnxDeconv custom op; needs the plugin registered where the model runs) or convtranspose (Resize+Conv pairs become plain ConvTranspose with the derived kernel)",
+            DefaultValueFactory = _ => "auto",
         };
-        target.AcceptOnlyFromAmong("portable", "plugin", "convtranspose");
+        target.AcceptOnlyFromAmong("auto", "portable", "plugin", "convtranspose");
+        var portableOnly = new Option<bool>("--portable-only") { Description = "auto without the plugin candidate (for models that must run without the plugin)" };
+        var noCache = new Option<bool>("--no-cache") { Description = "auto: neither read nor write the decision cache ($ONNXDECONV_CACHE_DIR, else $XDG_CACHE_HOME/onnx-deconv or ~/.cache/onnx-deconv)" };
+        var budgetMs = new Option<int>("--budget-ms")
+        {
+            Description = "auto: timing budget per node (and per whole-model comparison), in milliseconds",
+            DefaultValueFactory = _ => 500,
+        };
+        var threads = new Option<int?>("--threads") { Description = "auto: intra-op threads the candidates are timed with (default: all cores)" };
         var noVerify = new Option<bool>("--no-verify") { Description = "Skip verification (the report says so)" };
         var inPlace = new Option<bool>("--in-place") { Description = "Allow OUT to be IN (or omit -o) and overwrite it" };
         var shape = VerifyCli.ShapeOption();
@@ -38,7 +46,7 @@ internal static class OptimizeCommand
 
         var cmd = new Command("optimize", "Rewrite transposed convolutions zero-free, verify the result against IN in ONNX Runtime, and save it atomically; prints a before/after table.");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { output, target, noVerify, inPlace, shape, inputs, seed, atol, rtol, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { output, target, portableOnly, noCache, budgetMs, threads, noVerify, inPlace, shape, inputs, seed, atol, rtol, json }) cmd.Options.Add(o);
 
         cmd.SetAction(pr =>
         {
@@ -47,12 +55,29 @@ internal static class OptimizeCommand
             string inPath = pr.GetValue(input)!;
             try
             {
-                return Run(stdout, stderr, inPath, pr.GetValue(output), Enum.Parse<Target>(pr.GetValue(target)!, ignoreCase: true),
+                var t = Enum.Parse<Target>(pr.GetValue(target)!, ignoreCase: true);
+                if (pr.GetValue(portableOnly) && t != Target.Auto)
+                    throw new VerificationInputException($"--portable-only applies to --target auto only, not --target {t.ToString().ToLowerInvariant()}");
+                if (pr.GetValue(budgetMs) <= 0) throw new VerificationInputException($"--budget-ms must be > 0, got {pr.GetValue(budgetMs)}");
+                if (pr.GetValue(threads) is { } n && n <= 0) throw new VerificationInputException($"--threads must be > 0, got {n}");
+                var shapes = ShapeOverrides.Parse(pr.GetValue(shape));
+                var optimizeOptions = new OptimizeOptions
+                {
+                    Target = t,
+                    PortableOnly = pr.GetValue(portableOnly),
+                    Threads = pr.GetValue(threads),
+                    NodeBudget = TimeSpan.FromMilliseconds(pr.GetValue(budgetMs)),
+                    Shapes = shapes,
+                    Cache = t == Target.Auto && !pr.GetValue(noCache) ? new DecisionCache(CliHooks.CacheDirectory) : null,
+                    Timer = CliHooks.Timer,
+                    Progress = t == Target.Auto ? m => stderr.WriteLine($"auto: timing {m}") : null,
+                };
+                return Run(stdout, stderr, inPath, pr.GetValue(output), optimizeOptions,
                     pr.GetValue(noVerify), pr.GetValue(inPlace), pr.GetValue(json), new VerifyOptions
                     {
                         Tolerance = VerifyCli.ReadTolerance(pr, atol, rtol),
                         Seed = pr.GetValue(seed),
-                        Shapes = ShapeOverrides.Parse(pr.GetValue(shape)),
+                        Shapes = shapes,
                         InputsDir = pr.GetValue(inputs),
                         Configure = CliHooks.ConfigureSession,
                     });
@@ -74,7 +99,7 @@ internal static class OptimizeCommand
     /// <summary>A model that came with external data is written with initializers of at least this many bytes in "OUT.data".</summary>
     internal const long ExternalDataThreshold = 1024;
 
-    private static int Run(TextWriter stdout, TextWriter stderr, string inPath, string? outPath, Target target,
+    private static int Run(TextWriter stdout, TextWriter stderr, string inPath, string? outPath, OptimizeOptions optimizeOptions,
         bool noVerify, bool inPlace, bool json, VerifyOptions verifyOptions)
     {
         if (!File.Exists(inPath)) throw new ModelFormatException($"{inPath}: input model file not found");
@@ -99,7 +124,9 @@ internal static class OptimizeCommand
         if (external)
             foreach (var t in ModelIO.AllTensors(work).Where(ExternalData.IsExternal))
                 ExternalData.SetInline(t, ExternalData.ReadBytes(t, inDir));
-        var result = CliHooks.Optimizer(work, new OptimizeOptions { Target = target });
+        var target = optimizeOptions.Target;
+        var result = CliHooks.Optimizer(work, optimizeOptions);
+        foreach (var w in result.Warnings) stderr.WriteLine($"warning: {w}");
         var after = OptimizeReport.OpCounts(result.Model);
         var console = VerifyCli.Console(stdout);
 
@@ -117,6 +144,8 @@ internal static class OptimizeCommand
             {
                 stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
                 if (result.Nodes.Count > 0) console.Write(OptimizeReport.NodeTable(result.Nodes));
+                WritePatterns(console, result);
+                WriteAuto(console, stdout, result);
                 stdout.WriteLine(note);
             }
             return ExitCodes.Ok;
@@ -151,11 +180,27 @@ internal static class OptimizeCommand
             stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
             console.Write(OptimizeReport.OpTable(before, after));
             console.Write(OptimizeReport.NodeTable(result.Nodes));
+            WritePatterns(console, result);
+            WriteAuto(console, stdout, result);
             if (verification is not null) VerifyCli.WriteVerification(console, stdout, verification);
             stdout.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
         }
         if (!ok) stderr.WriteLine($"error: {outcome} (the rewritten model does not match {inPath}; see the table)");
         return ok ? ExitCodes.Ok : ExitCodes.VerificationFailed;
+    }
+
+    private static void WritePatterns(IAnsiConsole console, OptimizeResult result)
+    {
+        var patterns = OptimizeReport.UpsamplePatterns(result.Nodes);
+        if (patterns.Count > 0) console.Write(OptimizeReport.PatternTable(patterns, result.Nodes));
+    }
+
+    /// <summary>--target auto: the measured candidates per node and the whole-model comparison.</summary>
+    private static void WriteAuto(IAnsiConsole console, TextWriter stdout, OptimizeResult result)
+    {
+        if (result.Nodes.Any(n => n.Candidates is { Count: > 0 })) console.Write(OptimizeReport.CandidateTable(result.Nodes));
+        if (result.WholeModel is { } w)
+            stdout.WriteLine(OptimizeReport.WholeModelLine(w));
     }
 
     private static void Write(string outPath, Action write)
@@ -181,6 +226,9 @@ internal static class OptimizeCommand
             opsBefore = before,
             opsAfter = after,
             nodes = result.Nodes,
+            patterns = OptimizeReport.PatternJson(OptimizeReport.UpsamplePatterns(result.Nodes), result.Nodes),
+            wholeModel = result.WholeModel,
+            warnings = result.Warnings,
             verification = verification is null ? null : VerifyCli.VerificationJson(verification),
         }, VerifyCli.Json));
     }

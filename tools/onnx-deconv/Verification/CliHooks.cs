@@ -2,6 +2,7 @@ using Microsoft.ML.OnnxRuntime;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Pipeline;
 using OnnxDeconv.GraphRewrite.Runtime;
+using OnnxDeconv.GraphRewrite.Timing;
 
 namespace OnnxDeconv.Cli.Verification;
 
@@ -13,6 +14,22 @@ internal static class CliHooks
 {
     private static readonly AsyncLocal<Func<ModelProto, OptimizeOptions, OptimizeResult>?> OptimizerOverride = new();
     private static readonly AsyncLocal<Action<SessionOptions>?> ConfigureOverride = new();
+    private static readonly AsyncLocal<ICandidateTimer?> TimerOverride = new();
+    private static readonly AsyncLocal<string?> CacheDirectoryOverride = new();
+
+    /// <summary>How --target auto times candidates: null = in ONNX Runtime; tests script it.</summary>
+    public static ICandidateTimer? Timer => TimerOverride.Value;
+
+    /// <summary>Where --target auto keeps its decisions (tests use a temp folder, never the user's cache).</summary>
+    public static string CacheDirectory => CacheDirectoryOverride.Value ?? DecisionCache.DefaultDirectory();
+
+    public static IDisposable OverrideAuto(ICandidateTimer? timer = null, string? cacheDirectory = null)
+    {
+        var (oldTimer, oldDir) = (TimerOverride.Value, CacheDirectoryOverride.Value);
+        if (timer is not null) TimerOverride.Value = timer;
+        if (cacheDirectory is not null) CacheDirectoryOverride.Value = cacheDirectory;
+        return new Restore(() => { TimerOverride.Value = oldTimer; CacheDirectoryOverride.Value = oldDir; });
+    }
 
     public static Func<ModelProto, OptimizeOptions, OptimizeResult> Optimizer =>
         OptimizerOverride.Value ?? GraphRewrite.Pipeline.Optimizer.Run;

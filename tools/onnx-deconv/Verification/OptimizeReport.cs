@@ -46,6 +46,74 @@ internal static class OptimizeReport
         return table;
     }
 
+    /// <summary>Reports of the upsample+Conv patterns (Resize/Upsample+Conv, zero insertion+Conv, with their fusions).</summary>
+    public static IReadOnlyList<NodeReport> UpsamplePatterns(IReadOnlyList<NodeReport> nodes) =>
+        [.. nodes.Where(n => UpsamplePrefixes.Any(p => n.Pattern.StartsWith(p, StringComparison.Ordinal)))];
+
+    private static readonly string[] UpsamplePrefixes = ["Resize+Conv", "Upsample+Conv", "ZeroInsertion+Conv"];
+
+    /// <summary>
+    /// MACs after the whole chain: a Resize+Conv pair first becomes a ConvTranspose, which the target's lowering then
+    /// rewrites again (its report names the produced node); the final form is what runs.
+    /// </summary>
+    public static long FinalMacs(NodeReport pattern, IReadOnlyList<NodeReport> all) =>
+        pattern.Produces is { } p && all.FirstOrDefault(r => r.Node == p && r.Rewritten) is { MacsAfter: > 0 } next ? next.MacsAfter : pattern.MacsAfter;
+
+    /// <summary>One row per upsample+Conv pattern: its name, the nodes it covered, MACs before -> after (final form) and the reduction.</summary>
+    public static Table PatternTable(IReadOnlyList<NodeReport> patterns, IReadOnlyList<NodeReport> all)
+    {
+        var table = new Table().Border(TableBorder.Ascii);
+        table.Title = new TableTitle($"Upsample+Conv patterns ({patterns.Count})");
+        foreach (var h in new[] { "Pattern", "Nodes", "MACs before -> after", "Reduction" }) table.AddColumn(new TableColumn(new Text(h)));
+        foreach (var n in patterns)
+            table.AddRow(VerifyCli.Row(n.Pattern, string.Join("\n", n.Nodes ?? [n.Node]),
+                n.Rewritten ? $"{Macs(n.MacsBefore)} -> {Macs(FinalMacs(n, all))}" : $"skipped: {n.Reason}",
+                n.Rewritten ? Reduction(n.MacsBefore, FinalMacs(n, all)) : ""));
+        return table;
+    }
+
+    /// <summary>The same rows for --json: the reduction as a number (null when MACs are unknown).</summary>
+    public static IEnumerable<object> PatternJson(IReadOnlyList<NodeReport> patterns, IReadOnlyList<NodeReport> all) => patterns.Select(n => new
+    {
+        pattern = n.Pattern,
+        nodes = n.Nodes ?? [n.Node],
+        rewritten = n.Rewritten,
+        reason = n.Reason,
+        macsBefore = n.MacsBefore > 0 ? n.MacsBefore : (long?)null,
+        macsAfter = n.Rewritten && FinalMacs(n, all) > 0 ? FinalMacs(n, all) : (long?)null,
+        reduction = n.Rewritten && n.MacsBefore > 0 && FinalMacs(n, all) > 0 ? Math.Round(n.MacsBefore / (double)FinalMacs(n, all), 4) : (double?)null,
+    });
+    /// <summary>--target auto: each node's candidates with their median time, the ratio to the unchanged node, and the choice.</summary>
+    public static Table CandidateTable(IReadOnlyList<NodeReport> nodes)
+    {
+        var table = new Table().Border(TableBorder.Ascii);
+        foreach (var h in new[] { "Node", "Candidate", "Median ms", "vs unchanged", "Chosen" })
+            table.AddColumn(new TableColumn(new Text(h)));
+        foreach (var n in nodes.Where(n => n.Candidates is { Count: > 0 }))
+        {
+            double? baseline = n.Candidates!.FirstOrDefault(c => c.Label == "unchanged")?.MedianMs;
+            bool first = true;
+            foreach (var c in n.Candidates!)
+            {
+                string ms = c.MedianMs is { } m ? m.ToString("0.000", CultureInfo.InvariantCulture) : c.Note ?? "-";
+                string ratio = c.MedianMs is { } v && baseline is { } b && v > 0 ? (b / v).ToString("0.00", CultureInfo.InvariantCulture) + "x" : "";
+                string chosen = c.Label == n.Choice ? (n.Cached ? "yes (cached)" : "yes") : "";
+                table.AddRow(VerifyCli.Row(first ? n.Node : "", c.Label, ms, ratio, chosen));
+                first = false;
+            }
+        }
+        return table;
+    }
+
+    public static string WholeModelLine(WholeModelTiming w)
+    {
+        string r(double v) => v.ToString("0.000", CultureInfo.InvariantCulture);
+        string speed = w.ResultMs > 0 ? (w.OriginalMs / w.ResultMs).ToString("0.00", CultureInfo.InvariantCulture) + "x" : "-";
+        string tail = w.ReturnedOriginal ? $"; slower, every choice undone{(w.Reverted.Count > 0 ? $" ({string.Join(", ", w.Reverted)})" : "")}: the original model was kept"
+            : w.Reverted.Count > 0 ? $"; reverted to unchanged (whole model was slower): {string.Join(", ", w.Reverted)}" : "";
+        return $"whole model (median{(w.Cached ? ", cached" : "")}): original {r(w.OriginalMs)} ms, optimized {r(w.ResultMs)} ms ({speed}){tail}";
+    }
+
     public static string Reduction(long before, long after) =>
         before > 0 && after > 0 ? (before / (double)after).ToString("0.00", CultureInfo.InvariantCulture) + "x fewer" : "";
 

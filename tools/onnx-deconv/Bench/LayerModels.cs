@@ -1,33 +1,33 @@
-using OnnxDeconv.Geometry;
 using OnnxDeconv.GraphRewrite;
 using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Pipeline;
-using RewriteTarget = OnnxDeconv.GraphRewrite.Pipeline.Target;
 
-namespace OnnxDeconv.Bench;
+namespace OnnxDeconv.Cli.Bench;
 
 /// <summary>
-/// The ONNX models the ORT columns run: the plain ConvTranspose node, its zero-insertion form, and the ConvTranspose
-/// model rewritten by our optimizer (portable lowering or the plugin op).
+/// The ONNX models the ORT columns run: the layer's reference model (a single ConvTranspose node, or Resize + Conv),
+/// the zero-insertion form of a ConvTranspose, and the reference rewritten by our optimizer (portable or plugin).
 /// </summary>
-public static class Models
+public static class LayerModels
 {
     public const string X = "X", Y = "Y";
 
-    public static byte[] ConvTranspose(Layer layer, float[] w, float[] b) => ModelIO.Serialize(ConvTransposeModel(layer, w, b));
+    public static ModelProto Reference(Layer layer, float[] w, float[] b) =>
+        layer.Kind == LayerKind.ConvTranspose ? ConvTransposeModel(layer, w, b) : ResizeConvModel(layer, w, b);
 
     /// <summary>
-    /// The single-node ConvTranspose model rewritten by <see cref="Optimizer.Run(ModelProto, OptimizeOptions)"/>, exactly
-    /// as `onnx-deconv optimize --target ...` would; fails loudly if the node was left alone (the column would
-    /// silently time ORT's own ConvTranspose otherwise).
+    /// The reference model rewritten by <see cref="Optimizer.Run(ModelProto, OptimizeOptions)"/>, exactly as
+    /// `onnx-deconv optimize --target ...` would; fails loudly if anything was left alone (the column would silently
+    /// time ONNX Runtime's own ops otherwise).
     /// </summary>
-    public static byte[] Rewritten(Layer layer, float[] w, float[] b, RewriteTarget target)
+    public static byte[] Rewritten(Layer layer, float[] w, float[] b, Target target)
     {
-        var result = Optimizer.Run(ConvTransposeModel(layer, w, b), new OptimizeOptions { Target = target });
-        var node = result.Nodes.Single();
-        if (!node.Rewritten) throw new InvalidOperationException($"{layer.Name}: the {target} rewrite left the ConvTranspose alone: {node.Reason}");
+        var result = Optimizer.Run(Reference(layer, w, b), new OptimizeOptions { Target = target });
+        var skipped = result.Nodes.FirstOrDefault(n => !n.Rewritten);
+        if (!result.Changed || skipped is not null)
+            throw new InvalidOperationException($"{layer.Name}: the {target} rewrite left {skipped?.Node ?? "the model"} alone: {skipped?.Reason ?? "no match"}");
         return ModelIO.Serialize(result.Model);
     }
 
@@ -47,6 +47,31 @@ public static class Models
             Attributes.Int(Ops.ConvTranspose.Group, g.Group),
         ], output: Y);
         mb.Output(Y, g.OutputShape);
+        return mb.Build();
+    }
+
+    /// <summary>F.interpolate(scale_factor=s, mode="nearest") then a "same" Conv, as torch.onnx.export writes them (ESRGAN-style upsampler).</summary>
+    private static ModelProto ResizeConvModel(Layer layer, float[] w, float[] b)
+    {
+        var mb = new ModelBuilder("resize_conv");
+        mb.Input(X, layer.InputShape);
+        int spatial = layer.InputShape.Length - 2;
+        float[] scales = [1f, 1f, .. Enumerable.Repeat((float)layer.ResizeScale, spatial)];
+        mb.Initializer("scales", [scales.Length], scales);
+        var up = mb.Node(Ops.Resize.OpType, [X, "", "scales"],
+        [
+            Attributes.String(Ops.Resize.CoordinateTransformationMode, Ops.Values.Asymmetric),
+            Attributes.String(Ops.Resize.Mode, Ops.Values.Nearest),
+            Attributes.String(Ops.Resize.NearestMode, Ops.Values.Floor),
+        ]);
+        mb.Initializer("W", layer.ReferenceWeightShape, w);
+        mb.Initializer("B", [layer.OutputShape[1]], b);
+        mb.Node(Ops.Conv.OpType, [up, "W", "B"],
+        [
+            Attributes.Ints(Ops.Conv.KernelShape, Enumerable.Repeat(layer.ConvKernel, spatial)),
+            Attributes.Ints(Ops.Conv.Pads, Enumerable.Repeat(layer.ConvPad, 2 * spatial)),
+        ], output: Y);
+        mb.Output(Y, layer.OutputShape);
         return mb.Build();
     }
 

@@ -1,22 +1,41 @@
 using Microsoft.ML.OnnxRuntime;
+using OnnxDeconv.GraphRewrite.Runtime;
 using OnnxDeconv.GraphRewrite.Timing;
 using OnnxDeconv.Kernels;
+using RewriteTarget = OnnxDeconv.GraphRewrite.Pipeline.Target;
 
-namespace OnnxDeconv.Bench;
+namespace OnnxDeconv.Cli.Bench;
 
-/// <summary>A runnable configuration of one candidate on one layer: <see cref="Run"/> computes Y once.</summary>
+/// <summary>A runnable configuration of one candidate on one layer: <see cref="ITimedRun.Run"/> computes Y once.</summary>
 public interface IPrepared : ITimedRun
 {
     float[] Output { get; }
 }
 
-/// <summary>
-/// A column of the table: something that computes the layer. New candidates (e.g. the plugin op inside ONNX Runtime)
-/// are added to <see cref="Program.Candidates"/> and get their own column.
-/// </summary>
-public sealed record Candidate(string Name, string Description, Func<LayerData, int, IPrepared> Prepare);
+/// <summary>A column of the layer tables: something that computes the layer, for the layer kinds it applies to.</summary>
+public sealed record Candidate(string Name, string Description, LayerKind[] Kinds, Func<LayerData, int, IPrepared> Prepare)
+{
+    /// <summary>
+    /// The suite's columns; "ort" comes first: it is the reference (ONNX Runtime on the layer's original model) every
+    /// other column is checked and timed against.
+    /// </summary>
+    public static IReadOnlyList<Candidate> All { get; } =
+    [
+        new("ort", "ONNX Runtime on the original model: ConvTranspose, or Resize+Conv (ORT_ENABLE_ALL)", [LayerKind.ConvTranspose, LayerKind.ResizeConv],
+            (d, t) => new OrtPrepared(GraphRewrite.IO.ModelIO.Serialize(LayerModels.Reference(d.Layer, d.W, d.B)), d, t)),
+        new("zero-insert", "zero-stuff + Conv (flipped kernel) in ONNX Runtime (ORT_ENABLE_ALL)", [LayerKind.ConvTranspose],
+            (d, t) => new OrtPrepared(LayerModels.ZeroInsertion(d.Layer, d.W, d.B), d, t)),
+        new("portable", "Optimizer.Run(Target.Portable) in ONNX Runtime (ORT_ENABLE_ALL)", [LayerKind.ConvTranspose, LayerKind.ResizeConv],
+            (d, t) => new OrtPrepared(LayerModels.Rewritten(d.Layer, d.W, d.B, RewriteTarget.Portable), d, t)),
+        new("plugin", "Optimizer.Run(Target.Plugin) in ONNX Runtime with RegisterOnnxDeconv (ORT_ENABLE_ALL; KernelContext_ParallelFor)",
+            [LayerKind.ConvTranspose, LayerKind.ResizeConv],
+            (d, t) => new OrtPrepared(LayerModels.Rewritten(d.Layer, d.W, d.B, RewriteTarget.Plugin), d, t, so => so.RegisterOnnxDeconv())),
+        new("kernel", "DeconvKernel in-process (a claim-by-counter pool as IParallelFor above 1 thread)", [LayerKind.ConvTranspose],
+            (d, t) => new KernelPrepared(d, t)),
+    ];
+}
 
-/// <summary>A layer's random inputs, shared by every candidate.</summary>
+/// <summary>A layer's random inputs, shared by every candidate (weights in the reference model's layout).</summary>
 public sealed class LayerData
 {
     public Layer Layer { get; }
@@ -27,11 +46,10 @@ public sealed class LayerData
     public LayerData(Layer layer, int seed)
     {
         Layer = layer;
-        var g = layer.Geometry;
         var rng = new Random(seed);
-        X = Fill(rng, g.InputShape.Aggregate(1L, (p, v) => p * v), 1f);
-        W = Fill(rng, g.WeightShape.Aggregate(1L, (p, v) => p * v), 0.05f);
-        B = Fill(rng, g.OutChannels, 0.1f);
+        X = Fill(rng, layer.InputShape.Aggregate(1L, (p, v) => p * v), 1f);
+        W = Fill(rng, layer.ReferenceWeightShape.Aggregate(1L, (p, v) => p * v), 0.05f);
+        B = Fill(rng, layer.OutputShape[1], 0.1f);
     }
 
     private static float[] Fill(Random rng, long n, float scale)
@@ -52,13 +70,13 @@ public sealed class OrtPrepared : IPrepared
     private readonly SessionOptions _options;
     private readonly RunOptions _runOptions = new();
     private readonly OrtValue _x, _y;
-    private readonly string[] _inNames = [Models.X], _outNames = [Models.Y];
+    private readonly string[] _inNames = [LayerModels.X], _outNames = [LayerModels.Y];
     private readonly OrtValue[] _ins, _outs;
     public float[] Output { get; }
 
     public OrtPrepared(byte[] model, LayerData d, int threads, Action<SessionOptions>? configure = null)
     {
-        var g = d.Layer.Geometry;
+        var layer = d.Layer;
         _options = new SessionOptions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -69,9 +87,9 @@ public sealed class OrtPrepared : IPrepared
         };
         configure?.Invoke(_options);
         _session = new InferenceSession(model, _options);
-        Output = new float[g.OutputShape.Aggregate(1L, (p, v) => p * v)];
-        _x = OrtValue.CreateTensorValueFromMemory(d.X, g.InputShape);
-        _y = OrtValue.CreateTensorValueFromMemory(Output, g.OutputShape);
+        Output = new float[layer.OutputShape.Aggregate(1L, (p, v) => p * v)];
+        _x = OrtValue.CreateTensorValueFromMemory(d.X, layer.InputShape);
+        _y = OrtValue.CreateTensorValueFromMemory(Output, layer.OutputShape);
         _ins = [_x];
         _outs = [_y];
     }
@@ -84,7 +102,7 @@ public sealed class OrtPrepared : IPrepared
     }
 }
 
-/// <summary>Our kernel called directly in-process; 2 threads through <see cref="ParallelFor"/> (a 2-thread pool).</summary>
+/// <summary>Our kernel called directly in-process; above 1 thread through <see cref="ParallelFor"/>.</summary>
 public sealed class KernelPrepared : IPrepared
 {
     private readonly Geometry.ConvTransposeGeometry _g;
@@ -108,10 +126,10 @@ public sealed class KernelPrepared : IPrepared
 }
 
 /// <summary>
-/// A small intra-op pool like ONNX Runtime's: a persistent worker plus the calling thread claim items one at a time
-/// from the call's counter, and the caller waits for the items, not for the worker: a worker the OS has not scheduled
-/// yet costs nothing once the caller has done everything. The worker blocks between calls (ManualResetEventSlim: brief
-/// spin, then sleep) so it does not steal CPU from the other columns.
+/// A small intra-op pool like ONNX Runtime's: persistent workers plus the calling thread claim items one at a time
+/// from the call's counter, and the caller waits for the items, not for the workers: a worker the OS has not scheduled
+/// yet costs nothing once the caller has done everything. Workers block between calls (ManualResetEventSlim: brief
+/// spin, then sleep) so they do not steal CPU from the other columns.
 /// </summary>
 public sealed class ParallelFor : IParallelFor, IDisposable
 {
@@ -124,16 +142,16 @@ public sealed class ParallelFor : IParallelFor, IDisposable
         public int Next, Done;
     }
 
-    private readonly Thread _worker;
+    private readonly Thread[] _workers;
     private readonly ManualResetEventSlim _wake = new(false);
     private volatile Batch? _current;
     private volatile bool _stop;
 
     public ParallelFor(int threads)
     {
-        if (threads != 2) throw new ArgumentOutOfRangeException(nameof(threads), threads, "the bench pool runs exactly 2 threads");
-        _worker = new Thread(Work) { IsBackground = true, Name = "bench-pool" };
-        _worker.Start();
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 2);
+        _workers = Enumerable.Range(1, threads - 1).Select(i => new Thread(Work) { IsBackground = true, Name = $"bench-pool-{i}" }).ToArray();
+        foreach (var w in _workers) w.Start();
     }
 
     public void For(int count, Action<int> body)
@@ -145,6 +163,7 @@ public sealed class ParallelFor : IParallelFor, IDisposable
         var spin = new SpinWait();
         while (Volatile.Read(ref batch.Done) < count) spin.SpinOnce(sleep1Threshold: -1);
         _current = null;
+        _wake.Reset();
     }
 
     private static void Drain(Batch b)
@@ -162,8 +181,8 @@ public sealed class ParallelFor : IParallelFor, IDisposable
         {
             _wake.Wait();
             if (_stop) return;
-            _wake.Reset();
             if (_current is { } b) Drain(b);
+            else Thread.Yield();
         }
     }
 
@@ -171,7 +190,7 @@ public sealed class ParallelFor : IParallelFor, IDisposable
     {
         _stop = true;
         _wake.Set();
-        _worker.Join();
+        foreach (var w in _workers) w.Join();
         _wake.Dispose();
     }
 }

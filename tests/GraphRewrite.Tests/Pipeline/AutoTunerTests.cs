@@ -1,0 +1,287 @@
+using OnnxDeconv.Geometry;
+using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.IO;
+using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Patterns;
+using OnnxDeconv.GraphRewrite.Pipeline;
+using OnnxDeconv.GraphRewrite.Runtime;
+using OnnxDeconv.GraphRewrite.Timing;
+using static OnnxDeconv.GraphRewrite.Tests.Lowering.PortableTestKit;
+
+namespace OnnxDeconv.GraphRewrite.Tests.Pipeline;
+
+/// <summary>A timer whose verdicts a test scripts (which candidate "wins" must not depend on the machine's load); counts what it timed.</summary>
+internal sealed class ScriptedTimer(Func<string, TimedModel, double> script) : ICandidateTimer
+{
+    public List<(string Subject, IReadOnlyList<string> Labels)> Calls { get; } = [];
+    public int NodeCalls => Calls.Count(c => c.Subject != "whole model");
+
+    public IReadOnlyList<double> Time(string subject, IReadOnlyList<TimedModel> models)
+    {
+        Calls.Add((subject, models.Select(m => m.Label).ToList()));
+        return models.Select(m => script(subject, m)).ToList();
+    }
+
+    /// <summary>Per node: <paramref name="winner"/> takes 1 ms, everything else 10 ms; whole model: the result 1 ms, the original 2 ms.</summary>
+    public static ScriptedTimer Prefer(string winner) => new((subject, m) =>
+        subject == "whole model" ? (m.Label == "original" ? 2 : 1) : m.Label == winner ? 1 : 10);
+}
+
+// Target.Auto with the timing scripted: the choice follows the timer; every candidate is checked against the unchanged
+// node before timing and the chosen model is compared with the original in ONNX Runtime at |a-b| <= 1e-5 + 1e-4*|b|.
+public sealed class AutoTunerTests : IDisposable
+{
+    private readonly string _cacheDir = Directory.CreateTempSubdirectory("onnx-deconv-auto-").FullName;
+    public void Dispose() => Directory.Delete(_cacheDir, recursive: true);
+
+    private static ModelProto Model(int seed = 1)
+    {
+        var rng = new Random(seed);
+        var attrs = new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] };
+        return SingleNode(attrs, [1, 3, 5, 5], [3, 4, 3, 3], RandomFloats(rng, 3 * 4 * 9), RandomFloats(rng, 4), opset: 17);
+    }
+
+    /// <summary>X ─ ConvTranspose "first" (→ H) ─ ConvTranspose "second" (→ Y).</summary>
+    private static ModelProto TwoNodes()
+    {
+        var rng = new Random(3);
+        var mb = new ModelBuilder("two", 17, 8);
+        mb.Input("X", [1, 2, 4, 4]);
+        mb.Initializer("W1", [2, 3, 3, 3], RandomFloats(rng, 54));
+        mb.Initializer("W2", [3, 2, 4, 4], RandomFloats(rng, 96));
+        var a1 = ConvTransposeNode.ToAttributes(new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] });
+        var a2 = ConvTransposeNode.ToAttributes(new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] });
+        mb.Node(Ops.ConvTranspose.OpType, ["X", "W1"], a1, output: "H", name: "first");
+        mb.Node(Ops.ConvTranspose.OpType, ["H", "W2"], a2, output: "Y", name: "second");
+        mb.Output("Y", null);
+        return mb.Build();
+    }
+
+    private static IReadOnlyList<TensorValue> Inputs(long[] shape) =>
+        [TensorValue.Float("X", shape, RandomFloats(new Random(9), shape.Aggregate(1L, (p, d) => p * d)))];
+
+    private static void AssertEquivalent(ModelProto original, ModelProto result, long[] xShape, string what)
+    {
+        var inputs = Inputs(xShape);
+        var expected = OrtRunner.RunOnce(original, inputs);
+        var actual = OrtRunner.RunOnce(result, inputs, new OrtRunOptions { Configure = OnnxDeconvSessionOptions.ConfigureFor(result) });
+        AssertClose(expected[0], actual.Single(a => a.Name == expected[0].Name), what);
+    }
+
+    private static bool UsesPlugin(ModelProto m) => OnnxDeconvSessionOptions.UsesPlugin(m);
+
+    [Theory]
+    [InlineData(AutoTuner.PortableCombined)]
+    [InlineData(AutoTuner.PortablePerPhase)]
+    [InlineData(AutoTuner.Plugin)]
+    public void ScriptedWinner_IsChosen_AndTheResultMatchesTheOriginal(string winner)
+    {
+        var model = Model();
+        var timer = ScriptedTimer.Prefer(winner);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+
+        var report = Assert.Single(result.Nodes);
+        Assert.True(report.Rewritten, report.Reason);
+        Assert.Equal(winner, report.Choice);
+        Assert.False(report.Cached);
+        // Every candidate was built, checked and timed side by side with the unchanged node.
+        Assert.Equal([AutoTuner.Unchanged, AutoTuner.PortableCombined, AutoTuner.PortablePerPhase, AutoTuner.Plugin],
+            report.Candidates!.Select(c => c.Label));
+        Assert.All(report.Candidates!, c => Assert.NotNull(c.MedianMs));
+        Assert.Equal(winner == AutoTuner.Plugin, UsesPlugin(result.Model));
+        Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType == Ops.ConvTranspose.OpType);
+        Assert.NotNull(result.WholeModel);
+        Assert.Empty(result.WholeModel!.Reverted);
+        AssertEquivalent(model, result.Model, [1, 3, 5, 5], winner);
+    }
+
+    [Fact]
+    public void NoCandidateFasterByTheMargin_NodeStaysUnchanged_ModelByteIdentical()
+    {
+        var model = Model();
+        var before = ModelIO.Serialize(model);
+        // 2% faster than the unchanged node: within the noise margin (3%), so not worth a rewrite.
+        var timer = new ScriptedTimer((_, m) => m.Label == AutoTuner.Unchanged ? 1.0 : 0.98);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        var report = Assert.Single(result.Nodes);
+        Assert.False(report.Rewritten);
+        Assert.Equal(AutoTuner.Unchanged, report.Choice);
+        Assert.Contains("3% faster", report.Reason);
+        Assert.Equal(before, ModelIO.Serialize(result.Model));
+        Assert.DoesNotContain(timer.Calls, c => c.Subject == "whole model"); // nothing changed: nothing to compare
+    }
+
+    [Fact]
+    public void PortableOnly_NeverTimesNorPicksThePlugin()
+    {
+        var model = Model();
+        var timer = ScriptedTimer.Prefer(AutoTuner.Plugin); // the plugin would win by far
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, PortableOnly = true, Timer = timer });
+        var report = Assert.Single(result.Nodes);
+        Assert.NotEqual(AutoTuner.Plugin, report.Choice);
+        Assert.All(timer.Calls, c => Assert.DoesNotContain(AutoTuner.Plugin, c.Labels));
+        Assert.False(UsesPlugin(result.Model));
+        Assert.Contains(report.Candidates!, c => c.Label == AutoTuner.Plugin && c.MedianMs is null && c.Note!.Contains("portable-only"));
+    }
+
+    [Fact]
+    public void UnsupportedNode_StaysByteIdentical_NothingTimed()
+    {
+        var attrs = new ConvTransposeAttributes { Strides = [2, 2] };
+        var model = SingleNode(attrs, [1, 2, 4, 4], [2, 3, 3, 3], [], null, weightsAsInput: true);
+        var before = ModelIO.Serialize(model);
+        var timer = ScriptedTimer.Prefer(AutoTuner.PortableCombined);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        var report = Assert.Single(result.Nodes);
+        Assert.False(report.Rewritten);
+        Assert.Contains("'W'", report.Reason);
+        Assert.Empty(timer.Calls);
+        Assert.Equal(before, ModelIO.Serialize(result.Model));
+    }
+
+    [Fact]
+    public void CacheHit_SkipsTiming_SameChoice_ReportSaysCached()
+    {
+        var model = Model();
+        var first = ScriptedTimer.Prefer(AutoTuner.PortablePerPhase);
+        var r1 = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = first, Cache = new DecisionCache(_cacheDir) });
+        Assert.Equal(1, first.NodeCalls);
+        Assert.True(File.Exists(Path.Combine(_cacheDir, DecisionCache.FileName)));
+
+        // A timer that would pick another candidate: the cache, not the timer, decides.
+        var second = ScriptedTimer.Prefer(AutoTuner.PortableCombined);
+        var r2 = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = second, Cache = new DecisionCache(_cacheDir) });
+        // Nothing timed at all: the node's decision and the whole-model comparison of the same two models are cached.
+        Assert.Empty(second.Calls);
+        Assert.False(r1.WholeModel!.Cached);
+        Assert.True(r2.WholeModel!.Cached);
+        var report = Assert.Single(r2.Nodes);
+        Assert.True(report.Cached);
+        Assert.Equal(AutoTuner.PortablePerPhase, report.Choice);
+        Assert.Equal(r1.Nodes[0].Candidates, report.Candidates);
+        Assert.Equal(ModelIO.Serialize(r1.Model), ModelIO.Serialize(r2.Model));
+    }
+
+    [Fact]
+    public void CacheKey_DependsOnThreads_OtherThreadCountTimesAgain()
+    {
+        var model = Model();
+        Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Threads = 1, Timer = ScriptedTimer.Prefer(AutoTuner.Plugin), Cache = new DecisionCache(_cacheDir) });
+        var other = ScriptedTimer.Prefer(AutoTuner.Plugin);
+        var r = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Threads = 2, Timer = other, Cache = new DecisionCache(_cacheDir) });
+        Assert.Equal(1, other.NodeCalls);
+        Assert.False(r.Nodes[0].Cached);
+    }
+
+    [Fact]
+    public void NoCache_TimesEveryRun()
+    {
+        var model = Model();
+        for (int i = 0; i < 2; i++)
+        {
+            var timer = ScriptedTimer.Prefer(AutoTuner.PortableCombined);
+            var r = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer, Cache = null });
+            Assert.Equal(1, timer.NodeCalls);
+            Assert.False(r.Nodes[0].Cached);
+        }
+    }
+
+    [Theory]
+    [InlineData("{ not json")]
+    [InlineData("{\"version\": 99, \"entries\": {}}")]
+    [InlineData("{\"version\": 1, \"entries\": {\"k\": {\"choice\": null, \"candidates\": null}}}")]
+    public void CorruptCache_IsIgnoredWithAWarning_AndReplaced(string content)
+    {
+        File.WriteAllText(Path.Combine(_cacheDir, DecisionCache.FileName), content);
+        var model = Model();
+        var timer = ScriptedTimer.Prefer(AutoTuner.PortableCombined);
+        var r = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer, Cache = new DecisionCache(_cacheDir) });
+        Assert.Equal(1, timer.NodeCalls);
+        Assert.Equal(AutoTuner.PortableCombined, r.Nodes[0].Choice);
+        Assert.Contains(r.Warnings, w => w.Contains("decision cache") && w.Contains("ignored"));
+
+        // The decision was written over the corrupt file: the next run hits.
+        var again = ScriptedTimer.Prefer(AutoTuner.PortableCombined);
+        var r2 = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = again, Cache = new DecisionCache(_cacheDir) });
+        Assert.Equal(0, again.NodeCalls);
+        Assert.Empty(r2.Warnings);
+    }
+
+    [Fact]
+    public void WholeModelSlower_RevertsTheLeastGainFirst_UntilNotSlower()
+    {
+        var model = TwoNodes();
+        // Per node: both portable-perphase; "first" saves 5 ms, "second" 1 ms. Whole model: slower while "second" is rewritten.
+        var timer = new ScriptedTimer((subject, m) =>
+        {
+            if (subject == "whole model")
+            {
+                if (m.Label == "original") return 1.0;
+                var g = ModelIO.Parse(m.Model, "candidate").Graph;
+                bool secondLowered = !g.Node.Any(n => n.OpType == Ops.ConvTranspose.OpType && n.Output[0] == "Y");
+                return secondLowered ? 2.0 : 0.5;
+            }
+            bool first = subject.Contains("first");
+            return m.Label == AutoTuner.Unchanged ? 10 : m.Label == AutoTuner.PortablePerPhase ? (first ? 5 : 9) : 20;
+        });
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+
+        var first = result.Nodes.Single(n => n.Node.Contains("first"));
+        var second = result.Nodes.Single(n => n.Node.Contains("second"));
+        Assert.True(first.Rewritten);
+        Assert.Equal(AutoTuner.PortablePerPhase, first.Choice);
+        Assert.False(second.Rewritten);
+        Assert.Contains("reverted", second.Reason);
+        Assert.Equal([second.Node], result.WholeModel!.Reverted);
+        Assert.False(result.WholeModel.ReturnedOriginal);
+        Assert.Contains(result.Warnings, w => w.Contains("slower") && w.Contains("second"));
+        Assert.Single(result.Model.Graph.Node, n => n.OpType == Ops.ConvTranspose.OpType && n.Output[0] == "Y");
+        AssertEquivalent(model, result.Model, [1, 2, 4, 4], "first lowered, second reverted");
+    }
+
+    [Fact]
+    public void WholeModelAlwaysSlower_ReturnsTheOriginal_ByteIdentical()
+    {
+        var model = TwoNodes();
+        var before = ModelIO.Serialize(model);
+        var timer = new ScriptedTimer((subject, m) =>
+            subject == "whole model" ? (m.Label == "original" ? 1.0 : 1.5) : m.Label == AutoTuner.PortableCombined ? 1 : 10);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        Assert.False(result.Changed);
+        Assert.True(result.WholeModel!.ReturnedOriginal);
+        Assert.Equal(2, result.WholeModel.Reverted.Count);
+        Assert.All(result.Nodes, n => Assert.Contains("reverted", n.Reason));
+        Assert.Equal(before, ModelIO.Serialize(result.Model));
+    }
+
+    [Fact]
+    public void BrokenGraph_TwoNodesWritingTheSameOutput_DecidedPerNode_NoException()
+    {
+        // Not a valid ONNX graph (ONNX Runtime refuses it), but each node alone is: every decision is still per node,
+        // and the whole-model comparison, which cannot run, becomes a warning.
+        var model = Model();
+        var copy = model.Graph.Node[0].Clone();
+        copy.Name = "twin";
+        model.Graph.Node.Add(copy);
+        var timer = ScriptedTimer.Prefer(AutoTuner.PortableCombined);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        Assert.Equal(2, result.Nodes.Count);
+        Assert.All(result.Nodes, n => Assert.Equal(AutoTuner.PortableCombined, n.Choice));
+        Assert.Contains(result.Warnings, w => w.Contains("whole model not timed"));
+    }
+
+    [Fact]
+    public void RealTimer_SmallModel_ChoiceVerified_CandidatesTimed()
+    {
+        var model = Model();
+        var result = Optimizer.Run(model, new OptimizeOptions
+        {
+            Target = Target.Auto, Threads = 1, NodeBudget = TimeSpan.FromMilliseconds(20),
+        });
+        var report = Assert.Single(result.Nodes);
+        Assert.Equal(4, report.Candidates!.Count);
+        Assert.All(report.Candidates!, c => Assert.True(c.MedianMs > 0, $"{c.Label}: {c.Note}"));
+        Assert.Contains(report.Choice, report.Candidates!.Select(c => c.Label));
+        AssertEquivalent(model, result.Model, [1, 3, 5, 5], $"auto chose {report.Choice}");
+    }
+}
