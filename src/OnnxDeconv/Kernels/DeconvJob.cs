@@ -13,7 +13,7 @@ internal sealed class Scratch
     public static Scratch For(DeconvPlan p, out int intsNeeded)
     {
         var s = t_current ??= new Scratch();
-        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps);
+        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps + p.FusedPhases * p.MaxTaps + 2 * p.PixelBlock);
         // 16 floats of slack so the panel can start on a 64-byte boundary.
         long floats = p.ScratchFloats + 16;
         if (s.Floats.Length < floats) s.Floats = new float[checked((int)floats)];
@@ -62,6 +62,16 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         public int CbStart, CbEnd;
         /// <summary>Direct chunks: output j is at OutBase + j*OutStep (no offset table lookups); -1 = use OutOff.</summary>
         public int OutBase, OutStep;
+        /// <summary>Fused last-axis phases (<see cref="DeconvPlan.FusedGroups"/>): the group; Lead computes its direct chunks.</summary>
+        public FusedGroup? Group;
+        public bool Lead;
+        /// <summary>The group's packed weights (every phase's <see cref="Residue.WeightOffset"/> is relative to it).</summary>
+        public float* WBase;
+        /// <summary>Fused: per phase of the group, MaxTaps tap offsets.</summary>
+        public int* FusedTapOff;
+        /// <summary>Fused chunk: output offset (and, for whole-row chunks, input offset) of each row segment.</summary>
+        public int* SegOut, SegIn;
+        public int SegCount;
     }
 
     public override void Execute(int item)
@@ -74,15 +84,28 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         int split = rem % p.ChannelSplits;
         rem /= p.ChannelSplits;
         int block = rem;
+        int px0 = block * p.ItemPixels;
+        if (p.FusedGroups is { } groups)
+        {
+            // The phases of a group have the same pixel grid: the lead computes the shared interior chunks of all of
+            // them, then each phase (lead included) computes only its own border pixels.
+            foreach (var group in groups)
+            {
+                var phases = group.Phases;
+                if (px0 >= phases[0].Pixels) continue;
+                for (int k = 0; k < phases.Length; k++)
+                    Phase(phases[k], n, grp, split, px0, Math.Min(px0 + p.ItemPixels, phases[0].Pixels), group, k == 0);
+            }
+            return;
+        }
         foreach (var res in p.Work)
         {
-            int px0 = block * p.ItemPixels;
             if (px0 >= res.Pixels) continue;
             Phase(res, n, grp, split, px0, Math.Min(px0 + p.ItemPixels, res.Pixels));
         }
     }
 
-    private void Phase(Residue res, long n, long grp, int split, int px0, int px1)
+    private void Phase(Residue res, long n, long grp, int split, int px0, int px1, FusedGroup? group = null, bool lead = false)
     {
         var p = Plan;
         var g = p.Geometry;
@@ -91,7 +114,10 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             Res = res,
             Xg = X + (n * g.InChannels + grp * p.Cig) * p.InSpatial,
             Yg = Y + (n * g.OutChannels + grp * p.Cog) * p.OutSpatial,
+            WBase = W + grp * (long)p.Cog * p.Cig * p.KernelSpatial,
             Wg = W + grp * (long)p.Cog * p.Cig * p.KernelSpatial + res.WeightOffset,
+            Group = group,
+            Lead = lead,
             Bg = B == null ? null : B + grp * p.Cog,
             CbStart = split * p.BlocksPerSplit * DeconvPlan.ChannelBlock,
             CbEnd = Math.Min(p.Cog, (split + 1) * p.BlocksPerSplit * DeconvPlan.ChannelBlock),
@@ -109,13 +135,16 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         {
             float* aligned = (float*)(((nint)fs + 63) & ~(nint)63);
             it.Panel = aligned;
-            it.Tile = aligned + (long)p.CiChunk * mt * nb;
+            it.Tile = aligned + p.PanelFloats;
             it.Gidx = ints;
             it.TapOff = ints + mt * nb;
             it.OutOff = it.TapOff + mt;
             it.Pend = it.OutOff + nb;
             it.M = it.Pend + nb;
             it.RunStart = it.M + p.Rank;
+            it.FusedTapOff = it.RunStart + 3 * mt;
+            it.SegOut = it.FusedTapOff + p.FusedPhases * mt;
+            it.SegIn = it.SegOut + nb;
             it.OutStep = -1;
             Walk(ref it, px0, px1);
         }
@@ -135,12 +164,21 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         int inLast = (int)axes[last].Input, sLast = (int)axes[last].Stride;
         int pending = 0;
         int px = px0;
+        if (p.FusedRows > 1 && it.Group is not null)
+        {
+            // Whole-row chunks (px0 is a multiple of the block, so chunks start on a row); the rest goes through the panel.
+            for (; px + nb <= px1; px += nb)
+                if (it.Lead) FusedRowChunk(ref it, px / ql);
+            for (; px < px1; px++) Pend(ref it, ref pending, px);
+            if (pending > 0) Panel(ref it, pending);
+            return;
+        }
         while (px < px1)
         {
             int qStart = px % ql, rowStart = px - qStart;
             int segEnd = Math.Min(rowStart + ql, px1);
             int qEnd = qStart + (segEnd - px);
-            if (p.Direct && qEnd - qStart >= nb)
+            if ((p.Direct || it.Group is not null) && qEnd - qStart >= nb)
             {
                 int rowIdx = px / ql;
                 bool inside = true;
@@ -156,6 +194,23 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 }
                 int lo = Math.Max(qStart, res.CMax[last] - res.M0[last]);
                 int hi = Math.Min(qEnd, inLast + res.CMin[last] - res.M0[last]);
+                if (it.Group is { } grp)
+                {
+                    // Fused: the chunks every phase of the group can read in place (same range on every pass).
+                    foreach (var sib in grp.Phases)
+                    {
+                        lo = Math.Max(lo, sib.CMax[last] - sib.M0[last]);
+                        hi = Math.Min(hi, inLast + sib.CMin[last] - sib.M0[last]);
+                    }
+                }
+                if (inside && hi - lo >= nb && it.Group is not null)
+                {
+                    for (int q = qStart; q < lo; q++) Pend(ref it, ref pending, rowStart + q);
+                    if (it.Lead) FusedChunks(ref it, inBase, outBase, lo, hi);
+                    for (int q = hi; q < qEnd; q++) Pend(ref it, ref pending, rowStart + q);
+                    px = segEnd;
+                    continue;
+                }
                 if (inside && hi - lo >= nb)
                 {
                     for (int q = qStart; q < lo; q++) Pend(ref it, ref pending, rowStart + q);
@@ -187,6 +242,163 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             px = segEnd;
         }
         if (pending > 0) Panel(ref it, pending);
+    }
+
+    /// <summary>
+    /// Lead phase of a fused group: chunks of NB pixels over [lo, hi) of one row for every phase of the group (the last
+    /// chunk overlaps the previous one rather than leaving a remainder, as in <see cref="Walk"/>). The chunk's input
+    /// (every shift any tap reads) is copied once per slice of input channels into the panel, contiguous and unaliased.
+    /// </summary>
+    private void FusedChunks(ref Item it, int inBase, int outBase, int lo, int hi)
+    {
+        var p = Plan;
+        var fg = it.Group!;
+        int nb = p.PixelBlock, mt = p.MaxTaps, s = fg.Phases.Length, shifts = fg.Shifts.Length, l = TS.Lanes;
+        for (int k = 0; k < s; k++)
+            for (int t = 0; t < fg.Phases[k].Taps; t++) it.FusedTapOff[k * mt + t] = fg.TapShift[k][t] * nb;
+        it.SegCount = 1;
+        for (int qd = lo; qd < hi; qd += nb)
+        {
+            if (qd + nb > hi) qd = hi - nb;
+            // Lane k of the group sits at output O0 = k, so pixel q of every phase fills the run [q*s, q*s + s).
+            it.SegOut[0] = outBase + qd * s;
+            float* x0 = it.Xg + inBase + qd;
+            for (int c0 = 0; c0 < p.Cig; c0 += p.PackSlice)
+            {
+                int cc = Math.Min(p.PackSlice, p.Cig - c0);
+                float* dst = it.Panel;
+                for (int ci = 0; ci < cc; ci++)
+                {
+                    float* xc = x0 + (c0 + ci) * p.InSpatial;
+                    for (int d = 0; d < shifts; d++, dst += nb)
+                    {
+                        float* src = xc + fg.Shifts[d];
+                        for (int j = 0; j < nb; j += l) TS.Store(dst + j, TS.Load(src + j));
+                    }
+                }
+                ComputeFused(ref it, it.Panel, (long)shifts * nb, c0, cc);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Lead phase of a fused group whose rows are interior end to end: one chunk of <see cref="DeconvPlan.FusedRows"/>
+    /// whole rows from <paramref name="row0"/>, packed side by side into the panel and stored row by row.
+    /// </summary>
+    private void FusedRowChunk(ref Item it, int row0)
+    {
+        var p = Plan;
+        var fg = it.Group!;
+        var res = it.Res;
+        var axes = p.Geometry.Axes;
+        int last = p.Rank - 1, nb = p.PixelBlock, mt = p.MaxTaps, s = fg.Phases.Length, shifts = fg.Shifts.Length, l = TS.Lanes;
+        int rows = p.FusedRows, ql = res.Q[last];
+        for (int k = 0; k < s; k++)
+            for (int t = 0; t < fg.Phases[k].Taps; t++) it.FusedTapOff[k * mt + t] = fg.TapShift[k][t] * nb;
+        for (int i = 0; i < rows; i++)
+        {
+            int rowIdx = row0 + i, inBase = 0, outBase = 0;
+            for (int a = last - 1; a >= 0; a--)
+            {
+                int qa = rowIdx % res.Q[a];
+                rowIdx /= res.Q[a];
+                inBase += (res.M0[a] + qa) * p.InStride[a];
+                outBase += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
+            }
+            it.SegIn[i] = inBase;
+            it.SegOut[i] = outBase;
+        }
+        it.SegCount = rows;
+        for (int c0 = 0; c0 < p.Cig; c0 += p.PackSlice)
+        {
+            int cc = Math.Min(p.PackSlice, p.Cig - c0);
+            float* dst = it.Panel;
+            for (int ci = 0; ci < cc; ci++)
+            {
+                float* xc = it.Xg + (c0 + ci) * p.InSpatial;
+                for (int d = 0; d < shifts; d++, dst += nb)
+                    for (int i = 0; i < rows; i++)
+                    {
+                        float* src = xc + it.SegIn[i] + fg.Shifts[d];
+                        for (int j = 0; j < ql; j += l) TS.Store(dst + i * ql + j, TS.Load(src + j));
+                    }
+            }
+            ComputeFused(ref it, it.Panel, (long)shifts * nb, c0, cc);
+        }
+    }
+
+    /// <summary>As <see cref="Compute"/> for one direct chunk of every phase of the group: a tile per phase, stored interleaved.</summary>
+    private void ComputeFused(ref Item it, float* xb, long xs, int c0, int cc)
+    {
+        var p = Plan;
+        var grp = it.Group!.Phases;
+        int cog = p.Cog, cig = p.Cig, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock, nb = p.PixelBlock, mt = p.MaxTaps, s = grp.Length;
+        bool sliced = cc != cig, last = c0 + cc == cig;
+        for (int cb = it.CbStart; cb < it.CbEnd; cb += DeconvPlan.ChannelBlock)
+        {
+            int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
+            for (int sub = 0; sub < mr; sub += msub)
+            {
+                int ms = Math.Min(msub, mr - sub);
+                long rowOff = sliced ? (long)(cb + sub) * nb : 0;
+                for (int k = 0; k < s; k++)
+                {
+                    var sib = grp[k];
+                    int taps = sib.Taps;
+                    float* wb = it.WBase + sib.WeightOffset + (long)cb * cig * taps + (long)c0 * taps * mr;
+                    float* tile = it.Tile + k * Plan.TileFloats + rowOff;
+                    MicroKernel<TS, TV>.Dispatch(ms, nr, xb, it.FusedTapOff + k * mt, taps, cc, xs, wb + sub, mr, tile, accumulate: c0 > 0);
+                }
+                if (last) StoreFused(ref it, ms, cb + sub, rowOff);
+            }
+        }
+    }
+
+    /// <summary>Bias + activation of the group's tiles, written as contiguous runs of s outputs per pixel (one run per row segment).</summary>
+    private void StoreFused(ref Item it, int channels, int co0, long rowOff)
+    {
+        var p = Plan;
+        var ep = Epilogue;
+        int nb = p.PixelBlock, s = it.Group!.Phases.Length, l = TS.Lanes;
+        int segs = it.SegCount, seg = nb / segs;
+        bool relu = ep.Kind == Activation.Relu;
+        for (int i = 0; i < channels; i++)
+        {
+            int co = co0 + i;
+            TV b = TS.Splat(it.Bg == null ? 0f : it.Bg[co]);
+            float* yc = it.Yg + co * p.OutSpatial;
+            for (int sg = 0; sg < segs; sg++)
+            {
+                float* yo = yc + it.SegOut[sg];
+                float* t0 = it.Tile + rowOff + i * nb + sg * seg;
+                if (s == 2)
+                {
+                    float* t1 = t0 + p.TileFloats;
+                    for (int j = 0; j < seg; j += l)
+                    {
+                        TV a = TS.Add(TS.Load(t0 + j), b), c = TS.Add(TS.Load(t1 + j), b);
+                        if (relu) { a = TS.Relu(a); c = TS.Relu(c); }
+                        TS.StoreInterleaved2(yo + 2 * j, a, c);
+                    }
+                }
+                else
+                {
+                    for (int k = 0; k < s; k++)
+                    {
+                        float* tk = t0 + k * p.TileFloats;
+                        for (int j = 0; j < seg; j += l)
+                        {
+                            TV a = TS.Add(TS.Load(tk + j), b);
+                            TS.Store(tk + j, relu ? TS.Relu(a) : a);
+                        }
+                    }
+                    for (int j = 0; j < seg; j++)
+                        for (int k = 0; k < s; k++) yo[j * s + k] = t0[k * p.TileFloats + j];
+                }
+                if (ep.Kind != Activation.None && !relu)
+                    for (int e = 0; e < seg * s; e++) yo[e] = ep.Apply(yo[e]);
+            }
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -126,6 +126,142 @@ public class DeconvKernelTests
         }
     }
 
+    /// <summary>Checks the shape really takes the fused last-axis path (else the fused tests would test nothing new).</summary>
+    private static void AssertFused(ConvTransposeGeometry g, KernelIsa isa, int phases)
+    {
+        var plan = DeconvKernel.GetPlan(g, isa, null);
+        Assert.True(plan.FusedPhases == phases, $"{Describe(g)}: FusedPhases {plan.FusedPhases}, expected {phases}");
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_KernelEqualsStride1D_FusedPhasesEveryTail_MatchesReference(KernelIsa isa)
+    {
+        // k == s: every phase is one tap, all s phases of a pixel run are computed together and written interleaved.
+        // Widths 1..70 cover every tail of 1..4 vectors of 8/16 lanes (the last chunk overlaps, shorter rows go
+        // through the panel); 29 output channels leave a partial channel block and sub-block, 3 take the few-channel
+        // tile. Fusion needs an output at least as large as the extra tiles (workspace <= output): 29 channels from 16 on.
+        int seed = 0;
+        foreach (int s in new[] { 2, 3, 4 })
+        foreach (int cout in new[] { 29, 3 })
+        for (int width = 1; width <= 70; width++)
+        {
+            var g = Geo(1, 5, cout, 1, [width], [s], strides: [s]);
+            if (cout == 29 && width >= 16) AssertFused(g, isa, s);
+            AssertMatches(g, isa, seed: ++seed);
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_KernelEqualsStride2D3DGroups_FusedPhases_MatchReference(KernelIsa isa)
+    {
+        var cases = new[]
+        {
+            Geo(1, 7, 9, 1, [5, 37], [2, 2], strides: [2, 2]),
+            Geo(2, 6, 10, 2, [3, 41], [3, 3], strides: [3, 3]),
+            Geo(1, 6, 9, 3, [4, 3, 35], [2, 2, 2], strides: [2, 2, 2]),
+            Geo(1, 4, 5, 1, [3, 2, 19], [2, 3, 4], strides: [2, 3, 4]),
+            // 16-pixel rows (the 3D U-Net shape): on AVX-512 the pixel block shrinks to one vector so rows take direct chunks.
+            Geo(1, 6, 14, 1, [3, 4, 16], [2, 2, 2], strides: [2, 2, 2]),
+            Geo(1, 6, 14, 1, [2, 3, 24], [2, 2, 2], strides: [2, 2, 2]),
+            // More than 16 input channels with more output channels than a sub-block: direct reads go slice by slice
+            // and each phase keeps one tile row per output channel until the last slice.
+            Geo(1, 40, 20, 1, [3, 50], [2, 2], strides: [2, 2]),
+            Geo(1, 40, 30, 2, [2, 70], [2, 2], strides: [2, 2]),
+        };
+        int seed = 0;
+        foreach (var g in cases)
+        {
+            AssertFused(g, isa, (int)g.Axes[^1].Stride);
+            AssertMatches(g, isa, seed: ++seed);
+            AssertMatches(g, isa, seed: ++seed, withBias: false);
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_KernelEqualsStrideShortRows_ChunksOfWholeRows_MatchReference(KernelIsa isa)
+    {
+        // Rows of 2, 8, 16 pixels (shorter than a pixel block on some variant): blocks of several whole rows packed
+        // side by side; 15 rows per phase leave a partial block for the panel. Bias, Relu (vectorised) and Sigmoid.
+        int multiRow = 0, seed = 0;
+        foreach (int q in new[] { 2, 8, 16 })
+        foreach (int cout in new[] { 3, 14 })
+        {
+            var g3 = Geo(1, 6, cout, 1, [3, 5, q], [2, 2, 2], strides: [2, 2, 2]);
+            var g2 = Geo(2, 5, cout, 1, [15, q], [2, 2], strides: [2, 2]);
+            foreach (var g in new[] { g3, g2 })
+            {
+                if (DeconvKernel.GetPlan(g, isa, null).FusedRows > 1) multiRow++;
+                AssertMatches(g, isa, seed: ++seed);
+                AssertMatches(g, isa, new Epilogue(Activation.Relu), seed: ++seed, withBias: false);
+                AssertMatches(g, isa, new Epilogue(Activation.Sigmoid), seed: ++seed);
+            }
+        }
+        Assert.True(multiRow > 0, $"{isa}: no shape took whole-row chunks");
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_KernelEqualsStride_EveryActivation_FusedEpilogueMatchesReference(KernelIsa isa)
+    {
+        foreach (int s in new[] { 2, 3 })
+        {
+            var g = Geo(1, 6, 11, 1, [4, 45], [s, s], strides: [s, s]);
+            AssertFused(g, isa, s);
+            foreach (var ep in new[]
+            {
+                Epilogue.None, new Epilogue(Activation.Relu), new Epilogue(Activation.LeakyRelu, Alpha: 0.2f),
+                new Epilogue(Activation.Clip, Min: -0.5f, Max: 0.75f), new Epilogue(Activation.Sigmoid), new Epilogue(Activation.Tanh),
+            })
+                AssertMatches(g, isa, ep, seed: s);
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_StrideTwoPadsAndOutputPadding_FusedWhereGridsAlign_MatchReference(KernelIsa isa)
+    {
+        // Output length a multiple of s: fused, also with crops at either end (begin pad shifts which input each phase reads).
+        foreach (var (pads, op) in new (long[], long[])[] { ([0, 0, 0, 2], [0, 0]), ([0, 1, 1, 1], [0, 0]), ([1, 0, 2, 0], [0, 0]), ([0, 1, 0, 0], [0, 1]) })
+        {
+            var g = Geo(1, 5, 7, 1, [4, 40], [2, 2], strides: [2, 2], pads: pads, outputPadding: op);
+            AssertFused(g, isa, 2);
+            AssertMatches(g, isa, new Epilogue(Activation.Relu), seed: (int)pads[1] + 10 * (int)pads[3]);
+        }
+        // k > s (DCGAN k4 s2 p1, SR k3 s2 p1 op1): two taps per phase, fused too.
+        var dcgan = Geo(1, 8, 13, 1, [6, 33], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        var sr = Geo(1, 8, 13, 1, [6, 33], [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 1]);
+        AssertFused(dcgan, isa, 2);
+        AssertFused(sr, isa, 2);
+        AssertMatches(dcgan, isa, new Epilogue(Activation.LeakyRelu, Alpha: 0.1f));
+        AssertMatches(sr, isa, seed: 2);
+        // Rows whose interior (every tap of every phase in range) is shorter than one vector: fused chunks could never
+        // be taken, so SIMD variants keep the unfused plan (scalar has 1-lane vectors and still fuses).
+        var small = Geo(1, 8, 13, 1, [4, 4], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        AssertFused(small, isa, isa == KernelIsa.Scalar ? 2 : 1);
+        AssertMatches(small, isa, seed: 5);
+        // Odd output length (crop of 1, or output_padding 1 with k == s): the phases' grids differ, so not fused.
+        var odd = Geo(1, 5, 7, 1, [4, 40], [2, 2], strides: [2, 2], pads: [0, 0, 0, 1]);
+        AssertFused(odd, isa, 1);
+        AssertMatches(odd, isa, seed: 3);
+        var oddOp = Geo(1, 5, 7, 1, [40], [2], strides: [2], outputPadding: [1]);
+        AssertFused(oddOp, isa, 1);
+        AssertMatches(oddOp, isa, seed: 4);
+    }
+
+    [Fact]
+    public void WorkspaceBytes_FusedUNetAnd3DLayers_AtMostTheOutputSize()
+    {
+        foreach (var g in new[]
+        {
+            Geo(1, 128, 64, 1, [64, 64], [2, 2], strides: [2, 2]),
+            Geo(1, 512, 256, 1, [32, 32], [2, 2], strides: [2, 2]),
+            Geo(1, 64, 32, 1, [16, 16, 16], [2, 2, 2], strides: [2, 2, 2]),
+            Geo(1, 3, 2, 1, [16], [2], strides: [2]),
+        })
+        {
+            long outputBytes = 4L * g.OutputShape.Aggregate(1L, (p, v) => p * v);
+            Assert.InRange(DeconvKernel.WorkspaceBytes(g), 1, outputBytes);
+        }
+    }
+
     [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
     public void ConvTranspose_ManyInputChannelsTinyOutput_PanelSlicedOverChannels_MatchesReference(KernelIsa isa)
     {
@@ -176,16 +312,24 @@ public class DeconvKernelTests
     [Fact]
     public void Run_SteadyState_AllocatesNothingPerCall()
     {
-        var g = Geo(1, 16, 24, 1, [12, 12], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
-        var x = Random(new Random(1), 16 * 144);
-        var packed = Random(new Random(2), DeconvKernel.PackedWeightLength(g));
-        var b = Random(new Random(3), 24);
-        var y = new float[24 * 24 * 24];
-        var ep = new Epilogue(Activation.Relu);
-        DeconvKernel.Run(g, ep, x, packed, b, y); // warm-up: plan, job, per-thread scratch
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 5; i++) DeconvKernel.Run(g, ep, x, packed, b, y);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // The second shape takes the fused last-axis path (and the third its whole-row blocks) on every SIMD variant.
+        foreach (var g in new[]
+        {
+            Geo(1, 16, 24, 1, [12, 12], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
+            Geo(1, 16, 24, 1, [12, 48], [2, 2], strides: [2, 2]),
+            Geo(1, 16, 24, 1, [5, 6, 16], [2, 2, 2], strides: [2, 2, 2]),
+        })
+        {
+            var x = Random(new Random(1), g.InputShape.Aggregate(1L, (p, v) => p * v));
+            var packed = Random(new Random(2), DeconvKernel.PackedWeightLength(g));
+            var b = Random(new Random(3), 24);
+            var y = new float[g.OutputShape.Aggregate(1L, (p, v) => p * v)];
+            var ep = new Epilogue(Activation.Relu);
+            DeconvKernel.Run(g, ep, x, packed, b, y); // warm-up: plan, job, per-thread scratch
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5; i++) DeconvKernel.Run(g, ep, x, packed, b, y);
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
     }
 
     [Fact]
