@@ -18,6 +18,12 @@ public enum Target
 public sealed record OptimizeOptions
 {
     public Target Target { get; init; } = Target.Portable;
+
+    /// <summary>
+    /// Called on the working model after each node is rewritten, so a caller can move the new weights out of memory
+    /// (see <see cref="IO.SpillFile"/>) and never hold every rewritten weight of a large model at once.
+    /// </summary>
+    public Action<ModelProto>? AfterNode { get; init; }
 }
 
 /// <summary>One matched pattern instance and what happened to it.</summary>

@@ -1,4 +1,5 @@
 using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Lowering;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Rewrites;
@@ -27,6 +28,7 @@ public static class Optimizer
             throw new NotSupportedException($"target {options.Target} is not available in this build; use {Target.Portable}, {Target.Plugin} or {Target.ConvTranspose}");
 
         var result = model.Clone();
+        ModelIO.InheritSource(model, result); // external weights stay external and are read where the input's are
         // Pre-pass: Resize/Upsample(nearest)+Conv pairs become ConvTransposes, which the loops below then lower.
         var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result));
         // Then explicit zero insertion + Conv becomes a ConvTranspose, and BatchNormalization after any ConvTranspose is folded.
@@ -36,7 +38,8 @@ public static class Optimizer
             case Target.Portable: break;
             case Target.Plugin:
             {
-                var rewritten = ConvTransposeToPlugin.RewriteAll(result);
+                options.AfterNode?.Invoke(result);
+                var rewritten = ConvTransposeToPlugin.RewriteAll(result, options.AfterNode);
                 reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, rewritten.Nodes));
                 return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
             }
@@ -45,6 +48,7 @@ public static class Optimizer
                 return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
         }
         int firstLowered = reports.Count;
+        options.AfterNode?.Invoke(result); // weights derived by the pre-passes
 
         var candidates = result.Graph.Node.Where(n => n.OpType == Ops.ConvTranspose.OpType).ToList();
         // Shapes of values without value_info, for the MAC columns only (rewrites are shape-agnostic there).
@@ -59,6 +63,7 @@ public static class Optimizer
                 continue;
             }
             var lowered = ConvTransposeToPortable.Apply(result, match);
+            options.AfterNode?.Invoke(result);
             reports.Add(new NodeReport
             {
                 Node = name,
