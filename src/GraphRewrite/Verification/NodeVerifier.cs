@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Onnx;
@@ -57,21 +56,24 @@ public static class NodeVerifier
         foreach (var y in targets)
         {
             hints ??= ShapeHints.Infer(original);
-            // Serialized at once so only the bytes handed to ONNX Runtime stay alive, not a second copy in a ModelProto.
-            byte[] o = Extract(original, oIndex, y, shared, hints).ToByteArray();
-            byte[] r;
-            try { r = Extract(rewritten, rIndex, y, shared, hints).ToByteArray(); }
+            var (o, oFolder) = Extract(original, oIndex, y, shared, hints);
+            ModelProto r;
+            string? rFolder;
+            try { (r, rFolder) = Extract(rewritten, rIndex, y, shared, hints); }
             catch (VerificationInputException e)
             {
                 error ??= $"rewritten value '{y}': {e.Message}";
                 outputs.Add(new OutputComparison { Name = y, Passed = false });
                 continue;
             }
-            var report = Verifier.Verify(ModelSource.FromBytes(o, $"original nodes computing '{y}'"),
-                ModelSource.FromBytes(r, $"rewritten nodes computing '{y}'"), options);
+            var report = Verifier.Verify(ModelSource.FromModel(o, $"original nodes computing '{y}'", oFolder),
+                ModelSource.FromModel(r, $"rewritten nodes computing '{y}'", rFolder), options);
             outputs.AddRange(report.Outputs);
             inputs.AddRange(report.Inputs.Where(i => !inputs.Any(j => j.Name == i.Name)));
             if (report.Error is not null) error ??= report.Error;
+            // The last node's inline weights and session buffers are garbage now: free them before the next node
+            // loads its own, so the peak is one node's weights rather than however many the GC lets pile up.
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
         return new VerificationReport
         {
@@ -97,8 +99,12 @@ public static class NodeVerifier
         }
     }
 
-    /// <summary>The nodes computing <paramref name="y"/> from shared values, with the initializers they read inline.</summary>
-    private static ModelProto Extract(ModelProto model, GraphIndex index, string y, HashSet<string> shared, Dictionary<string, long[]> hints)
+    /// <summary>
+    /// The nodes computing <paramref name="y"/> from shared values, with the initializers they read. External ones in
+    /// the folder holding most of their bytes stay external (ONNX Runtime reads them from there, no managed copy);
+    /// the others are read inline. Returns that folder (null when everything is inline).
+    /// </summary>
+    private static (ModelProto Model, string? Folder) Extract(ModelProto model, GraphIndex index, string y, HashSet<string> shared, Dictionary<string, long[]> hints)
     {
         var nodes = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
         var boundary = new List<string>();
@@ -126,12 +132,22 @@ public static class NodeVerifier
         sub.OpsetImport.AddRange(model.OpsetImport.Select(o => o.Clone()));
         sub.Functions.AddRange(model.Functions.Select(f => f.Clone()));
         sub.Graph.Node.AddRange(model.Graph.Node.Where(nodes.Contains).Select(n => n.Clone()));
-        foreach (var name in initializers)
+        var tensors = initializers.Select(n => index.Initializer(n)!).ToList();
+        string? folder = tensors.Where(ExternalData.IsExternal)
+            .GroupBy(t => ModelIO.DataDirectory(model, t) ?? "")
+            .Where(g => g.Key.Length > 0)
+            .OrderByDescending(g => g.Sum(t => ExternalData.ExpectedByteLength(t) ?? 0))
+            .Select(g => g.Key)
+            .FirstOrDefault();
+        foreach (var t in tensors)
         {
-            var t = index.Initializer(name)!;
-            var inline = t.Clone();
-            if (ExternalData.IsExternal(t)) ExternalData.SetInline(inline, ModelIO.TensorBytes(model, t));
-            sub.Graph.Initializer.Add(inline);
+            var copy = t.Clone();
+            if (ExternalData.IsExternal(t))
+            {
+                if (folder is not null && ModelIO.DataDirectory(model, t) == folder) ExternalData.Locate(t, folder); // checked, not read
+                else ExternalData.SetInline(copy, ModelIO.TensorBytes(model, t));
+            }
+            sub.Graph.Initializer.Add(copy);
         }
         foreach (var b in boundary.OrderBy(b => b, StringComparer.Ordinal))
         {
@@ -148,6 +164,6 @@ public static class NodeVerifier
         }
         var yType = index.ValueInfo(y)?.Type?.TensorType?.ElemType is int yt and not 0 ? (DataType)yt : DataType.Float;
         sub.Graph.Output.Add(ModelBuilder.ValueInfo(y, yType, null));
-        return sub;
+        return (sub, folder);
     }
 }

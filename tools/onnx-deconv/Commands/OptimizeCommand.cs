@@ -129,7 +129,12 @@ internal static class OptimizeCommand
         var result = CliHooks.Optimizer(work, new OptimizeOptions
         {
             Target = target,
-            AfterNode = spill is null ? null : m => spill.SpillInitializers(m),
+            AfterNode = spill is null ? null : m =>
+            {
+                // The node's weights (read, lowered) are garbage once spilled; collect them now so the peak is one
+                // node's weights, not however many the GC would let pile up on the large object heap.
+                if (spill.SpillInitializers(m) > 0) GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            },
         });
         var after = OptimizeReport.OpCounts(result.Model);
         var console = VerifyCli.Console(stdout);
