@@ -10,18 +10,25 @@ using static OnnxDeconv.Cli.Tests.VerifyFixtures;
 namespace OnnxDeconv.Cli.Tests;
 
 // optimize on the large-model generator's output at a small size (the documented full-size run is in
-// docs/reliability.md "Large models"): weights stay external, the rewrite is verified node by node, nothing is left
-// behind. Verification tolerance |a-b| <= atol + rtol*|b|, atol 1e-5, rtol 1e-4 (float32 defaults).
+// docs/reliability.md "Large models"; ONNXDECONV_LARGE_OPTIMIZE_MB=2300 runs these at that size): weights stay
+// external, the rewrite is verified node by node, nothing is left behind.
+// Verification tolerance |a-b| <= atol + rtol*|b|, atol 1e-5, rtol 1e-4 (float32 defaults).
 public sealed class LargeModelOptimizeTests : IDisposable
 {
-    private const long SizeMb = 16;
+    private static readonly long SizeMb =
+        long.Parse(Environment.GetEnvironmentVariable("ONNXDECONV_LARGE_OPTIMIZE_MB") ?? "16", System.Globalization.CultureInfo.InvariantCulture);
     private readonly VerifyFixtures _f = new();
     public void Dispose() => _f.Dispose();
 
     private LargeModelInfo Generate(string folder) => LargeModel.Write(_f.PathOf(folder), SizeMb);
 
-    private static Dictionary<string, byte[]> Snapshot(string dir) =>
-        Directory.GetFiles(dir).ToDictionary(f => f, File.ReadAllBytes);
+    // Hashes, streamed: at full size the input is gigabytes.
+    private static Dictionary<string, string> Snapshot(string dir) =>
+        Directory.GetFiles(dir).ToDictionary(f => f, f =>
+        {
+            using var s = File.OpenRead(f);
+            return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(s));
+        });
 
     [Fact]
     public void Generator_WritesAtLeastTheRequestedSize_AllWeightsExternal()
@@ -60,7 +67,7 @@ public sealed class LargeModelOptimizeTests : IDisposable
 
         // Input folder byte for byte as it was; the output folder holds the model and its data, no spill file.
         Assert.Equal(inputFiles.Keys.Order(), Directory.GetFiles(inDir).Order());
-        foreach (var (f, bytes) in inputFiles) Assert.Equal(bytes, File.ReadAllBytes(f));
+        Assert.Equal(inputFiles, Snapshot(inDir));
         Assert.Equal(["large.onnx", "large.onnx.data"], Directory.GetFiles(_f.PathOf("out")).Select(Path.GetFileName).Order());
 
         var written = ModelIO.Load(output);
@@ -69,9 +76,12 @@ public sealed class LargeModelOptimizeTests : IDisposable
             t => Assert.Equal("large.onnx.data", ExternalData.Describe(t).Location));
         ModelIO.ValidateExternalData(written);
 
-        // Equivalence of the whole written model with the input in ONNX Runtime.
-        var v = CliHarness.Run("verify", info.ModelPath, output);
-        Assert.True(v.Code == ExitCodes.Ok, v.ToString());
+        // Equivalence of the whole written model with the input in ONNX Runtime (at a size that runs twice in memory).
+        if (info.DataBytes < 512L << 20)
+        {
+            var v = CliHarness.Run("verify", info.ModelPath, output);
+            Assert.True(v.Code == ExitCodes.Ok, v.ToString());
+        }
     }
 
     [Fact]
