@@ -82,7 +82,7 @@ public static class FoldBatchNormIntoConvTranspose
             f[c] = p[0][c] / Math.Sqrt(v);
         }
 
-        var w = Tensors.ToFloats(wt);
+        var w = index.Floats(wt);
         long taps = wShape.Skip(2).Aggregate(1L, (a, b) => a * b);
         var w2 = new float[w.Length];
         for (long g = 0; g < group; g++)
@@ -105,7 +105,7 @@ public static class FoldBatchNormIntoConvTranspose
         var t = index.Constant(name);
         if (t is null) { reason = $"'{name}' is not constant"; return null; }
         if (t.DataType != (int)DataType.Float) { reason = $"'{name}' is {(DataType)t.DataType}; only float32 folds"; return null; }
-        var v = Tensors.ToFloats(t);
+        var v = index.Floats(t);
         if (v.Length != count) { reason = $"'{name}' has {v.Length} values; expected {count} (one per output channel)"; return null; }
         return v;
     }

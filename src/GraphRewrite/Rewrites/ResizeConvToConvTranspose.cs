@@ -152,7 +152,7 @@ public static class ResizeConvToConvTranspose
         long cout = wShape[0], cinPerGroup = wShape[1], coutPerGroup = cout / group;
         long[] ctKernel = [.. k.Select((kk, a) => kk + s[a] - 1)];
         long[] ctShape = [cinPerGroup * group, coutPerGroup, .. ctKernel];
-        var weights = DeriveWeights(Tensors.ToFloats(w), wShape, group, s);
+        var weights = DeriveWeights(index.Floats(w), wShape, group, s);
 
         long before = 0, after = 0;
         var xShape = ShapeOf(index, resize.Input[0], hints);
