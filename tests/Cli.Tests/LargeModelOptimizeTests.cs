@@ -118,6 +118,25 @@ public sealed class LargeModelOptimizeTests : IDisposable
         Assert.Empty(Directory.Exists(_f.PathOf("out")) ? Directory.GetFiles(_f.PathOf("out")) : []); // spill file removed too
     }
 
+    [Theory]
+    [InlineData("portable")]
+    [InlineData("plugin")]
+    public void Optimize_ExternalDcgan_VerifyNodes_FoldsBatchNorm_AndMatchesWholeModel(string target)
+    {
+        // Each rewritten value spans several original nodes here (ConvTranspose + BatchNorm [+ ReLU for the plugin]).
+        var m = ModelIO.Load(Path.Combine(OnnxDeconv.TestSupport.RepoPaths.DemoModels, "dcgan_generator.onnx"));
+        var input = Path.Combine(Directory.CreateDirectory(_f.PathOf("dcgan")).FullName, "dcgan.onnx");
+        ModelIO.Save(m, input, new ModelSaveOptions { ExternalDataThreshold = 1024 });
+        var output = _f.PathOf($"out/{target}.onnx");
+        var r = CliHarness.Run("optimize", input, "-o", output, "--target", target, "--verify", "nodes", "--json");
+        Assert.True(r.Code == ExitCodes.Ok, r.ToString());
+        Assert.Equal(5, r.Json().GetProperty("verification").GetProperty("outputs").GetArrayLength());
+        var written = ModelIO.Load(output);
+        Assert.DoesNotContain(written.Graph.Node, n => n.OpType is Ops.ConvTranspose.OpType or Ops.BatchNormalization.OpType);
+        var v = CliHarness.Run("verify", input, output);
+        Assert.True(v.Code == ExitCodes.Ok, v.ToString());
+    }
+
     [Fact]
     public void Optimize_VerifyNodes_WeightOnlyCorruption_IsCaught()
     {

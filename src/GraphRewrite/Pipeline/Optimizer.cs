@@ -30,15 +30,15 @@ public static class Optimizer
         var result = model.Clone();
         ModelIO.InheritSource(model, result); // external weights stay external and are read where the input's are
         // Pre-pass: Resize/Upsample(nearest)+Conv pairs become ConvTransposes, which the loops below then lower.
-        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result));
+        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result, afterNode: options.AfterNode));
         // Then explicit zero insertion + Conv becomes a ConvTranspose, and BatchNormalization after any ConvTranspose is folded.
-        var sources = ZeroInsertConvToConvTranspose.RewriteAll(result).Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result)).ToList();
+        var sources = ZeroInsertConvToConvTranspose.RewriteAll(result, options.AfterNode)
+            .Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result, options.AfterNode)).ToList();
         switch (options.Target)
         {
             case Target.Portable: break;
             case Target.Plugin:
             {
-                options.AfterNode?.Invoke(result);
                 var rewritten = ConvTransposeToPlugin.RewriteAll(result, options.AfterNode);
                 reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, rewritten.Nodes));
                 return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
@@ -48,7 +48,6 @@ public static class Optimizer
                 return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
         }
         int firstLowered = reports.Count;
-        options.AfterNode?.Invoke(result); // weights derived by the pre-passes
 
         var candidates = result.Graph.Node.Where(n => n.OpType == Ops.ConvTranspose.OpType).ToList();
         // Shapes of values without value_info, for the MAC columns only (rewrites are shape-agnostic there).

@@ -111,7 +111,8 @@ public static class FoldBatchNormIntoConvTranspose
     }
 
     /// <summary>Folds every foldable BatchNormalization after a ConvTranspose of the main graph; reports each one found.</summary>
-    public static IReadOnlyList<SourceRewrite> RewriteAll(ModelProto model)
+    /// <param name="afterNode">Called after each rewrite (e.g. to move its new weights out of memory).</param>
+    public static IReadOnlyList<SourceRewrite> RewriteAll(ModelProto model, Action<ModelProto>? afterNode = null)
     {
         var reports = new List<SourceRewrite>();
         GraphIndex? index = null;
@@ -126,6 +127,7 @@ public static class FoldBatchNormIntoConvTranspose
                 continue;
             }
             reports.Add(Apply(model, match));
+            afterNode?.Invoke(model);
             index = null;
         }
         return reports;
@@ -140,7 +142,8 @@ public static class FoldBatchNormIntoConvTranspose
         string stem = string.IsNullOrEmpty(ct.Name) ? ct.Output[0] : ct.Name;
         string wName = ctx.UniqueName($"{ct.Input[1]}_bnfolded");
         string bName = ctx.UniqueName($"{stem}_bnfolded_bias");
-        model.Graph.Initializer.Add(Tensors.FromFloats(wName, match.WeightShape, match.Weights));
+        // The folded weights were computed for this match alone: the tensor takes the array (one copy of a large weight).
+        model.Graph.Initializer.Add(Tensors.FromFloatsOwned(wName, match.WeightShape, match.Weights));
         model.Graph.Initializer.Add(Tensors.FromFloats(bName, [match.Bias.Length], match.Bias));
 
         var dropped = new List<string> { ct.Input[1] };

@@ -45,7 +45,9 @@ public static class ResizeConvToConvTranspose
     /// Rewrites every exact Resize/Upsample → Conv pair of the main graph in place; one report per pair, rewritten or
     /// with the reason it was left alone. <paramref name="hints"/> (optional) give shapes for the MAC columns only.
     /// </summary>
-    public static IReadOnlyList<NodeReport> RewriteAll(ModelProto model, IReadOnlyDictionary<string, long[]>? hints = null)
+    /// <param name="afterNode">Called after each rewrite (e.g. to move its new weights out of memory).</param>
+    public static IReadOnlyList<NodeReport> RewriteAll(ModelProto model, IReadOnlyDictionary<string, long[]>? hints = null,
+        Action<ModelProto>? afterNode = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         var reports = new List<NodeReport>();
@@ -68,6 +70,7 @@ public static class ResizeConvToConvTranspose
                 continue;
             }
             string note = Apply(model, match);
+            afterNode?.Invoke(model);
             reports.Add(new NodeReport
             {
                 Node = name,
