@@ -128,7 +128,7 @@ public static class Ops
     public static class Elu { public const string OpType = "Elu"; }
     public static class Dropout { public const string OpType = "Dropout"; }
     public static class InstanceNormalization { public const string OpType = "InstanceNormalization"; }
-    public static class MaxPool { public const string OpType = "MaxPool"; public const string CeilMode = "ceil_mode"; }
+    public static class MaxPool { public const string OpType = "MaxPool"; public const string CeilMode = "ceil_mode"; public const string KernelShape = "kernel_shape"; public const string Strides = "strides"; }
     public static class AveragePool { public const string OpType = "AveragePool"; public const string CeilMode = "ceil_mode"; }
     public static class Transpose { public const string OpType = "Transpose"; public const string Perm = "perm"; }
     public static class Concat { public const string OpType = "Concat"; public const string Axis = "axis"; }

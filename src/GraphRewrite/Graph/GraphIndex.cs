@@ -97,6 +97,18 @@ public sealed class GraphIndex
     public TensorProto? Initializer(string value) => _initializers.GetValueOrDefault(value);
 
     /// <summary>
+    /// A FLOAT constant's values, inline or external: external data is read from the model's folder when the model
+    /// knows it (<see cref="ModelIO.DataDirectory"/>), one tensor at a time. Unreadable data is an
+    /// <see cref="InvalidDataException"/>, which matchers turn into a reason.
+    /// </summary>
+    public float[] Floats(TensorProto t)
+    {
+        if (!ExternalData.IsExternal(t) || Model is null) return Tensors.ToFloats(t);
+        try { return ModelIO.TensorFloats(Model, t); }
+        catch (ModelFormatException e) { throw new InvalidDataException(e.Message, e); }
+    }
+
+    /// <summary>
     /// The constant tensor behind <paramref name="value"/>: an initializer that is not overridable as a graph input,
     /// or the value attribute of a Constant node. Null when the value is not a compile-time constant.
     /// </summary>

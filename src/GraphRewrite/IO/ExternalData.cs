@@ -271,7 +271,16 @@ public static class ExternalData
     {
         if (t.DataType != (int)DataType.Float)
             throw new ModelFormatException($"tensor '{t.Name}': expected FLOAT, got {(DataType)t.DataType}");
-        return MemoryMarshal.Cast<byte, float>(ReadBytes(t, baseDirectory)).ToArray();
+        if (!IsExternal(t) || baseDirectory is null) return MemoryMarshal.Cast<byte, float>(ReadBytes(t, baseDirectory)).ToArray();
+        // Straight into the float array: a large external weight is held once, not as bytes and then as floats.
+        var region = Locate(t, baseDirectory);
+        if (region.Length / sizeof(float) > Array.MaxLength)
+            throw new ModelFormatException($"tensor '{t.Name}': {region.Length} bytes of external data do not fit in one array");
+        var values = new float[region.Length / sizeof(float)];
+        var bytes = MemoryMarshal.AsBytes(values.AsSpan());
+        using (var s = OpenRead(region)) s.ReadExactly(bytes);
+        if (region.Checksum is { Length: > 0 }) CheckChecksum(region, t.Name, Convert.ToHexStringLower(SHA1.HashData(bytes)));
+        return values;
     }
 
     /// <summary>Marks <paramref name="t"/> as external at the given place, dropping its inline data.</summary>

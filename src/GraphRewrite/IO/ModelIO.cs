@@ -46,7 +46,13 @@ public sealed record ModelSaveOptions
 public static class ModelIO
 {
     // Where each loaded model came from (file, or only a folder when declared by SetSourceDirectory), by reference.
-    private sealed record Source(string? File, string Directory);
+    // Locations maps an external location to the folder it is relative to when that is not Directory (e.g. a spill file
+    // next to the output while the model is being rewritten).
+    private sealed record Source(string? File, string Directory)
+    {
+        public System.Collections.Immutable.ImmutableDictionary<string, string> Locations { get; init; } =
+            System.Collections.Immutable.ImmutableDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal);
+    }
     private static readonly ConditionalWeakTable<ModelProto, Source> Sources = new();
 
     public static ModelProto Load(string path)
@@ -103,13 +109,41 @@ public static class ModelIO
     public static void SetSourceDirectory(ModelProto model, string directory) =>
         Sources.AddOrUpdate(model, new Source(null, Path.GetFullPath(directory)));
 
+    /// <summary>
+    /// Declares that external tensors of <paramref name="model"/> at <paramref name="location"/> are relative to
+    /// <paramref name="directory"/> rather than the model's folder (a spill file next to the output during a rewrite).
+    /// Reads and <see cref="Save(ModelProto, string, ModelSaveOptions)"/> honour it; the usual path checks still apply.
+    /// </summary>
+    public static void MapLocation(ModelProto model, string location, string directory)
+    {
+        var s = Sources.TryGetValue(model, out var found) ? found : new Source(null, Path.GetFullPath(directory));
+        Sources.AddOrUpdate(model, s with { Locations = s.Locations.SetItem(location, Path.GetFullPath(directory)) });
+    }
+
+    /// <summary>Gives <paramref name="to"/> (e.g. a clone) the same source folder and location mappings as <paramref name="from"/>.</summary>
+    public static void InheritSource(ModelProto from, ModelProto to)
+    {
+        if (!ReferenceEquals(from, to) && Sources.TryGetValue(from, out var s)) Sources.AddOrUpdate(to, s);
+    }
+
+    /// <summary>The folder <paramref name="tensor"/>'s external location is relative to (null when unknown).</summary>
+    public static string? DataDirectory(ModelProto model, TensorProto tensor)
+    {
+        if (!Sources.TryGetValue(model, out var s)) return null;
+        if (!s.Locations.IsEmpty && ExternalData.IsExternal(tensor)
+            && tensor.ExternalData.FirstOrDefault(e => e.Key == ExternalData.LocationKey) is { } loc
+            && s.Locations.TryGetValue(loc.Value, out var dir))
+            return dir;
+        return s.Directory;
+    }
+
     /// <summary>A tensor's data as little-endian bytes, inline or external (relative to where <paramref name="model"/> was loaded from).</summary>
     public static byte[] TensorBytes(ModelProto model, TensorProto tensor) =>
-        WithSource(model, () => ExternalData.ReadBytes(tensor, SourceDirectory(model)));
+        WithSource(model, () => ExternalData.ReadBytes(tensor, DataDirectory(model, tensor)));
 
     /// <summary>A FLOAT tensor's values, inline or external (relative to where <paramref name="model"/> was loaded from).</summary>
     public static float[] TensorFloats(ModelProto model, TensorProto tensor) =>
-        WithSource(model, () => ExternalData.ReadFloats(tensor, SourceDirectory(model)));
+        WithSource(model, () => ExternalData.ReadFloats(tensor, DataDirectory(model, tensor)));
 
     /// <summary>
     /// Checks every external reference of <paramref name="model"/> (location inside the model's folder, range within
@@ -210,7 +244,9 @@ public static class ModelIO
             if (external)
             {
                 ExternalData.Region region;
-                try { region = ExternalData.Locate(t, sourceDir!); }
+                var dir = Sources.TryGetValue(model, out var src) && ExternalData.Describe(t).Location is var l && src.Locations.TryGetValue(l, out var mapped)
+                    ? mapped : sourceDir!;
+                try { region = ExternalData.Locate(t, dir); }
                 catch (ModelFormatException e) { throw new ModelFormatException($"{path}: cannot save: {e.Message}", e); }
                 checksum = ExternalData.CopyTo(region, side.Stream, t.Name);
                 length = region.Length;

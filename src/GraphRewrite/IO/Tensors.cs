@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 using OnnxDeconv.GraphRewrite.Onnx;
@@ -17,6 +18,35 @@ public static class Tensors
         t.Dims.AddRange(dims);
         t.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(data));
         return t;
+    }
+
+    /// <summary>
+    /// As <see cref="FromFloats"/>, but the tensor's raw_data is <paramref name="data"/> itself, not a copy: for large
+    /// freshly computed weights, so a rewrite holds them once. The caller must not modify <paramref name="data"/> afterwards.
+    /// </summary>
+    public static TensorProto FromFloatsOwned(string name, long[] dims, float[] data)
+    {
+        CheckCount(name, dims, data.Length);
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
+        t.Dims.AddRange(dims);
+        t.RawData = UnsafeByteOperations.UnsafeWrap(new FloatBytes(data).Memory);
+        return t;
+    }
+
+    /// <summary>The bytes of a float[] as Memory&lt;byte&gt; (little-endian hosts only, as everywhere here).</summary>
+    private sealed class FloatBytes(float[] values) : MemoryManager<byte>
+    {
+        public override Span<byte> GetSpan() => MemoryMarshal.AsBytes(values.AsSpan());
+
+        public override unsafe MemoryHandle Pin(int elementIndex = 0)
+        {
+            var handle = GCHandle.Alloc(values, GCHandleType.Pinned);
+            return new MemoryHandle((byte*)handle.AddrOfPinnedObject() + elementIndex, handle, this);
+        }
+
+        public override void Unpin() { }
+
+        protected override void Dispose(bool disposing) { }
     }
 
     public static TensorProto FromInt64s(string name, long[] dims, ReadOnlySpan<long> data)

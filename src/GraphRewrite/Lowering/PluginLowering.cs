@@ -46,7 +46,8 @@ public static class PluginLowering
     {
         var g = plan.Geometry;
         var packed = plan.PackedWeights ?? Pack(g, plan.Weights);
-        var weights = Tensors.FromFloats(packedWeightName, [packed.LongLength], packed);
+        // Packed weights are never modified after packing: the tensor takes the array as is (one copy of a large weight).
+        var weights = Tensors.FromFloatsOwned(packedWeightName, [packed.LongLength], packed);
 
         var node = new NodeProto { Name = nodeName, OpType = T.OpType, Domain = T.Domain };
         node.Input.Add(input);

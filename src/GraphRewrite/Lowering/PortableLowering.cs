@@ -116,7 +116,7 @@ public static class PortableLowering
             phasesOut = Value("polyphase_conv", !needsInterleave && !needsSlice);
             var (w, b) = CombinedWeights(plan, weights, bias, choice.PhaseMajorChannels);
             string wName = request.UniqueName("polyphase_W");
-            inits.Add(Tensors.FromFloats(wName, [plan.OutChannels * plan.PhaseCount, g.InChannelsPerGroup, .. plan.Axes.Select(a => a.CombinedLength)], w));
+            inits.Add(Tensors.FromFloatsOwned(wName, [plan.OutChannels * plan.PhaseCount, g.InChannelsPerGroup, .. plan.Axes.Select(a => a.CombinedLength)], w));
             var inputs = new List<string> { request.Input, wName };
             if (b is not null)
             {
@@ -148,7 +148,7 @@ public static class PortableLowering
                 var w = PhaseWeights(plan, weights, combo);
                 string wName = request.UniqueName($"phase{ph}_W");
                 long[] lens = combo.Select(p => p.Length).ToArray();
-                inits.Add(Tensors.FromFloats(wName, [plan.OutChannels, g.InChannelsPerGroup, .. lens], w));
+                inits.Add(Tensors.FromFloatsOwned(wName, [plan.OutChannels, g.InChannelsPerGroup, .. lens], w));
                 var inputs = new List<string> { request.Input, wName };
                 if (bName is not null) inputs.Add(bName);
                 string o = request.UniqueName($"phase{ph}_conv");

@@ -288,7 +288,7 @@ public static class ZeroInsertion
             }
         }
         float[] w;
-        try { w = Tensors.ToFloats(wt); }
+        try { w = index.Floats(wt); }
         catch (InvalidDataException e) { return e.Message; }
 
         match = new ZeroInsertionMatch

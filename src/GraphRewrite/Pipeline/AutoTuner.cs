@@ -75,7 +75,7 @@ public static class AutoTuner
                 node.Input.Count > 0 ? shapes.GetValueOrDefault(node.Input[0]) : null, shapeProblem, options, threads, timer, cache));
         }
         var chosen = decisions.Where(d => d.Choice != Unchanged).ToList();
-        var (model, lowered) = Build(prePassed, decisions, chosen, reverted: null);
+        var (model, lowered) = Build(prePassed, decisions, chosen, reverted: null, options.AfterNode);
         var reports = new List<NodeReport>(prePassReports);
         reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, lowered));
         if (!reports.Any(r => r.Rewritten))
@@ -89,13 +89,13 @@ public static class AutoTuner
         try
         {
             var inputs = new Lazy<IReadOnlyList<TensorValue>>(() => WholeModelInputs(original, options.Shapes)); // not needed on a cache hit
-            var originalBytes = ModelIO.Serialize(original);
+            var originalBytes = RunnableBytes(original);
             var revertedOrder = new List<string>();
             var revertedSet = new HashSet<int>();
             var remaining = chosen.OrderBy(d => d.Gain).ToList();
             while (true)
             {
-                var resultBytes = ModelIO.Serialize(model);
+                var resultBytes = RunnableBytes(model);
                 string key = ComparisonKey(originalBytes, resultBytes, threads);
                 IReadOnlyList<double> times;
                 bool cachedComparison = false;
@@ -128,7 +128,7 @@ public static class AutoTuner
                 revertedOrder.Add(undo.Description);
                 revertedSet.Add(undo.Index);
                 warnings.Add($"the optimized model was slower than the original ({Ms(times[1])} vs {Ms(times[0])} ms): {undo.Description} reverted to the unchanged ConvTranspose");
-                (model, lowered) = Build(prePassed, decisions, remaining, revertedSet);
+                (model, lowered) = Build(prePassed, decisions, remaining, revertedSet, options.AfterNode);
                 reports = [.. prePassReports, .. ZeroInsertConvToConvTranspose.MergeReports(sources, lowered)];
                 if (!reports.Any(r => r.Rewritten)) // every choice undone and no pre-pass rewrite: that is the original
                     return new OptimizeResult(original.Clone(), reports)
@@ -158,9 +158,10 @@ public static class AutoTuner
 
     /// <summary>Applies <paramref name="chosen"/> to a clone of <paramref name="prePassed"/>; one report per ConvTranspose, in graph order.</summary>
     private static (ModelProto Model, List<NodeReport> Reports) Build(ModelProto prePassed, IReadOnlyList<Decision> all,
-        IReadOnlyList<Decision> chosen, IReadOnlySet<int>? reverted)
+        IReadOnlyList<Decision> chosen, IReadOnlySet<int>? reverted, Action<ModelProto>? afterNode)
     {
         var model = prePassed.Clone();
+        ModelIO.InheritSource(prePassed, model); // external weights stay external, read where the input's are
         var hints = ShapeHints.Infer(model);
         var apply = chosen.Select(d => d.Index).ToHashSet();
         // Node objects, taken before any rewrite shifts positions; a rewrite replaces only its own node (and fused activation).
@@ -177,7 +178,10 @@ public static class AutoTuner
                     : d.Reason,
             };
             if (apply.Contains(d.Index))
+            {
                 report = ApplyChoice(model, targets[d.Index], d, hints) ?? report with { Reason = $"{d.Choice} no longer matches in the model" };
+                if (report.Rewritten) afterNode?.Invoke(model);
+            }
             reports.Add(report);
         }
         return (model, reports);
@@ -343,6 +347,8 @@ public static class AutoTuner
             if (t is null) { problem = $"'{node.Input[i]}' is not a constant"; return null; }
             var copy = t.Clone();
             copy.Name = node.Input[i];
+            // The isolated model runs from memory: an external weight (one node's) is read in, relative to the model's source.
+            if (ExternalData.IsExternal(copy)) ExternalData.SetInline(copy, ModelIO.TensorBytes(model, t));
             builder.Graph.Initializer.Add(copy);
         }
         builder.Graph.Node.Add(node.Clone());
@@ -388,8 +394,28 @@ public static class AutoTuner
             throw new ShapeProbeException($"input(s) {string.Join(", ", resolved.Missing)} need a shape (--shape)");
         using var so = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
         if (OnnxDeconvSessionOptions.UsesPlugin(model)) so.RegisterOnnxDeconv();
-        using var session = new InferenceSession(ModelIO.Serialize(model), so);
+        using var session = new InferenceSession(RunnableBytes(model), so);
         return InputGenerator.Generate(session, resolved.Shapes, InputSeed);
+    }
+
+    /// <summary>Whole models with external data are timed only up to this size (model and data are held in memory to run).</summary>
+    public const long WholeModelMaxExternalBytes = 512L << 20;
+
+    /// <summary>
+    /// The model as ONNX Runtime can run it from memory: external weights read in (relative to where the model came
+    /// from). Refused over <see cref="WholeModelMaxExternalBytes"/>, where the per-node choices stand untimed as a whole.
+    /// </summary>
+    private static byte[] RunnableBytes(ModelProto model)
+    {
+        var external = ModelIO.AllTensors(model).Where(ExternalData.IsExternal).ToList();
+        if (external.Count == 0) return ModelIO.Serialize(model);
+        long total = external.Sum(t => ExternalData.ExpectedByteLength(t) ?? 0);
+        if (total > WholeModelMaxExternalBytes)
+            throw new VerificationInputException($"{total / (1024 * 1024)} MiB of external weights, over the {WholeModelMaxExternalBytes / (1024 * 1024)} MiB a whole-model timing may hold");
+        var copy = model.Clone();
+        foreach (var (t, c) in ModelIO.AllTensors(model).Zip(ModelIO.AllTensors(copy)))
+            if (ExternalData.IsExternal(t)) ExternalData.SetInline(c, ModelIO.TensorBytes(model, t));
+        return ModelIO.Serialize(copy);
     }
 
     /// <summary>Everything the decision depends on: the node's geometry, the machine's kernel ISA, threads, and the runtime and tool versions.</summary>

@@ -33,6 +33,12 @@ public sealed record OptimizeOptions
     public Action<string>? Progress { get; init; }
     /// <summary><see cref="Target.Auto"/>: how candidates are timed; null = in ONNX Runtime, round-robin (<see cref="OrtCandidateTimer"/>).</summary>
     public ICandidateTimer? Timer { get; init; }
+
+    /// <summary>
+    /// Called on the working model after each node is rewritten, so a caller can move the new weights out of memory
+    /// (see <see cref="IO.SpillFile"/>) and never hold every rewritten weight of a large model at once.
+    /// </summary>
+    public Action<ModelProto>? AfterNode { get; init; }
 }
 
 /// <summary>One candidate lowering of a node under <see cref="Target.Auto"/>: its median time, or why it was not timed.</summary>

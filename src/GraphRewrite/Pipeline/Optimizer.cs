@@ -1,4 +1,5 @@
 using OnnxDeconv.GraphRewrite.Graph;
+using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Lowering;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Rewrites;
@@ -28,16 +29,18 @@ public static class Optimizer
             throw new ArgumentException($"{nameof(OptimizeOptions.PortableOnly)} applies to target {Target.Auto} only", nameof(options));
 
         var result = model.Clone();
+        ModelIO.InheritSource(model, result); // external weights stay external and are read where the input's are
         // Pre-pass: Resize/Upsample(nearest)+Conv pairs become ConvTransposes, which the loops below then lower.
-        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result, target: options.Target));
+        var reports = new List<NodeReport>(ResizeConvToConvTranspose.RewriteAll(result, target: options.Target, afterNode: options.AfterNode));
         // Then explicit zero insertion + Conv becomes a ConvTranspose, and BatchNormalization after any ConvTranspose is folded.
-        var sources = ZeroInsertConvToConvTranspose.RewriteAll(result).Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result)).ToList();
+        var sources = ZeroInsertConvToConvTranspose.RewriteAll(result, options.AfterNode)
+            .Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result, options.AfterNode)).ToList();
         switch (options.Target)
         {
             case Target.Portable: break;
             case Target.Plugin:
             {
-                var rewritten = ConvTransposeToPlugin.RewriteAll(result);
+                var rewritten = ConvTransposeToPlugin.RewriteAll(result, options.AfterNode);
                 reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, rewritten.Nodes));
                 return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
             }
@@ -62,6 +65,7 @@ public static class Optimizer
                 continue;
             }
             var lowered = ConvTransposeToPortable.Apply(result, match);
+            options.AfterNode?.Invoke(result);
             reports.Add(new NodeReport
             {
                 Node = name,

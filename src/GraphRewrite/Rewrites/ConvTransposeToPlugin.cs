@@ -50,12 +50,13 @@ public static class ConvTransposeToPlugin
     }
 
     /// <summary>Rewrites every ConvTranspose in the main graph; one report per ConvTranspose.</summary>
-    public static OptimizeResult RewriteAll(ModelProto model)
+    /// <param name="afterNode">Called after each rewritten node (e.g. to move its new weights out of memory).</param>
+    public static OptimizeResult RewriteAll(ModelProto model, Action<ModelProto>? afterNode = null)
     {
         var reports = new List<NodeReport>();
         foreach (var node in model.Graph.Node.Where(ConvTransposeNode.Is).ToList())
         {
-            TryRewrite(model, node, out var r);
+            if (TryRewrite(model, node, out var r)) afterNode?.Invoke(model);
             reports.Add(r);
         }
         return new OptimizeResult(model, reports);
@@ -139,8 +140,10 @@ public static class ConvTransposeToPlugin
         }
 
         float[] weights;
-        try { weights = Tensors.ToFloats(wt); }
-        catch (InvalidDataException e) { reason = e.Message; return false; }
+        if (ConvTransposeToPortable.ExternalUnreadable(index, wt)) { reason = $"weights '{w}' use external data but the model's folder is unknown"; return false; }
+        // External weights are read here, one node at a time (the match holds them until Apply).
+        try { weights = index.Model is { } m ? ModelIO.TensorFloats(m, wt) : Tensors.ToFloats(wt); }
+        catch (Exception e) when (e is InvalidDataException or ModelFormatException) { reason = e.Message; return false; }
 
         float[] packed;
         try { packed = PluginLowering.Pack(g, weights); }

@@ -57,14 +57,14 @@ public static class ConvTransposeToPortable
                 ? $"weights '{wName}' are a graph input, not a constant: they can change at run time"
                 : $"weights '{wName}' are computed in the graph, not a constant";
         if (w.DataType != (int)DataType.Float) return $"weights '{wName}' are {(DataType)w.DataType}; only FLOAT is supported";
-        if (w.DataLocation == TensorProto.Types.DataLocation.External) return $"weights '{wName}' use external data; load the model with its data first";
+        if (ExternalUnreadable(index, w)) return $"weights '{wName}' use external data but the model's folder is unknown; load the model from its file";
         string? bName = node.Input.Count > 2 && node.Input[2].Length > 0 ? node.Input[2] : null;
         if (bName is not null)
         {
             var b = ConstantValue(index, bName);
             if (b is null) return $"bias '{bName}' is not a constant";
             if (b.DataType != (int)DataType.Float) return $"bias '{bName}' is {(DataType)b.DataType}; only FLOAT is supported";
-            if (b.DataLocation == TensorProto.Types.DataLocation.External) return $"bias '{bName}' uses external data";
+            if (ExternalUnreadable(index, b)) return $"bias '{bName}' uses external data but the model's folder is unknown";
         }
         var xType = index.ValueInfo(node.Input[0])?.Type?.TensorType;
         if (xType is not null && xType.ElemType != 0 && xType.ElemType != (int)DataType.Float)
@@ -136,6 +136,10 @@ public static class ConvTransposeToPortable
         return null;
     }
 
+    /// <summary>External data is read lazily in Apply, one node at a time; that needs the folder it is relative to.</summary>
+    internal static bool ExternalUnreadable(GraphIndex index, TensorProto t) =>
+        ExternalData.IsExternal(t) && (index.Model is null || ModelIO.DataDirectory(index.Model, t) is null);
+
     private static bool SingleInputRestride(AxisGeometry a) => a.Input == 1 && a.Dilation == 1 && a.Kernel > 1 && a.Stride != a.Kernel;
 
     /// <summary>
@@ -155,10 +159,10 @@ public static class ConvTransposeToPortable
         var graph = model.Graph;
         var ctx = new RewriteContext(graph);
         var index = new GraphIndex(model);
-        var w = Tensors.ToFloats(ConstantValue(index, match.Weights)
+        var w = ModelIO.TensorFloats(model, ConstantValue(index, match.Weights)
             ?? throw new InvalidOperationException($"weights '{match.Weights}' vanished between match and apply"));
         float[] b = match.Bias is { } bn
-            ? Tensors.ToFloats(ConstantValue(index, bn) ?? throw new InvalidOperationException($"bias '{bn}' vanished between match and apply"))
+            ? ModelIO.TensorFloats(model, ConstantValue(index, bn) ?? throw new InvalidOperationException($"bias '{bn}' vanished between match and apply"))
             : [];
         string stem = string.IsNullOrEmpty(match.Node.Name) ? match.Output : match.Node.Name;
         var lowered = PortableLowering.Lower(match.Plan, w, b, new LoweringRequest

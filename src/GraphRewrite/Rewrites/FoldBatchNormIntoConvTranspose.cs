@@ -82,7 +82,7 @@ public static class FoldBatchNormIntoConvTranspose
             f[c] = p[0][c] / Math.Sqrt(v);
         }
 
-        var w = Tensors.ToFloats(wt);
+        var w = index.Floats(wt);
         long taps = wShape.Skip(2).Aggregate(1L, (a, b) => a * b);
         var w2 = new float[w.Length];
         for (long g = 0; g < group; g++)
@@ -105,13 +105,14 @@ public static class FoldBatchNormIntoConvTranspose
         var t = index.Constant(name);
         if (t is null) { reason = $"'{name}' is not constant"; return null; }
         if (t.DataType != (int)DataType.Float) { reason = $"'{name}' is {(DataType)t.DataType}; only float32 folds"; return null; }
-        var v = Tensors.ToFloats(t);
+        var v = index.Floats(t);
         if (v.Length != count) { reason = $"'{name}' has {v.Length} values; expected {count} (one per output channel)"; return null; }
         return v;
     }
 
     /// <summary>Folds every foldable BatchNormalization after a ConvTranspose of the main graph; reports each one found.</summary>
-    public static IReadOnlyList<SourceRewrite> RewriteAll(ModelProto model)
+    /// <param name="afterNode">Called after each rewrite (e.g. to move its new weights out of memory).</param>
+    public static IReadOnlyList<SourceRewrite> RewriteAll(ModelProto model, Action<ModelProto>? afterNode = null)
     {
         var reports = new List<SourceRewrite>();
         GraphIndex? index = null;
@@ -126,6 +127,7 @@ public static class FoldBatchNormIntoConvTranspose
                 continue;
             }
             reports.Add(Apply(model, match));
+            afterNode?.Invoke(model);
             index = null;
         }
         return reports;
@@ -140,7 +142,8 @@ public static class FoldBatchNormIntoConvTranspose
         string stem = string.IsNullOrEmpty(ct.Name) ? ct.Output[0] : ct.Name;
         string wName = ctx.UniqueName($"{ct.Input[1]}_bnfolded");
         string bName = ctx.UniqueName($"{stem}_bnfolded_bias");
-        model.Graph.Initializer.Add(Tensors.FromFloats(wName, match.WeightShape, match.Weights));
+        // The folded weights were computed for this match alone: the tensor takes the array (one copy of a large weight).
+        model.Graph.Initializer.Add(Tensors.FromFloatsOwned(wName, match.WeightShape, match.Weights));
         model.Graph.Initializer.Add(Tensors.FromFloats(bName, [match.Bias.Length], match.Bias));
 
         var dropped = new List<string> { ct.Input[1] };

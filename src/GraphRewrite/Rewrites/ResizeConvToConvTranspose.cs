@@ -52,8 +52,9 @@ public static class ResizeConvToConvTranspose
     /// the cost model that decides a pair whose Resize must stay for other readers (<see cref="SharedResizeCost"/>,
     /// for the lowering <paramref name="target"/> will apply next).
     /// </summary>
+    /// <param name="afterNode">Called after each rewrite (e.g. to move its new weights out of memory).</param>
     public static IReadOnlyList<NodeReport> RewriteAll(ModelProto model, IReadOnlyDictionary<string, long[]>? hints = null,
-        Target target = Target.ConvTranspose)
+        Target target = Target.ConvTranspose, Action<ModelProto>? afterNode = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         var reports = new List<NodeReport>();
@@ -98,6 +99,7 @@ public static class ResizeConvToConvTranspose
             string note = Apply(model, match);
             if (decision is not null) note = $"{note}; {decision}";
             var produced = model.Graph.Node.First(n => n.OpType == CT.OpType && n.Output.Count > 0 && n.Output[0] == found.Conv.Output[0]);
+            afterNode?.Invoke(model);
             reports.Add(new NodeReport
             {
                 Node = name,
@@ -222,7 +224,7 @@ public static class ResizeConvToConvTranspose
         long cout = wShape[0], cinPerGroup = wShape[1], coutPerGroup = cout / group;
         long[] ctKernel = [.. span.Select((kk, a) => kk + s[a] - 1)];
         long[] ctShape = [cinPerGroup * group, coutPerGroup, .. ctKernel];
-        var weights = DeriveWeights(Tensors.ToFloats(w), wShape, group, s, d);
+        var weights = DeriveWeights(index.Floats(w), wShape, group, s, d);
 
         long before = 0, after = 0;
         var xShape = ShapeOf(index, resize.Input[0], hints);

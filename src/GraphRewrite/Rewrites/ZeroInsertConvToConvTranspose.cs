@@ -92,7 +92,8 @@ public static class ZeroInsertConvToConvTranspose
     }
 
     /// <summary>Rewrites every matching Conv of the main graph in place; reports the patterns found (rewritten or not).</summary>
-    public static IReadOnlyList<SourceRewrite> RewriteAll(ModelProto model)
+    /// <param name="afterNode">Called after each rewrite (e.g. to move its new weights out of memory).</param>
+    public static IReadOnlyList<SourceRewrite> RewriteAll(ModelProto model, Action<ModelProto>? afterNode = null)
     {
         var reports = new List<SourceRewrite>();
         GraphIndex? index = null;
@@ -107,6 +108,7 @@ public static class ZeroInsertConvToConvTranspose
                 continue;
             }
             reports.Add(Apply(model, match));
+            afterNode?.Invoke(model);
             index = null;
         }
         return reports;

@@ -87,19 +87,21 @@ public static class Verifier
         catch (OnnxRuntimeException e) { throw new VerificationInputException($"{original.Description}: ONNX Runtime cannot load it: {e.Message}", e); }
         using var _ = origRunner;
 
-        var inputNames = origRunner.Session.InputNames;
+        var inputNames = origRunner.Session.InputNames.ToList();
         IReadOnlyList<TensorValue> inputs = options.InputsDir is not null
             ? InputFiles.LoadInputs(options.InputsDir, inputNames)
             : InputGenerator.Generate(origRunner.Session, options.Shapes, options.Seed);
         string source = options.InputsDir is not null ? $"files in {options.InputsDir}" : $"random, seed {options.Seed}";
 
-        var outputNames = origRunner.Session.OutputNames;
+        var outputNames = origRunner.Session.OutputNames.ToList();
         IReadOnlyList<TensorValue> expected;
         try { expected = origRunner.Run(inputs, outputNames); }
         catch (OnnxRuntimeException e)
         {
             throw new VerificationInputException($"{original.Description}: ONNX Runtime failed to run it on the inputs ({Shapes(inputs)}): {e.Message}", e);
         }
+        // One session at a time: a large model's weights are not held by both sessions at once.
+        origRunner.Dispose();
 
         VerificationReport Fail(string error) => new()
         {

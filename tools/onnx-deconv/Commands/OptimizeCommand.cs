@@ -35,7 +35,14 @@ internal static class OptimizeCommand
             DefaultValueFactory = _ => 500,
         };
         var threads = new Option<int?>("--threads") { Description = "auto: intra-op threads the candidates are timed with (default: all cores)" };
-        var noVerify = new Option<bool>("--no-verify") { Description = "Skip verification (the report says so)" };
+        var verify = new Option<string>("--verify")
+        {
+            Description = "model (run the whole model and the rewrite in ONNX Runtime), nodes (each rewritten node in isolation with only its weights: " +
+                          "for models too big to run twice), none, or auto (model under 512 MiB of model and weights, else nodes)",
+            DefaultValueFactory = _ => "auto",
+        };
+        verify.AcceptOnlyFromAmong("auto", "model", "nodes", "none");
+        var noVerify = new Option<bool>("--no-verify") { Description = "Skip verification, same as --verify none (the report says so)" };
         var inPlace = new Option<bool>("--in-place") { Description = "Allow OUT to be IN (or omit -o) and overwrite it" };
         var shape = VerifyCli.ShapeOption();
         var inputs = new Option<string?>("--inputs") { Description = "Verify on input_N.pb files in this folder instead of random inputs" };
@@ -46,7 +53,7 @@ internal static class OptimizeCommand
 
         var cmd = new Command("optimize", "Rewrite transposed convolutions zero-free, verify the result against IN in ONNX Runtime, and save it atomically; prints a before/after table.");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { output, target, portableOnly, noCache, budgetMs, threads, noVerify, inPlace, shape, inputs, seed, atol, rtol, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { output, target, portableOnly, noCache, budgetMs, threads, verify, noVerify, inPlace, shape, inputs, seed, atol, rtol, json }) cmd.Options.Add(o);
 
         cmd.SetAction(pr =>
         {
@@ -73,7 +80,8 @@ internal static class OptimizeCommand
                     Progress = t == Target.Auto ? m => stderr.WriteLine($"auto: timing {m}") : null,
                 };
                 return Run(stdout, stderr, inPath, pr.GetValue(output), optimizeOptions,
-                    pr.GetValue(noVerify), pr.GetValue(inPlace), pr.GetValue(json), new VerifyOptions
+                    pr.GetValue(noVerify) ? VerifyMode.None : Enum.Parse<VerifyMode>(pr.GetValue(verify)!, ignoreCase: true),
+                    pr.GetValue(inPlace), pr.GetValue(json), new VerifyOptions
                     {
                         Tolerance = VerifyCli.ReadTolerance(pr, atol, rtol),
                         Seed = pr.GetValue(seed),
@@ -99,8 +107,16 @@ internal static class OptimizeCommand
     /// <summary>A model that came with external data is written with initializers of at least this many bytes in "OUT.data".</summary>
     internal const long ExternalDataThreshold = 1024;
 
+    /// <summary>--verify auto runs the whole model when the model file plus its external data is under this size, else node by node.</summary>
+    internal const long VerifyModelMaxBytes = 512L << 20;
+
+    /// <summary>New initializers of at least this size go to a spill file next to OUT while a model with external data is rewritten.</summary>
+    internal const long SpillThreshold = 1L << 20;
+
+    internal enum VerifyMode { Auto, Model, Nodes, None }
+
     private static int Run(TextWriter stdout, TextWriter stderr, string inPath, string? outPath, OptimizeOptions optimizeOptions,
-        bool noVerify, bool inPlace, bool json, VerifyOptions verifyOptions)
+        VerifyMode verifyMode, bool inPlace, bool json, VerifyOptions verifyOptions)
     {
         if (!File.Exists(inPath)) throw new ModelFormatException($"{inPath}: input model file not found");
         if (outPath is null)
@@ -116,16 +132,35 @@ internal static class OptimizeCommand
         var model = ModelIO.Parse(inBytes, inPath);
         var inDir = Path.GetDirectoryName(Path.GetFullPath(inPath))!;
         bool external = ModelIO.AllTensors(model).Any(ExternalData.IsExternal);
+        long modelBytes = inBytes.LongLength + ModelIO.AllTensors(model).Where(ExternalData.IsExternal).Sum(TensorBytes);
+        if (verifyMode == VerifyMode.Auto) verifyMode = modelBytes < VerifyModelMaxBytes ? VerifyMode.Model : VerifyMode.Nodes;
+        bool noVerify = verifyMode == VerifyMode.None;
         var before = OptimizeReport.OpCounts(model);
         // The optimizer may edit what it is given: hand it a copy so the original stays intact for verification.
-        // Rewrites read weights as inline data: external initializers are read in (validated, relative to IN's folder)
-        // and the output writes large tensors back to a side file next to OUT.
+        // External weights stay external (checked against the disk now, read one node at a time by the rewrites,
+        // relative to IN's folder); the output writes large tensors to a side file next to OUT.
         var work = model.Clone();
         if (external)
-            foreach (var t in ModelIO.AllTensors(work).Where(ExternalData.IsExternal))
-                ExternalData.SetInline(t, ExternalData.ReadBytes(t, inDir));
+        {
+            ModelIO.SetSourceDirectory(model, inDir);
+            ModelIO.SetSourceDirectory(work, inDir);
+            ModelIO.ValidateExternalData(work);
+        }
+        // Unless the whole rewritten model is run in memory anyway (--verify model), each node's new weights leave
+        // memory right after its rewrite, so a model bigger than memory is rewritten one node at a time.
+        using var spill = external && verifyMode is VerifyMode.Nodes or VerifyMode.None
+            ? NewSpill(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Path.GetFileName(outPath))
+            : null;
         var target = optimizeOptions.Target;
-        var result = CliHooks.Optimizer(work, optimizeOptions);
+        var result = CliHooks.Optimizer(work, optimizeOptions with
+        {
+            AfterNode = spill is null ? null : m =>
+            {
+                // The node's weights (read, lowered) are garbage once spilled; collect them now so the peak is one
+                // node's weights, not however many the GC would let pile up on the large object heap.
+                if (spill.SpillInitializers(m) > 0) GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            },
+        });
         foreach (var w in result.Warnings) stderr.WriteLine($"warning: {w}");
         var after = OptimizeReport.OpCounts(result.Model);
         var console = VerifyCli.Console(stdout);
@@ -139,7 +174,8 @@ internal static class OptimizeCommand
             else if (!sameFile)
                 Write(outPath, () => AtomicFile.WriteAllBytes(outPath, inBytes));
             string note = sameFile ? $"nothing to rewrite: {inPath} left unchanged" : $"nothing to rewrite: wrote {outPath} as a byte-identical copy of {inPath}";
-            if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, null, verifySkipped: false, written: !sameFile, note);
+            var unchangedMemory = Memory(model, result.Model, modelBytes);
+            if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, null, verifySkipped: false, written: !sameFile, note, null, unchangedMemory);
             else
             {
                 stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
@@ -147,6 +183,7 @@ internal static class OptimizeCommand
                 WritePatterns(console, result);
                 WriteAuto(console, stdout, result);
                 stdout.WriteLine(note);
+                WriteMemory(stdout, unchangedMemory);
             }
             return ExitCodes.Ok;
         }
@@ -156,9 +193,11 @@ internal static class OptimizeCommand
         {
             try
             {
-                verification = Verifier.Verify(ModelSource.FromFile(inPath),
-                    ModelSource.FromModel(result.Model, "rewritten model", external ? inDir : null),
-                    verifyOptions);
+                verification = verifyMode == VerifyMode.Nodes
+                    ? NodeVerifier.Verify(model, result.Model, verifyOptions)
+                    : Verifier.Verify(ModelSource.FromFile(inPath),
+                        ModelSource.FromModel(result.Model, "rewritten model", external ? inDir : null),
+                        verifyOptions);
             }
             catch (VerificationInputException e)
             {
@@ -168,13 +207,16 @@ internal static class OptimizeCommand
         bool ok = verification?.Passed ?? true;
         string outcome = !ok ? $"verification failed: {outPath} NOT written"
             : noVerify ? $"verification skipped (--no-verify): wrote {outPath} UNVERIFIED"
+            : verifyMode == VerifyMode.Nodes ? $"verified node by node: wrote {outPath}"
             : $"verified: wrote {outPath}";
         if (ok)
             Write(outPath, () => ModelIO.Save(result.Model, outPath, external
                 ? new ModelSaveOptions { ExternalDataThreshold = ExternalDataThreshold, SourceDirectory = inDir }
                 : new ModelSaveOptions()));
 
-        if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, verification, noVerify, written: ok, outcome);
+        var memory = Memory(model, result.Model, modelBytes);
+        string? mode = noVerify ? null : verifyMode.ToString().ToLowerInvariant();
+        if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, verification, noVerify, written: ok, outcome, mode, memory);
         else
         {
             stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
@@ -182,8 +224,15 @@ internal static class OptimizeCommand
             console.Write(OptimizeReport.NodeTable(result.Nodes));
             WritePatterns(console, result);
             WriteAuto(console, stdout, result);
-            if (verification is not null) VerifyCli.WriteVerification(console, stdout, verification);
+            if (verification is not null)
+            {
+                stdout.WriteLine(verifyMode == VerifyMode.Nodes
+                    ? "verification: each rewritten node in isolation (--verify nodes), one node's weights in memory at a time"
+                    : "verification: whole model (--verify model)");
+                VerifyCli.WriteVerification(console, stdout, verification);
+            }
             stdout.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
+            WriteMemory(stdout, memory);
         }
         if (!ok) stderr.WriteLine($"error: {outcome} (the rewritten model does not match {inPath}; see the table)");
         return ok ? ExitCodes.Ok : ExitCodes.VerificationFailed;
@@ -203,6 +252,55 @@ internal static class OptimizeCommand
             stdout.WriteLine(OptimizeReport.WholeModelLine(w));
     }
 
+    private static SpillFile NewSpill(string outDir, string outName)
+    {
+        try { return new SpillFile(outDir, outName, SpillThreshold); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new ModelFormatException($"{Path.Combine(outDir, outName)}: cannot create a spill file for the rewritten weights in {outDir}: {e.Message}", e); }
+    }
+
+    /// <summary>Bytes of a tensor's data (external length or inline size); 0 when its shape is unusable.</summary>
+    private static long TensorBytes(TensorProto t)
+    {
+        try
+        {
+            if (ExternalData.IsExternal(t)) return ExternalData.ExpectedByteLength(t) ?? 0;
+            return t.HasRawData ? t.RawData.Length : ExternalData.ExpectedByteLength(t) ?? 0;
+        }
+        catch (Exception e) when (e is InvalidDataException or OverflowException) { return 0; }
+    }
+
+    /// <summary>Peak memory of this run next to the largest tensor, so the report shows how far from "one tensor at a time" it was.</summary>
+    internal sealed record MemoryReport(long? PeakRssBytes, long LargestTensorBytes, long ModelBytes);
+
+    private static MemoryReport Memory(ModelProto input, ModelProto output, long modelBytes)
+    {
+        long largest = ModelIO.AllTensors(input).Concat(ModelIO.AllTensors(output)).Select(TensorBytes).DefaultIfEmpty(0).Max();
+        return new MemoryReport(PeakRss(), largest, modelBytes);
+    }
+
+    /// <summary>The process's peak resident set (VmHWM in /proc/self/status), or the runtime's peak working set elsewhere.</summary>
+    internal static long? PeakRss()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal)
+                    && long.TryParse(line["VmHWM:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture, out var kb))
+                    return kb * 1024;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        try { return System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64; }
+        catch (PlatformNotSupportedException) { return null; }
+    }
+
+    private static void WriteMemory(TextWriter stdout, MemoryReport m)
+    {
+        static string Mib(long b) => $"{b / (1024.0 * 1024.0):N1} MiB";
+        stdout.WriteLine($"memory: peak RSS {(m.PeakRssBytes is { } p ? Mib(p) : "unknown")} (VmHWM, whole process), " +
+                         $"largest tensor {Mib(m.LargestTensorBytes)}, model with its data {Mib(m.ModelBytes)}");
+    }
+
     private static void Write(string outPath, Action write)
     {
         try { write(); }
@@ -212,7 +310,7 @@ internal static class OptimizeCommand
 
     private static void WriteJson(TextWriter stdout, string inPath, string outPath, Target target,
         IReadOnlyDictionary<string, int> before, IReadOnlyDictionary<string, int> after, OptimizeResult result,
-        VerificationReport? verification, bool verifySkipped, bool written, string message)
+        VerificationReport? verification, bool verifySkipped, bool written, string message, string? verifyMode, MemoryReport memory)
     {
         stdout.WriteLine(JsonSerializer.Serialize(new
         {
@@ -223,6 +321,7 @@ internal static class OptimizeCommand
             written,
             message,
             verificationSkipped = verifySkipped,
+            verifyMode,
             opsBefore = before,
             opsAfter = after,
             nodes = result.Nodes,
@@ -230,6 +329,7 @@ internal static class OptimizeCommand
             wholeModel = result.WholeModel,
             warnings = result.Warnings,
             verification = verification is null ? null : VerifyCli.VerificationJson(verification),
+            memory = new { peakRssBytes = memory.PeakRssBytes, largestTensorBytes = memory.LargestTensorBytes, modelBytes = memory.ModelBytes },
         }, VerifyCli.Json));
     }
 }
