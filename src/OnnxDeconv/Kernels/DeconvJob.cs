@@ -13,7 +13,8 @@ internal sealed class Scratch
     public static Scratch For(DeconvPlan p, out int intsNeeded)
     {
         var s = t_current ??= new Scratch();
-        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps + p.FusedPhases * p.MaxTaps + 2 * p.PixelBlock);
+        intsNeeded = checked(p.MaxTaps * p.PixelBlock + p.MaxTaps + 2 * p.PixelBlock + p.Rank + 3 * p.MaxTaps + p.FusedPhases * p.MaxTaps + 2 * p.PixelBlock
+            + (p.Padded ? (p.PadRows + 2) * p.FusedPhases * p.MaxTaps : 0));
         // 16 floats of slack so the panel can start on a 64-byte boundary.
         long floats = p.ScratchFloats + 16;
         if (s.Floats.Length < floats) s.Floats = new float[checked((int)floats)];
@@ -72,6 +73,10 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         /// <summary>Fused chunk: output offset (and, for whole-row chunks, input offset) of each row segment.</summary>
         public int* SegOut, SegIn;
         public int SegCount;
+        /// <summary>Pixels per row segment of a fused chunk (segment sg's tile values start at sg * SegLen).</summary>
+        public int SegLen;
+        /// <summary>Padded chunks: [row * shifts + shift] input offset of the row segment's first pixel (may be negative), or <see cref="Outside"/>.</summary>
+        public int* PadBase;
     }
 
     public override void Execute(int item)
@@ -145,8 +150,10 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             it.FusedTapOff = it.RunStart + 3 * mt;
             it.SegOut = it.FusedTapOff + p.FusedPhases * mt;
             it.SegIn = it.SegOut + nb;
+            it.PadBase = it.SegIn + nb;
             it.OutStep = -1;
-            Walk(ref it, px0, px1);
+            if (p.Padded) { if (lead) PaddedWalk(ref it, px0, px1); }
+            else Walk(ref it, px0, px1);
         }
     }
 
@@ -257,6 +264,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         for (int k = 0; k < s; k++)
             for (int t = 0; t < fg.Phases[k].Taps; t++) it.FusedTapOff[k * mt + t] = fg.TapShift[k][t] * nb;
         it.SegCount = 1;
+        it.SegLen = nb;
         for (int qd = lo; qd < hi; qd += nb)
         {
             if (qd + nb > hi) qd = hi - nb;
@@ -309,6 +317,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             it.SegOut[i] = outBase;
         }
         it.SegCount = rows;
+        it.SegLen = ql;
         for (int c0 = 0; c0 < p.Cig; c0 += p.PackSlice)
         {
             int cc = Math.Min(p.PackSlice, p.Cig - c0);
@@ -322,6 +331,137 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                         float* src = xc + it.SegIn[i] + fg.Shifts[d];
                         for (int j = 0; j < ql; j += l) TS.Store(dst + i * ql + j, TS.Load(src + j));
                     }
+            }
+            ComputeFused(ref it, it.Panel, (long)shifts * nb, c0, cc);
+        }
+    }
+
+    /// <summary>
+    /// Padded mode (<see cref="DeconvPlan.Padded"/>): the item's rows [px0, px1) (whole rows) in chunks of
+    /// <see cref="DeconvPlan.PadRows"/> rows, or of one block inside longer rows (the last one overlapping the previous).
+    /// </summary>
+    /// <summary>Marks a padded chunk row whose leading-axis input position is outside x (read as zeros).</summary>
+    private const int Outside = int.MinValue;
+
+    private void PaddedWalk(ref Item it, int px0, int px1)
+    {
+        var p = Plan;
+        int ql = it.Res.Q[p.Rank - 1], nb = p.PixelBlock;
+        int row0 = px0 / ql, row1 = (px1 + ql - 1) / ql;
+        if (ql <= nb)
+        {
+            for (int row = row0; row < row1; row += p.PadRows) PaddedChunk(ref it, row, Math.Min(p.PadRows, row1 - row), 0);
+            return;
+        }
+        for (int row = row0; row < row1; row++)
+            for (int qd = 0; qd < ql; qd += nb)
+                PaddedChunk(ref it, row, 1, Math.Min(qd, ql - nb));
+    }
+
+    /// <summary>
+    /// One padded chunk: <paramref name="rows"/> rows from <paramref name="row0"/>, pixels [q0, q0 + PadLen) of each,
+    /// packed per input channel slice as [ci][shift][pixel] with zeros wherever a shift reads outside x, then computed and
+    /// stored like a fused interior chunk.
+    /// </summary>
+    private void PaddedChunk(ref Item it, int row0, int rows, int q0)
+    {
+        var p = Plan;
+        var fg = it.Group!;
+        var res = it.Res;
+        var axes = p.Geometry.Axes;
+        int last = p.Rank - 1, nb = p.PixelBlock, mt = p.MaxTaps, s = fg.Phases.Length, shifts = fg.Shifts.Length, l = TS.Lanes;
+        int len = p.PadLen, inLast = (int)axes[last].Input;
+        for (int k = 0; k < s; k++)
+            for (int t = 0; t < fg.Phases[k].Taps; t++) it.FusedTapOff[k * mt + t] = fg.TapShift[k][t] * nb;
+        for (int i = 0; i < rows; i++)
+        {
+            int rowIdx = row0 + i, outBase = 0;
+            int* pb = it.PadBase + i * shifts;
+            for (int d = 0; d < shifts; d++) pb[d] = 0;
+            for (int a = last - 1; a >= 0; a--)
+            {
+                int qa = rowIdx % res.Q[a];
+                rowIdx /= res.Q[a];
+                int m = res.M0[a] + qa;
+                outBase += (res.O0[a] + qa * (int)axes[a].Stride) * p.OutStride[a];
+                for (int d = 0; d < shifts; d++)
+                {
+                    if (pb[d] == Outside) continue;
+                    int ia = m - fg.ShiftLead[d * last + a];
+                    pb[d] = (uint)ia < (uint)axes[a].Input ? pb[d] + ia * p.InStride[a] : Outside;
+                }
+            }
+            it.SegOut[i] = outBase + q0 * s;
+        }
+        it.SegCount = rows;
+        it.SegLen = len;
+        // Per (row, shift): source offset of the segment (rows outside x: Outside) and its valid pixels [jlo, jhi), the same
+        // for every input channel; a whole-vector in-range segment is a plain copy.
+        int* lo = it.PadBase + rows * shifts, hi = lo + shifts;
+        bool allFull = true;
+        for (int d = 0; d < shifts; d++)
+        {
+            int x0 = q0 + fg.ShiftLast[d];
+            lo[d] = Math.Clamp(-x0, 0, len);
+            hi[d] = Math.Clamp(inLast - x0, lo[d], len);
+            if (lo[d] != 0 || hi[d] != len) allFull = false;
+            for (int i = 0; i < rows; i++)
+            {
+                int* b = it.PadBase + i * shifts + d;
+                if (*b != Outside) *b += x0;
+                else allFull = false;
+            }
+        }
+        bool fast = allFull && len % l == 0;
+        int* pbase = it.PadBase;
+        int tail = nb - rows * len;
+        for (int c0 = 0; c0 < p.Cig; c0 += p.PackSlice)
+        {
+            int cc = Math.Min(p.PackSlice, p.Cig - c0);
+            float* dst = it.Panel;
+            for (int ci = 0; ci < cc; ci++)
+            {
+                float* xc = it.Xg + (c0 + ci) * p.InSpatial;
+                for (int d = 0; d < shifts; d++, dst += nb)
+                {
+                    if (fast)
+                    {
+                        int* pbd = pbase + d;
+                        float* dr = dst;
+                        for (int i = 0; i < rows; i++, pbd += shifts, dr += len)
+                        {
+                            float* src = xc + *pbd;
+                            for (int jj = 0; jj < len; jj += l) TS.Store(dr + jj, TS.Load(src + jj));
+                        }
+                    }
+                    else
+                    {
+                        int jlo = lo[d], jhi = hi[d];
+                        for (int i = 0; i < rows; i++)
+                        {
+                            float* dr = dst + i * len;
+                            int b = it.PadBase[i * shifts + d];
+                            if (b == Outside)
+                            {
+                                for (int j = 0; j < len; j++) dr[j] = 0f;
+                                continue;
+                            }
+                            float* src = xc + b;
+                            // Whole vectors inside [jlo, jhi) (the last one overlapping), scalars only when shorter.
+                            if (jhi - jlo >= l)
+                            {
+                                int jj = jlo;
+                                for (; jj + l < jhi; jj += l) TS.Store(dr + jj, TS.Load(src + jj));
+                                TS.Store(dr + jhi - l, TS.Load(src + jhi - l));
+                            }
+                            else
+                                for (int jj = jlo; jj < jhi; jj++) dr[jj] = src[jj];
+                            for (int jj = 0; jj < jlo; jj++) dr[jj] = 0f;
+                            for (int jj = jhi; jj < len; jj++) dr[jj] = 0f;
+                        }
+                    }
+                    for (int j = nb - tail; j < nb; j++) dst[j] = 0f;
+                }
             }
             ComputeFused(ref it, it.Panel, (long)shifts * nb, c0, cc);
         }
@@ -360,7 +500,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         var p = Plan;
         var ep = Epilogue;
         int nb = p.PixelBlock, s = it.Group!.Phases.Length, l = TS.Lanes;
-        int segs = it.SegCount, seg = nb / segs;
+        int segs = it.SegCount, seg = it.SegLen;
         bool relu = ep.Kind == Activation.Relu;
         for (int i = 0; i < channels; i++)
         {
@@ -374,26 +514,31 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 if (s == 2)
                 {
                     float* t1 = t0 + p.TileFloats;
-                    for (int j = 0; j < seg; j += l)
+                    int j = 0;
+                    for (; j + l <= seg; j += l)
                     {
                         TV a = TS.Add(TS.Load(t0 + j), b), c = TS.Add(TS.Load(t1 + j), b);
                         if (relu) { a = TS.Relu(a); c = TS.Relu(c); }
                         TS.StoreInterleaved2(yo + 2 * j, a, c);
                     }
+                    // Segments shorter than a vector (padded chunks of short rows).
+                    float bs = it.Bg == null ? 0f : it.Bg[co];
+                    for (; j < seg; j++)
+                    {
+                        float a = t0[j] + bs, c = t1[j] + bs;
+                        yo[2 * j] = relu && a < 0 ? 0f : a;
+                        yo[2 * j + 1] = relu && c < 0 ? 0f : c;
+                    }
                 }
                 else
                 {
-                    for (int k = 0; k < s; k++)
-                    {
-                        float* tk = t0 + k * p.TileFloats;
-                        for (int j = 0; j < seg; j += l)
-                        {
-                            TV a = TS.Add(TS.Load(tk + j), b);
-                            TS.Store(tk + j, relu ? TS.Relu(a) : a);
-                        }
-                    }
+                    float bs = it.Bg == null ? 0f : it.Bg[co];
                     for (int j = 0; j < seg; j++)
-                        for (int k = 0; k < s; k++) yo[j * s + k] = t0[k * p.TileFloats + j];
+                        for (int k = 0; k < s; k++)
+                        {
+                            float a = t0[k * p.TileFloats + j] + bs;
+                            yo[j * s + k] = relu && a < 0 ? 0f : a;
+                        }
                 }
                 if (ep.Kind != Activation.None && !relu)
                     for (int e = 0; e < seg * s; e++) yo[e] = ep.Apply(yo[e]);

@@ -232,10 +232,14 @@ public class DeconvKernelTests
         AssertFused(sr, isa, 2);
         AssertMatches(dcgan, isa, new Epilogue(Activation.LeakyRelu, Alpha: 0.1f));
         AssertMatches(sr, isa, seed: 2);
-        // Rows whose interior (every tap of every phase in range) is shorter than one vector: fused chunks could never
-        // be taken, so SIMD variants keep the unfused plan (scalar has 1-lane vectors and still fuses).
+        // Rows whose interior (every tap of every phase in range) is shorter than one vector: interior chunks could never
+        // be taken, so every pixel goes through zero-padded fused chunks instead, while the 4-pixel rows are at least half
+        // a vector (8-lane variants; 16-lane ones keep the unfused plan; scalar has 1-lane vectors: interior chunks).
         var small = Geo(1, 8, 13, 1, [4, 4], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
-        AssertFused(small, isa, isa == KernelIsa.Scalar ? 2 : 1);
+        var smallPlan = DeconvKernel.GetPlan(small, isa, null);
+        bool halfVector = isa != KernelIsa.Scalar && 2 * 4 >= smallPlan.Lanes;
+        Assert.Equal(halfVector, smallPlan.Padded);
+        AssertFused(small, isa, halfVector || isa == KernelIsa.Scalar ? 2 : 1);
         AssertMatches(small, isa, seed: 5);
         // Odd output length (crop of 1, or output_padding 1 with k == s): the phases' grids differ, so not fused.
         var odd = Geo(1, 5, 7, 1, [4, 40], [2, 2], strides: [2, 2], pads: [0, 0, 0, 1]);
@@ -244,6 +248,82 @@ public class DeconvKernelTests
         var oddOp = Geo(1, 5, 7, 1, [40], [2], strides: [2], outputPadding: [1]);
         AssertFused(oddOp, isa, 1);
         AssertMatches(oddOp, isa, seed: 4);
+    }
+
+    /// <summary>Checks the shape takes the zero-padded fused path (every pixel from packed chunks, no border gathers).</summary>
+    private static void AssertPadded(ConvTransposeGeometry g, KernelIsa isa)
+    {
+        var plan = DeconvKernel.GetPlan(g, isa, null);
+        Assert.True(plan.Padded, $"{Describe(g)} on {isa}: not padded (FusedPhases {plan.FusedPhases})");
+        Assert.True(plan.ScratchFloats <= g.Batch * g.OutChannels * plan.OutSpatial, $"{Describe(g)}: workspace {plan.ScratchFloats} floats > output");
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_FewOutputChannels_PaddedChunksEveryRowLength_MatchReference(KernelIsa isa)
+    {
+        // Cout 1..4 (DCGAN 64->3 shape, k4 s2 p1): every pixel, borders included, from zero-padded packed chunks.
+        // Row lengths 1..40 cover blocks of several whole rows with a partial last block, rows exactly one block, and
+        // rows longer than a block (overlapping last chunk); 12 rows per phase leave partial multi-row blocks. Shorter
+        // rows give outputs too small for a packed chunk (workspace <= output): those keep the gather path.
+        int seed = 100;
+        foreach (int cout in new[] { 1, 2, 3, 4 })
+        foreach (int width in new[] { 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40 })
+        {
+            var g = Geo(1, 6, cout, 1, [12, width], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+            if (width >= 16) AssertPadded(g, isa);
+            AssertMatches(g, isa, seed: ++seed);
+        }
+        // Five output channels with a full interior vector keep the interior-chunk path (the padded path is for <= 4).
+        var five = Geo(1, 6, 5, 1, [5, 40], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+        Assert.False(DeconvKernel.GetPlan(five, isa, null).Padded);
+        AssertMatches(five, isa, seed: 7);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_FewOutputChannels_Padded1D3DGroupsCropsBatch_MatchReference(KernelIsa isa)
+    {
+        var cases = new[]
+        {
+            Geo(1, 5, 3, 1, [300], [4], strides: [2], pads: [1, 1]),
+            Geo(1, 7, 2, 1, [200], [6], strides: [3], pads: [2, 1]),
+            Geo(2, 6, 4, 2, [12, 19], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
+            Geo(1, 9, 3, 3, [10, 11], [3, 4], strides: [2, 2], pads: [0, 1, 1, 1]),
+            Geo(1, 4, 3, 1, [6, 6, 18], [4, 4, 4], strides: [2, 2, 2], pads: [1, 1, 1, 1, 1, 1]),
+            // Crops at the end only / the beginning only (output length still a multiple of s).
+            Geo(1, 6, 3, 1, [12, 20], [4, 4], strides: [2, 2], pads: [0, 0, 2, 2]),
+            Geo(1, 6, 3, 1, [12, 20], [4, 4], strides: [2, 2], pads: [2, 2, 0, 0]),
+            // Many input channels: the packed chunk is split into several channel slices (partial sums in the tiles).
+            Geo(1, 150, 3, 1, [8, 33], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
+        };
+        int seed = 200;
+        foreach (var g in cases)
+        {
+            AssertPadded(g, isa);
+            AssertMatches(g, isa, seed: ++seed);
+            AssertMatches(g, isa, seed: ++seed, withBias: false);
+            AssertMatches(g, isa, seed: ++seed, parallel: new ParallelForDouble(3));
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_PaddedChunks_EveryActivation_FusedEpilogueMatchesReference(KernelIsa isa)
+    {
+        // Short rows (DCGAN 8x8 shape, under a vector of interior) and a 3-channel layer; bias plus each activation.
+        var shapes = new[]
+        {
+            Geo(1, 10, 14, 1, [8, 8], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
+            Geo(1, 6, 3, 1, [12, 34], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
+        };
+        foreach (var g in shapes)
+        {
+            if (isa != KernelIsa.Scalar || g.OutChannels == 3) AssertPadded(g, isa);
+            foreach (var ep in new[]
+            {
+                Epilogue.None, new Epilogue(Activation.Relu), new Epilogue(Activation.LeakyRelu, Alpha: 0.2f),
+                new Epilogue(Activation.Clip, Min: -0.5f, Max: 0.75f), new Epilogue(Activation.Sigmoid), new Epilogue(Activation.Tanh),
+            })
+                AssertMatches(g, isa, ep, seed: (int)ep.Kind + 300);
+        }
     }
 
     [Fact]
