@@ -354,6 +354,49 @@ public sealed class AutoTunerTests : IDisposable
         Assert.Equal(before, ModelIO.Serialize(result.Model));
     }
 
+    /// <summary>X ─ ConvTranspose "ct" (→ Z) ─ BatchNormalization "bn" (→ Y); the pre-pass folds bn into ct.</summary>
+    private static ModelProto ConvTransposeBatchNorm()
+    {
+        var rng = new Random(7);
+        var mb = new ModelBuilder("ct_bn", 17, 8);
+        mb.Input("X", [1, 2, 4, 4]);
+        mb.Initializer("W", [2, 3, 3, 3], RandomFloats(rng, 54));
+        mb.Initializer("scale", [3], RandomFloats(rng, 3));
+        mb.Initializer("bias", [3], RandomFloats(rng, 3));
+        mb.Initializer("mean", [3], RandomFloats(rng, 3));
+        mb.Initializer("var", [3], [0.5f, 1.5f, 2f]);
+        var a = ConvTransposeNode.ToAttributes(new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] });
+        mb.Node(Ops.ConvTranspose.OpType, ["X", "W"], a, output: "Z", name: "ct");
+        mb.Node(Ops.BatchNormalization.OpType, ["Z", "scale", "bias", "mean", "var"], [], output: "Y", name: "bn");
+        mb.Output("Y", null);
+        return mb.Build();
+    }
+
+    [Theory]
+    [InlineData(AutoTuner.Unchanged)]
+    [InlineData(AutoTuner.Plugin)]
+    public void FoldedBatchNorm_TimedAgainstTheOriginalPair_KeptOrReplacedAsTheTimerSays(string winner)
+    {
+        var model = ConvTransposeBatchNorm();
+        var before = ModelIO.Serialize(model);
+        var timer = ScriptedTimer.Prefer(winner);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        var call = timer.Calls.Single(c => c.Subject != "whole model");
+        Assert.Equal([AutoTuner.Unchanged, AutoTuner.DerivedConvTranspose], call.Labels.Take(2));
+        bool bnLeft = result.Model.Graph.Node.Any(n => n.OpType == Ops.BatchNormalization.OpType);
+        if (winner == AutoTuner.Unchanged)
+        {
+            Assert.True(bnLeft);
+            Assert.Equal(before, ModelIO.Serialize(result.Model));
+        }
+        else
+        {
+            Assert.False(bnLeft);
+            Assert.True(UsesPlugin(result.Model));
+            AssertEquivalent(model, result.Model, [1, 2, 4, 4], "ConvTranspose+BN on the plugin");
+        }
+    }
+
     [Fact]
     public void BrokenGraph_TwoNodesWritingTheSameOutput_DecidedPerNode_NoException()
     {
