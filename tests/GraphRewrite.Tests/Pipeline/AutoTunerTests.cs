@@ -397,6 +397,34 @@ public sealed class AutoTunerTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(AutoTuner.Unchanged)]
+    [InlineData(AutoTuner.DerivedConvTranspose)]
+    public void ZeroInsertionConv_TimedAgainstTheOriginalChain_KeptOrReplacedAsTheTimerSays(string winner)
+    {
+        // x[1,16,16,16] ─ Reshape/Pad/Reshape (zero insertion) ─ Pad ─ Conv: the pre-pass makes it one ConvTranspose.
+        var model = ModelIO.Load(Path.Combine(OnnxDeconv.TestSupport.RepoPaths.DemoModels, "upfirdn_zero_insertion.onnx"));
+        var before = ModelIO.Serialize(model);
+        var timer = ScriptedTimer.Prefer(winner);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        var call = timer.Calls.Single(c => c.Subject != "whole model");
+        Assert.Equal([AutoTuner.Unchanged, AutoTuner.DerivedConvTranspose], call.Labels.Take(2));
+        if (winner == AutoTuner.Unchanged)
+        {
+            Assert.Equal(before, ModelIO.Serialize(result.Model));
+            Assert.All(result.Nodes, n => Assert.False(n.Rewritten));
+            return;
+        }
+        var only = Assert.Single(result.Model.Graph.Node);
+        Assert.Equal(Ops.ConvTranspose.OpType, only.OpType);
+        var x = result.Model.Graph.Input[0];
+        long[] shape = [.. x.Type.TensorType.Shape.Dim.Select(d => d.DimValue)];
+        var inputs = new[] { TensorValue.Float(x.Name, shape, RandomFloats(new Random(9), shape.Aggregate(1L, (p, d) => p * d))) };
+        var expected = OrtRunner.RunOnce(model, inputs);
+        var actual = OrtRunner.RunOnce(result.Model, inputs);
+        AssertClose(expected[0], actual[0], "zero insertion as the derived ConvTranspose");
+    }
+
     [Fact]
     public void BrokenGraph_TwoNodesWritingTheSameOutput_DecidedPerNode_NoException()
     {
