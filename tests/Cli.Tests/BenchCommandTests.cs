@@ -3,6 +3,7 @@ using System.Xml.Linq;
 using OnnxDeconv.Cli.Bench;
 using OnnxDeconv.Cli.Commands;
 using OnnxDeconv.Cli.Verification;
+using OnnxDeconv.GraphRewrite.Pipeline;
 using OnnxDeconv.TestSupport;
 using static OnnxDeconv.Cli.Tests.CliHarness;
 
@@ -20,7 +21,10 @@ public class BenchCommandTests
     public void Bench_on_a_demo_model_prints_the_table_and_writes_json_and_an_svg_chart()
     {
         using var tmp = new TempDir();
-        var r = Run("bench", Demo("depthwise_convtranspose.onnx"), "--seconds", "0.01", "--threads", "1,2", "--json", tmp.File("b.json"), "--chart", tmp.File("b.svg"));
+        // auto's choice scripted (the plugin wins): whether "auto" changes the model, and so is timed, must not depend on the machine.
+        CliHarness.Result r;
+        using (CliHooks.OverrideAuto(new ScriptedCliTimer(AutoTuner.Plugin), tmp.File("cache")))
+            r = Run("bench", Demo("depthwise_convtranspose.onnx"), "--seconds", "0.01", "--threads", "1,2", "--json", tmp.File("b.json"), "--chart", tmp.File("b.svg"));
 
         Assert.True(r.Code == ExitCodes.Ok, r.ToString());
         Assert.Contains("original", r.Out);
@@ -32,7 +36,7 @@ public class BenchCommandTests
         foreach (var run in runs)
         {
             var variants = run.GetProperty("Variants").EnumerateArray().ToList();
-            Assert.Equal(["original", "portable", "plugin"], variants.Select(v => v.GetProperty("Name").GetString()));
+            Assert.Equal(["original", "portable", "plugin", "auto"], variants.Select(v => v.GetProperty("Name").GetString()));
             foreach (var v in variants)
             {
                 Assert.True(v.GetProperty("Timing").GetProperty("Runs").GetInt32() >= 5);

@@ -48,6 +48,24 @@ public sealed class TestCommandTests : IDisposable
     }
 
     [Theory]
+    [InlineData(AutoTuner.Plugin, "ConvTranspose left: 0", "rewritten 1/1")]
+    [InlineData(AutoTuner.Unchanged, "ConvTranspose left: 1", "rewritten 0/1")]
+    public void Test_RewriteTargetAuto_KeepsTheTimersChoice_AndPassesEitherWay(string winner, string left, string rewritten)
+    {
+        // auto with the timing scripted: the winning candidate is what the case runs, checked against the stored outputs.
+        var timer = new ScriptedCliTimer(winner);
+        var cache = _f.PathOf("cache");
+        (int Exit, string Out, string Err) r;
+        using (CliHooks.OverrideAuto(timer, cache))
+            r = Run("test", Case("test_convtranspose"), "--rewrite", "--freeze-inputs", "--target", "auto");
+        Assert.True(r.Exit == ExitCodes.Ok, r.Out + r.Err);
+        Assert.Contains(left, r.Out);
+        Assert.Contains(rewritten, r.Out);
+        Assert.Equal(1, timer.NodeCalls);
+        Assert.EndsWith("1 passed, 0 failed", r.Out.TrimEnd());
+    }
+
+    [Theory]
     [InlineData("gtcrn-simple", "portable")]
     [InlineData("gtcrn-simple", "plugin")]
     [InlineData("vaelight-sd-preview", "portable")]

@@ -29,6 +29,11 @@ public static class AutoTuner
     public const string PortableCombined = "portable-combined";
     public const string PortablePerPhase = "portable-perphase";
     public const string Plugin = "plugin";
+    /// <summary>A ConvTranspose the pre-passes derived from a Resize+Conv or zero-insertion+Conv pattern (or a BN fold), kept as a ConvTranspose.</summary>
+    public const string DerivedConvTranspose = "convtranspose";
+
+    /// <summary>Nodes an original pattern may have (Resize+Conv, a zero-insertion chain + Pad + Conv, + BatchNormalization).</summary>
+    private const int MaxPatternNodes = 24;
 
     /// <summary>A candidate must be this much faster than the unchanged node to replace it (timing noise is a few %).</summary>
     public const double WinMargin = 0.03;
@@ -39,7 +44,9 @@ public static class AutoTuner
     private const int InputSeed = 1;
 
     /// <param name="Index">Position of the node in the pre-passed graph (names need not be unique in a broken model).</param>
-    private sealed record Decision(int Index, string Description, string Choice, IReadOnlyList<CandidateTiming> Candidates, bool Cached, string? Reason)
+    /// <param name="Origin">For a ConvTranspose the pre-passes derived: the user's nodes it replaced ("unchanged" keeps those).</param>
+    private sealed record Decision(int Index, string Description, string Choice, IReadOnlyList<CandidateTiming> Candidates, bool Cached, string? Reason,
+        OriginalPattern? Origin = null)
     {
         /// <summary>Milliseconds saved on the isolated node (0 when unchanged or not timed).</summary>
         public double Gain
@@ -51,6 +58,12 @@ public static class AutoTuner
                 return baseMs is { } b && mine is { } m ? b - m : 0;
             }
         }
+    }
+
+    /// <summary>The user's nodes computing a derived ConvTranspose's output from its input, in graph order, and the initializers they read.</summary>
+    private sealed record OriginalPattern(IReadOnlyList<NodeProto> Nodes, IReadOnlyList<TensorProto> Initializers, long Opset)
+    {
+        public string Ops => string.Join("+", Nodes.Select(n => n.OpType));
     }
 
     /// <summary>
@@ -71,13 +84,12 @@ public static class AutoTuner
         foreach (var node in nodes)
         {
             options.Progress?.Invoke($"node {decisions.Count + 1}/{nodes.Count}: {Attributes.Describe(node)}");
-            decisions.Add(Decide(prePassed, node, prePassed.Graph.Node.IndexOf(node),
+            decisions.Add(Decide(prePassed, node, prePassed.Graph.Node.IndexOf(node), FindOrigin(original, prePassed, node),
                 node.Input.Count > 0 ? shapes.GetValueOrDefault(node.Input[0]) : null, shapeProblem, options, threads, timer, cache));
         }
         var chosen = decisions.Where(d => d.Choice != Unchanged).ToList();
-        var (model, lowered) = Build(prePassed, decisions, chosen, reverted: null, options.AfterNode);
-        var reports = new List<NodeReport>(prePassReports);
-        reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, lowered));
+        var (model, lowered, restored) = Build(prePassed, decisions, chosen, reverted: null, options.AfterNode);
+        var reports = Compose(prePassReports, sources, lowered, restored);
         if (!reports.Any(r => r.Rewritten))
         {
             SaveCache(cache, warnings);
@@ -127,9 +139,10 @@ public static class AutoTuner
                 remaining.RemoveAt(0);
                 revertedOrder.Add(undo.Description);
                 revertedSet.Add(undo.Index);
-                warnings.Add($"the optimized model was slower than the original ({Ms(times[1])} vs {Ms(times[0])} ms): {undo.Description} reverted to the unchanged ConvTranspose");
-                (model, lowered) = Build(prePassed, decisions, remaining, revertedSet, options.AfterNode);
-                reports = [.. prePassReports, .. ZeroInsertConvToConvTranspose.MergeReports(sources, lowered)];
+                warnings.Add($"the optimized model was slower than the original ({Ms(times[1])} vs {Ms(times[0])} ms): {undo.Description} reverted to "
+                    + (undo.Origin is null ? "the unchanged ConvTranspose" : $"the original {undo.Origin.Ops}"));
+                (model, lowered, restored) = Build(prePassed, decisions, remaining, revertedSet, options.AfterNode);
+                reports = Compose(prePassReports, sources, lowered, restored);
                 if (!reports.Any(r => r.Rewritten)) // every choice undone and no pre-pass rewrite: that is the original
                     return new OptimizeResult(original.Clone(), reports)
                     {
@@ -157,9 +170,10 @@ public static class AutoTuner
     }
 
     /// <summary>Applies <paramref name="chosen"/> to a clone of <paramref name="prePassed"/>; one report per ConvTranspose, in graph order.</summary>
-    private static (ModelProto Model, List<NodeReport> Reports) Build(ModelProto prePassed, IReadOnlyList<Decision> all,
+    private static (ModelProto Model, List<NodeReport> Reports, HashSet<string> Restored) Build(ModelProto prePassed, IReadOnlyList<Decision> all,
         IReadOnlyList<Decision> chosen, IReadOnlySet<int>? reverted, Action<ModelProto>? afterNode)
     {
+        var restored = new HashSet<string>(StringComparer.Ordinal);
         var model = prePassed.Clone();
         ModelIO.InheritSource(prePassed, model); // external weights stay external, read where the input's are
         var hints = ShapeHints.Infer(model);
@@ -182,9 +196,42 @@ public static class AutoTuner
                 report = ApplyChoice(model, targets[d.Index], d, hints) ?? report with { Reason = $"{d.Choice} no longer matches in the model" };
                 if (report.Rewritten) afterNode?.Invoke(model);
             }
+            else if (d.Origin is not null)
+            {
+                // The user's pattern was fastest (or the whole model was slower with it replaced): keep it as it was.
+                Restore(model, targets[d.Index], d.Origin);
+                restored.Add(d.Description);
+                report = report with { Reason = report.Reason ?? $"the original {d.Origin.Ops} kept" };
+            }
             reports.Add(report);
         }
-        return (model, reports);
+        return (model, reports, restored);
+    }
+
+    /// <summary>
+    /// One report per pattern: the pre-passes' reports merged with the lowerings'. A pattern put back as the user wrote it
+    /// (<paramref name="restored"/>, by its ConvTranspose's description) is reported once, as not rewritten, with the timings.
+    /// </summary>
+    private static List<NodeReport> Compose(IReadOnlyList<NodeReport> prePassReports, IReadOnlyList<SourceRewrite> sources,
+        IReadOnlyList<NodeReport> lowered, IReadOnlySet<string> restored)
+    {
+        var byNode = lowered.Where(l => restored.Contains(l.Node)).GroupBy(l => l.Node).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        NodeReport Kept(NodeReport source, NodeReport low) => source with
+        {
+            Rewritten = false, Lowering = null, MacsAfter = 0, Reason = low.Reason, Candidates = low.Candidates, Choice = low.Choice, Cached = low.Cached,
+        };
+        var result = new List<NodeReport>();
+        var shown = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var r in prePassReports)
+        {
+            if (r.Rewritten && r.Produces is { } p && byNode.TryGetValue(p, out var low) && shown.Add(p)) result.Add(Kept(r, low));
+            else result.Add(r);
+        }
+        var mine = sources.Where(s => s.ConvTransposeNode is { } c && byNode.ContainsKey(c)).ToList();
+        foreach (var s in mine)
+            result.Add(shown.Add(s.ConvTransposeNode!) ? Kept(s.Report, byNode[s.ConvTransposeNode!]) : s.Report with { Rewritten = false, Lowering = null, Reason = "the original pattern kept" });
+        result.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources.Except(mine).ToList(), lowered.Where(l => !byNode.ContainsKey(l.Node)).ToList()));
+        return result;
     }
 
     private static NodeReport? ApplyChoice(ModelProto model, NodeProto node, Decision d, IReadOnlyDictionary<string, long[]> hints)
@@ -197,6 +244,8 @@ public static class AutoTuner
             return ConvTransposeToPlugin.TryRewrite(model, node, out var pr)
                 ? pr with { Candidates = d.Candidates, Choice = d.Choice, Cached = d.Cached }
                 : null;
+        if (d.Choice == DerivedConvTranspose)
+            return common with { Rewritten = false, Reason = $"the ConvTranspose derived from {d.Origin?.Ops ?? "the pattern"} was fastest" };
         var form = d.Choice == PortablePerPhase ? PhaseForm.PerPhase : PhaseForm.Combined;
         if (!ConvTransposeToPortable.TryMatch(new GraphIndex(model), node, form, out var match, out _, hints) || match is null) return null;
         var lowered = ConvTransposeToPortable.Apply(model, match);
@@ -208,10 +257,11 @@ public static class AutoTuner
         };
     }
 
-    private static Decision Decide(ModelProto model, NodeProto node, int position, long[]? xShape, string? shapeProblem, OptimizeOptions options,
+    private static Decision Decide(ModelProto model, NodeProto node, int position, OriginalPattern? origin, long[]? xShape, string? shapeProblem, OptimizeOptions options,
         int threads, ICandidateTimer timer, DecisionCache? cache)
     {
         string description = Attributes.Describe(node);
+        // Without timing, a derived ConvTranspose stays as derived (the pre-pass's own exactness and cost rules chose it).
         Decision Keep(string reason, IReadOnlyList<CandidateTiming>? candidates = null) =>
             new(position, description, Unchanged, candidates ?? [], false, reason);
 
@@ -244,8 +294,13 @@ public static class AutoTuner
         var isolated = Isolate(model, index, node, xShape, out var isolateProblem);
         if (isolated is null) return Keep(isolateProblem!);
 
-        // Candidate models: the existing rewrites applied to the isolated node.
-        var models = new List<(string Label, ModelProto Model)> { (Unchanged, isolated) };
+        // Candidate models: the existing rewrites applied to the isolated node. For a derived ConvTranspose, "unchanged"
+        // is the user's original pattern, and the ConvTranspose itself is one more candidate.
+        var originalIsolated = origin is null ? null : IsolatePattern(model, node, origin, xShape);
+        if (originalIsolated is null) origin = null;
+        var models = originalIsolated is null
+            ? new List<(string Label, ModelProto Model)> { (Unchanged, isolated) }
+            : [(Unchanged, originalIsolated), (DerivedConvTranspose, isolated)];
         var notes = new List<CandidateTiming>();
         var seenForms = new HashSet<PhaseForm>();
         foreach (var (label, form) in new[] { (PortableCombined, PhaseForm.Combined), (PortablePerPhase, PhaseForm.PerPhase) })
@@ -275,10 +330,11 @@ public static class AutoTuner
         if (models.Count == 1) return Keep("no lowering applies at this shape", notes);
 
         var labels = models.Select(m => m.Label).ToList();
-        string key = CacheKey(model, node, xShape, threads, labels);
+        string key = CacheKey(model, node, xShape, threads, labels) + (origin is null ? "" : $"|origin={origin.Ops}");
+        string baselineName = origin is null ? "the unchanged ConvTranspose" : $"the original {origin.Ops}";
         if (cache is not null && cache.TryGet(key, out var hit) && hit is not null && labels.Contains(hit.Choice))
             return new Decision(position, description, hit.Choice, hit.Candidates, true,
-                hit.Choice == Unchanged ? $"no candidate was {WinMargin * 100:0}% faster than the unchanged ConvTranspose (cached)" : null);
+                hit.Choice == Unchanged ? $"no candidate was {WinMargin * 100:0}% faster than {baselineName} (cached)" : null, origin);
 
         var xValue = RandomInput(node.Input[0], xShape);
         var candidates = new List<TimedModel>();
@@ -301,6 +357,8 @@ public static class AutoTuner
             catch (OnnxRuntimeException e) { problem = $"ONNX Runtime refused it: {e.Message}"; }
             if (label == Unchanged)
             {
+                if (problem is not null && origin is not null)
+                    return Decide(model, node, position, null, xShape, shapeProblem, options, threads, timer, cache);
                 if (problem is not null) return Keep($"the node alone does not run in ONNX Runtime: {problem}", notes);
                 expected = got;
             }
@@ -320,7 +378,8 @@ public static class AutoTuner
         string choice = medians[best] < baseline * (1 - WinMargin) ? candidates[best].Label : Unchanged;
         cache?.Put(key, new CachedDecision(choice, timings));
         return new Decision(position, description, choice, timings, false,
-            choice == Unchanged ? $"no candidate was {WinMargin * 100:0}% faster than the unchanged ConvTranspose (best: {candidates[best].Label} {Ms(medians[best])} vs {Ms(baseline)} ms)" : null);
+            choice == Unchanged ? $"no candidate was {WinMargin * 100:0}% faster than {baselineName} (best: {candidates[best].Label} {Ms(medians[best])} vs {Ms(baseline)} ms)" : null,
+            origin);
     }
 
     private static string? Mismatch(IReadOnlyList<TensorValue> expected, IReadOnlyList<TensorValue> actual)
@@ -354,6 +413,77 @@ public static class AutoTuner
         builder.Graph.Node.Add(node.Clone());
         builder.Output(node.Output[0], null);
         return builder.Build();
+    }
+
+    /// <summary>
+    /// For a ConvTranspose the pre-passes made: the user's nodes between its input and output (walking back from the
+    /// output in <paramref name="original"/> to its input and constants). Null for a ConvTranspose of the user's own, or a
+    /// pattern that reads any other non-constant value, has nodes the pre-passed graph still has, or is not plain ONNX.
+    /// </summary>
+    private static OriginalPattern? FindOrigin(ModelProto original, ModelProto prePassed, NodeProto node)
+    {
+        if (node.Input.Count == 0 || node.Output.Count != 1) return null;
+        string x = node.Input[0], y = node.Output[0];
+        var producers = new Dictionary<string, NodeProto>(StringComparer.Ordinal);
+        foreach (var n in original.Graph.Node)
+            foreach (var o in n.Output.Where(o => o.Length > 0))
+                producers.TryAdd(o, n);
+        if (!producers.TryGetValue(y, out var last) || last.OpType == Ops.ConvTranspose.OpType && last.Domain.Length == 0) return null;
+        var stillThere = prePassed.Graph.Node.Where(n => !ReferenceEquals(n, node)).SelectMany(n => n.Output).ToHashSet(StringComparer.Ordinal);
+        var initializers = original.Graph.Initializer.GroupBy(t => t.Name).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        var graphInputs = original.Graph.Input.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        var visited = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
+        var needed = new Dictionary<string, TensorProto>(StringComparer.Ordinal);
+        var stack = new Stack<string>([y]);
+        while (stack.Count > 0)
+        {
+            string t = stack.Pop();
+            if (t.Length == 0 || t == x || needed.ContainsKey(t)) continue;
+            if (initializers.TryGetValue(t, out var init) && !(graphInputs.Contains(t) && original.IrVersion >= 4))
+            {
+                needed[t] = init;
+                continue;
+            }
+            if (stillThere.Contains(t) || !producers.TryGetValue(t, out var p)) return null;
+            if (!visited.Add(p)) continue;
+            if (p.Domain.Length > 0 || p.Attribute.Any(a => a.G is not null || a.Graphs.Count > 0) || visited.Count > MaxPatternNodes) return null;
+            foreach (var i in p.Input) stack.Push(i);
+        }
+        // Every value the pattern computes must stay inside it, except Y.
+        var inside = visited.SelectMany(n => n.Output).Where(o => o != y).ToHashSet(StringComparer.Ordinal);
+        bool leaks = original.Graph.Node.Where(n => !visited.Contains(n)).Any(n => n.Input.Any(inside.Contains))
+            || original.Graph.Output.Any(o => inside.Contains(o.Name));
+        if (leaks) return null;
+        return new OriginalPattern(original.Graph.Node.Where(visited.Contains).ToList(), needed.Values.ToList(),
+            new GraphIndex(original).Opset(Ops.DefaultDomain) ?? 0);
+    }
+
+    /// <summary>The original pattern alone, as <see cref="Isolate"/> does for the node: X at its real shape in, Y out.</summary>
+    private static ModelProto? IsolatePattern(ModelProto model, NodeProto node, OriginalPattern origin, long[] xShape)
+    {
+        var builder = new ModelBuilder("auto_original", origin.Opset, Math.Max(model.IrVersion, 4));
+        builder.Input(node.Input[0], xShape);
+        foreach (var t in origin.Initializers)
+        {
+            var copy = t.Clone();
+            // Runs from memory: external weights are read in (the pre-passed model shares the original's source folder).
+            if (ExternalData.IsExternal(copy)) ExternalData.SetInline(copy, ModelIO.TensorBytes(model, t));
+            builder.Graph.Initializer.Add(copy);
+        }
+        foreach (var n in origin.Nodes) builder.Graph.Node.Add(n.Clone());
+        builder.Output(node.Output[0], null);
+        return builder.Build();
+    }
+
+    /// <summary>Puts the original pattern back in place of its derived ConvTranspose (and the initializers the pre-passes dropped).</summary>
+    private static void Restore(ModelProto model, NodeProto derived, OriginalPattern origin)
+    {
+        int at = model.Graph.Node.IndexOf(derived);
+        if (at < 0) return;
+        model.Graph.Node.RemoveAt(at);
+        foreach (var n in origin.Nodes.Reverse()) model.Graph.Node.Insert(at, n.Clone());
+        var have = model.Graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var t in origin.Initializers.Where(t => !have.Contains(t.Name))) model.Graph.Initializer.Add(t.Clone());
     }
 
     private static TensorValue RandomInput(string name, long[] shape)

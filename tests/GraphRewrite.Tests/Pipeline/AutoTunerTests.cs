@@ -254,6 +254,177 @@ public sealed class AutoTunerTests : IDisposable
         Assert.Equal(before, ModelIO.Serialize(result.Model));
     }
 
+    /// <summary>X ─ Resize(nearest ×2) "up" ─ Conv "conv" (k3, → H) ─ ConvTranspose "second" (→ Y); the pre-pass makes up+conv a ConvTranspose.</summary>
+    private static ModelProto ResizeConvThenConvTranspose()
+    {
+        var rng = new Random(5);
+        var mb = new ModelBuilder("resize_conv_ct", 17, 8);
+        mb.Input("X", [1, 2, 4, 4]);
+        string scales = mb.Initializer("scales", [4], [1f, 1f, 2f, 2f]);
+        mb.Initializer("Wc", [3, 2, 3, 3], RandomFloats(rng, 54));
+        mb.Initializer("W2", [3, 2, 4, 4], RandomFloats(rng, 96));
+        mb.Node(Ops.Resize.OpType, ["X", "", scales],
+            [Attributes.String(Ops.Resize.Mode, "nearest"), Attributes.String(Ops.Resize.CoordinateTransformationMode, "asymmetric"),
+             Attributes.String(Ops.Resize.NearestMode, "floor")], output: "U", name: "up");
+        mb.Node(Ops.Conv.OpType, ["U", "Wc"], [Attributes.Ints(Ops.Conv.KernelShape, [3, 3]), Attributes.Ints(Ops.Conv.Pads, [1, 1, 1, 1])], output: "H", name: "conv");
+        var a2 = ConvTransposeNode.ToAttributes(new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] });
+        mb.Node(Ops.ConvTranspose.OpType, ["H", "W2"], a2, output: "Y", name: "second");
+        mb.Output("Y", null);
+        return mb.Build();
+    }
+
+    private static bool HasResize(ModelProto m) => m.Graph.Node.Any(n => n.OpType == Ops.Resize.OpType);
+
+    [Fact]
+    public void DerivedConvTranspose_OriginalResizeConvFastest_KeepsTheOriginalNodes_OtherNodeStillLowered()
+    {
+        var model = ResizeConvThenConvTranspose();
+        // The Resize+Conv pattern: the original pair wins. The user's own ConvTranspose: the plugin wins.
+        var timer = new ScriptedTimer((subject, m) => subject == "whole model" ? (m.Label == "original" ? 2 : 1)
+            : subject.Contains("second") ? (m.Label == AutoTuner.Plugin ? 1 : 10)
+            : m.Label == AutoTuner.Unchanged ? 1 : 10);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+
+        // The pattern's candidates: the original pair as "unchanged", the derived ConvTranspose, and its lowerings.
+        var patternCall = timer.Calls.Single(c => c.Subject != "whole model" && !c.Subject.Contains("second"));
+        Assert.Equal([AutoTuner.Unchanged, AutoTuner.DerivedConvTranspose], patternCall.Labels.Take(2));
+        var pair = Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv");
+        Assert.False(pair.Rewritten);
+        Assert.Equal(AutoTuner.Unchanged, pair.Choice);
+        Assert.Contains("original Resize+Conv", pair.Reason);
+        Assert.Equal(AutoTuner.Plugin, result.Nodes.Single(n => n.Node.Contains("second")).Choice);
+        Assert.True(HasResize(result.Model));
+        Assert.Contains(result.Model.Graph.Node, n => n.OpType == Ops.Conv.OpType && n.Output[0] == "H");
+        Assert.True(UsesPlugin(result.Model));
+        Assert.DoesNotContain(result.Model.Graph.Node, n => n.OpType == Ops.ConvTranspose.OpType);
+        AssertEquivalent(model, result.Model, [1, 2, 4, 4], "original pair kept, second on the plugin");
+    }
+
+    [Theory]
+    [InlineData(AutoTuner.DerivedConvTranspose)]
+    [InlineData(AutoTuner.PortablePerPhase)]
+    public void DerivedConvTranspose_ACandidateBeatsTheOriginalPair_ReplacesIt(string winner)
+    {
+        var model = ResizeConvThenConvTranspose();
+        var timer = new ScriptedTimer((subject, m) => subject == "whole model" ? (m.Label == "original" ? 2 : 1)
+            : subject.Contains("second") ? (m.Label == AutoTuner.Unchanged ? 1 : 10)
+            : m.Label == winner ? 1 : 10);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        var pair = Assert.Single(result.Nodes, n => n.Pattern.StartsWith("Resize+Conv", StringComparison.Ordinal) && n.Rewritten);
+        Assert.False(HasResize(result.Model));
+        Assert.Equal(winner == AutoTuner.DerivedConvTranspose ? 2 : 1, result.Model.Graph.Node.Count(n => n.OpType == Ops.ConvTranspose.OpType));
+        Assert.Contains(result.Nodes, n => n.Choice == winner);
+        Assert.NotNull(pair.Lowering);
+        AssertEquivalent(model, result.Model, [1, 2, 4, 4], winner);
+    }
+
+    [Fact]
+    public void WholeModelSlower_RevertsTheDerivedPatternToTheOriginalPair_KeepsTheOtherNodesWin()
+    {
+        var model = ResizeConvThenConvTranspose();
+        // Per node the plugin wins both (the pair saves less); whole model: slower while the pair is replaced.
+        var timer = new ScriptedTimer((subject, m) =>
+        {
+            if (subject == "whole model")
+                return m.Label == "original" ? 1.0 : HasResize(ModelIO.Parse(m.Model, "candidate")) ? 0.5 : 2.0;
+            bool pattern = !subject.Contains("second");
+            return m.Label == AutoTuner.Plugin ? (pattern ? 9 : 5) : 10;
+        });
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+
+        Assert.False(result.WholeModel!.ReturnedOriginal);
+        Assert.Single(result.WholeModel.Reverted);
+        Assert.True(HasResize(result.Model));
+        Assert.True(UsesPlugin(result.Model));
+        var pair = Assert.Single(result.Nodes, n => n.Pattern == "Resize+Conv");
+        Assert.False(pair.Rewritten);
+        Assert.Contains("reverted", pair.Reason);
+        Assert.Contains(result.Warnings, w => w.Contains("the original Resize+Conv"));
+        Assert.True(result.Nodes.Single(n => n.Node.Contains("second")).Rewritten);
+        AssertEquivalent(model, result.Model, [1, 2, 4, 4], "pair reverted, second on the plugin");
+    }
+
+    [Fact]
+    public void DerivedConvTranspose_OriginalPairFastestEverywhere_ModelByteIdentical()
+    {
+        var model = ResizeConvThenConvTranspose();
+        var before = ModelIO.Serialize(model);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = ScriptedTimer.Prefer(AutoTuner.Unchanged) });
+        Assert.False(result.Changed);
+        Assert.Equal(before, ModelIO.Serialize(result.Model));
+    }
+
+    /// <summary>X ─ ConvTranspose "ct" (→ Z) ─ BatchNormalization "bn" (→ Y); the pre-pass folds bn into ct.</summary>
+    private static ModelProto ConvTransposeBatchNorm()
+    {
+        var rng = new Random(7);
+        var mb = new ModelBuilder("ct_bn", 17, 8);
+        mb.Input("X", [1, 2, 4, 4]);
+        mb.Initializer("W", [2, 3, 3, 3], RandomFloats(rng, 54));
+        mb.Initializer("scale", [3], RandomFloats(rng, 3));
+        mb.Initializer("bias", [3], RandomFloats(rng, 3));
+        mb.Initializer("mean", [3], RandomFloats(rng, 3));
+        mb.Initializer("var", [3], [0.5f, 1.5f, 2f]);
+        var a = ConvTransposeNode.ToAttributes(new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] });
+        mb.Node(Ops.ConvTranspose.OpType, ["X", "W"], a, output: "Z", name: "ct");
+        mb.Node(Ops.BatchNormalization.OpType, ["Z", "scale", "bias", "mean", "var"], [], output: "Y", name: "bn");
+        mb.Output("Y", null);
+        return mb.Build();
+    }
+
+    [Theory]
+    [InlineData(AutoTuner.Unchanged)]
+    [InlineData(AutoTuner.Plugin)]
+    public void FoldedBatchNorm_TimedAgainstTheOriginalPair_KeptOrReplacedAsTheTimerSays(string winner)
+    {
+        var model = ConvTransposeBatchNorm();
+        var before = ModelIO.Serialize(model);
+        var timer = ScriptedTimer.Prefer(winner);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        var call = timer.Calls.Single(c => c.Subject != "whole model");
+        Assert.Equal([AutoTuner.Unchanged, AutoTuner.DerivedConvTranspose], call.Labels.Take(2));
+        bool bnLeft = result.Model.Graph.Node.Any(n => n.OpType == Ops.BatchNormalization.OpType);
+        if (winner == AutoTuner.Unchanged)
+        {
+            Assert.True(bnLeft);
+            Assert.Equal(before, ModelIO.Serialize(result.Model));
+        }
+        else
+        {
+            Assert.False(bnLeft);
+            Assert.True(UsesPlugin(result.Model));
+            AssertEquivalent(model, result.Model, [1, 2, 4, 4], "ConvTranspose+BN on the plugin");
+        }
+    }
+
+    [Theory]
+    [InlineData(AutoTuner.Unchanged)]
+    [InlineData(AutoTuner.DerivedConvTranspose)]
+    public void ZeroInsertionConv_TimedAgainstTheOriginalChain_KeptOrReplacedAsTheTimerSays(string winner)
+    {
+        // x[1,16,16,16] ─ Reshape/Pad/Reshape (zero insertion) ─ Pad ─ Conv: the pre-pass makes it one ConvTranspose.
+        var model = ModelIO.Load(Path.Combine(OnnxDeconv.TestSupport.RepoPaths.DemoModels, "upfirdn_zero_insertion.onnx"));
+        var before = ModelIO.Serialize(model);
+        var timer = ScriptedTimer.Prefer(winner);
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+        var call = timer.Calls.Single(c => c.Subject != "whole model");
+        Assert.Equal([AutoTuner.Unchanged, AutoTuner.DerivedConvTranspose], call.Labels.Take(2));
+        if (winner == AutoTuner.Unchanged)
+        {
+            Assert.Equal(before, ModelIO.Serialize(result.Model));
+            Assert.All(result.Nodes, n => Assert.False(n.Rewritten));
+            return;
+        }
+        var only = Assert.Single(result.Model.Graph.Node);
+        Assert.Equal(Ops.ConvTranspose.OpType, only.OpType);
+        var x = result.Model.Graph.Input[0];
+        long[] shape = [.. x.Type.TensorType.Shape.Dim.Select(d => d.DimValue)];
+        var inputs = new[] { TensorValue.Float(x.Name, shape, RandomFloats(new Random(9), shape.Aggregate(1L, (p, d) => p * d))) };
+        var expected = OrtRunner.RunOnce(model, inputs);
+        var actual = OrtRunner.RunOnce(result.Model, inputs);
+        AssertClose(expected[0], actual[0], "zero insertion as the derived ConvTranspose");
+    }
+
     [Fact]
     public void BrokenGraph_TwoNodesWritingTheSameOutput_DecidedPerNode_NoException()
     {

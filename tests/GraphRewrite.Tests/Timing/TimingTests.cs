@@ -29,6 +29,36 @@ public class TimingTests
     }
 
     [Fact]
+    public void JitSettle_KeepsRunningWhileMethodsAreStillBeingCompiled()
+    {
+        // The "JIT" compiles a method on each of the first 40 rounds, then nothing: warm-up must outlast it.
+        var a = new Counter();
+        int rounds = JitSettle.Run([a], minRounds: 5, quiet: TimeSpan.Zero, max: TimeSpan.FromMinutes(1),
+            compiledMethods: () => Math.Min(a.Runs, 40));
+        Assert.Equal(41, rounds);
+        Assert.Equal(41, a.Runs);
+    }
+
+    [Fact]
+    public void JitSettle_RunsAtLeastMinRoundsWhenNothingCompiles()
+    {
+        var a = new Counter();
+        var b = new Counter();
+        int rounds = JitSettle.Run([a, b], minRounds: 12, quiet: TimeSpan.Zero, max: TimeSpan.FromMinutes(1), compiledMethods: () => 7);
+        Assert.Equal(12, rounds);
+        Assert.Equal(12, b.Runs);
+    }
+
+    [Fact]
+    public void JitSettle_StopsAtTheLimitWhenCompilationNeverSettles()
+    {
+        var a = new Counter();
+        int rounds = JitSettle.Run([a], minRounds: 1, quiet: TimeSpan.Zero, max: TimeSpan.FromMilliseconds(20), compiledMethods: () => a.Runs);
+        Assert.Equal(a.Runs, rounds);
+        Assert.True(rounds >= 1);
+    }
+
+    [Fact]
     public void RoundRobin_RejectsMaxRoundsBelowMinRounds() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => RoundRobinTimer.Measure([new Counter()], new TimingBudget(TimeSpan.Zero, MinRounds: 5, MaxRounds: 2)));
 

@@ -25,10 +25,10 @@ internal static class TestCommand
         var rewrite = new Option<bool>("--rewrite") { Description = "Rewrite each model first and check the rewritten model against the expected outputs" };
         var target = new Option<string>("--target")
         {
-            Description = "Rewrite target with --rewrite: portable, plugin or convtranspose",
+            Description = "Rewrite target with --rewrite: portable, plugin, convtranspose or auto (per node, the fastest measured candidate; decisions cached as for optimize)",
             DefaultValueFactory = _ => "portable",
         };
-        target.AcceptOnlyFromAmong("portable", "plugin", "convtranspose");
+        target.AcceptOnlyFromAmong("portable", "plugin", "convtranspose", "auto");
         var freeze = new Option<string[]>("--freeze-inputs")
         {
             Description = "Bind graph inputs as initializers from test_data_set_0 before rewriting: all but the first, or the named ones (--freeze-inputs=W,B)",
@@ -40,7 +40,7 @@ internal static class TestCommand
         var atol = VerifyCli.AtolOption();
         var rtol = VerifyCli.RtolOption();
         var shape = VerifyCli.ShapeOption();
-        shape.Description = "For cases without test_data_set_* (rewritten vs original on random inputs): shape of an input with symbolic dims, NAME=D1,D2,...";
+        shape.Description = "Shape of an input with symbolic dims, NAME=D1,D2,...: for cases without test_data_set_* (rewritten vs original on random inputs), and the shape --target auto times candidates at";
         var seed = VerifyCli.SeedOption();
 
         var cmd = new Command("test", "Run folders in the ONNX backend-test layout through ONNX Runtime and compare with their expected outputs; ends with 'N passed, M failed'.");
@@ -61,13 +61,17 @@ internal static class TestCommand
                 var folders = freezeDirs.Concat(pr.GetValue(dirs) ?? []).ToList();
                 if (folders.Count == 0) throw new VerificationInputException("no DIR given: pass a case folder or a folder of case folders");
                 var optimizer = CliHooks.Optimizer;
+                var shapes = ShapeOverrides.Parse(pr.GetValue(shape));
+                // auto times its candidates at the inputs' real shapes (--shape for symbolic dims), with the decision cache.
+                var cache = t == Target.Auto ? new DecisionCache(CliHooks.CacheDirectory) : null;
+                var optimizeOptions = new OptimizeOptions { Target = t, Shapes = shapes, Cache = cache, Timer = t == Target.Auto ? CliHooks.Timer : null };
                 var options = new BackendTestOptions
                 {
                     Tolerance = VerifyCli.ReadTolerance(pr, atol, rtol),
-                    Rewrite = doRewrite ? m => optimizer(m, new OptimizeOptions { Target = t }) : null,
+                    Rewrite = doRewrite ? m => optimizer(m, optimizeOptions) : null,
                     FreezeInputs = pr.GetResult(freeze) is null ? null : freezeNames,
                     Configure = CliHooks.ConfigureSession,
-                    Shapes = ShapeOverrides.Parse(pr.GetValue(shape)),
+                    Shapes = shapes,
                     Seed = pr.GetValue(seed),
                 };
                 // Find every case first, so a mistyped folder fails fast instead of after a long run.
