@@ -44,6 +44,32 @@ public sealed class OptimizeExternalDataTests : IDisposable
     }
 
     [Fact]
+    public void OptimizeAuto_ExternalWeights_EveryCandidateTimed_WholeModelTimed_Verified()
+    {
+        // auto runs the isolated nodes and the whole models from memory: the external weights must be read in for
+        // that (relative to IN), or every candidate fails to load and auto silently keeps everything unchanged.
+        var input = ExternalDcgan();
+        var inputs = Directory.GetFiles(Path.GetDirectoryName(input)!).ToDictionary(f => f, File.ReadAllBytes);
+        var output = _f.PathOf("out/auto.onnx");
+        var (code, stdout, stderr) = Run("optimize", input, "-o", output, "--target", "auto", "--budget-ms", "10", "--threads", "1", "--no-cache", "--json");
+        Assert.True(code == ExitCodes.Ok, stdout + stderr);
+        var json = System.Text.Json.JsonDocument.Parse(stdout).RootElement;
+        var timed = json.GetProperty("nodes").EnumerateArray().Where(n => n.TryGetProperty("candidates", out _)).ToList();
+        Assert.Equal(5, timed.Count);
+        foreach (var n in timed)
+            Assert.All(n.GetProperty("candidates").EnumerateArray(), c =>
+                Assert.True(c.TryGetProperty("medianMs", out var ms) && ms.ValueKind == System.Text.Json.JsonValueKind.Number, $"{n} candidate not timed: {c}"));
+        Assert.True(json.TryGetProperty("wholeModel", out var whole) && whole.ValueKind == System.Text.Json.JsonValueKind.Object, stdout + stderr);
+        Assert.DoesNotContain("whole model not timed", stderr);
+        foreach (var (f, bytes) in inputs) Assert.Equal(bytes, File.ReadAllBytes(f)); // IN and its side file untouched
+        if (json.GetProperty("written").GetBoolean() && File.Exists(output))
+        {
+            var (vcode, vout, verr) = Run("verify", input, output);
+            Assert.True(vcode == ExitCodes.Ok, vout + verr);
+        }
+    }
+
+    [Fact]
     public void Optimize_ExternalWeights_NothingToRewrite_CopyToOtherFolderStillRuns()
     {
         // Negative for the rewrite: a Conv-only model (nothing to rewrite) copied to another folder must carry its side file.
