@@ -95,6 +95,52 @@ public sealed class LargeModelOptimizeTests : IDisposable
     }
 
     [Fact]
+    public void OptimizeAuto_ModelOverTheAutoLimit_LowersPortableWithoutTiming_WarnsAndStaysNodeByNode()
+    {
+        // Timing a node's candidates side by side holds its weights once per candidate session: over the limit, auto
+        // must not time (the large-model memory bound) and says which target it used instead.
+        var info = Generate("in");
+        var output = _f.PathOf("out/large.onnx");
+        var timer = new CountingTimer();
+        CliHarness.Result r;
+        using (CliHooks.OverrideAuto(timer, _f.PathOf("auto-cache"), maxModelBytes: 1 << 20))
+            r = CliHarness.Run("optimize", info.ModelPath, "-o", output, "--verify", "nodes", "--json");
+        Assert.True(r.Code == ExitCodes.Ok, r.ToString());
+        Assert.Equal(0, timer.Calls);
+        Assert.Contains("--target auto", r.Err);
+        Assert.Contains("--target portable", r.Err);
+        var json = r.Json();
+        Assert.Equal("portable", json.GetProperty("target").GetString());
+        Assert.Equal(info.Layers, json.GetProperty("nodes").EnumerateArray().Count(n => n.GetProperty("rewritten").GetBoolean()));
+        Assert.True(json.GetProperty("verification").GetProperty("passed").GetBoolean());
+    }
+
+    [Fact]
+    public void OptimizeAuto_ModelUnderTheAutoLimit_StillTimes()
+    {
+        var info = Generate("in");
+        var timer = new CountingTimer();
+        CliHarness.Result r;
+        using (CliHooks.OverrideAuto(timer, _f.PathOf("auto-cache"), maxModelBytes: 1L << 40))
+            r = CliHarness.Run("optimize", info.ModelPath, "-o", _f.PathOf("out/large.onnx"), "--verify", "nodes", "--json");
+        Assert.True(r.Code == ExitCodes.Ok, r.ToString());
+        Assert.True(timer.Calls > 0);
+        Assert.DoesNotContain("--target portable", r.Err);
+        Assert.Equal("auto", r.Json().GetProperty("target").GetString());
+    }
+
+    /// <summary>Counts timing requests; every candidate "takes" 1 ms, so nothing beats unchanged.</summary>
+    private sealed class CountingTimer : OnnxDeconv.GraphRewrite.Timing.ICandidateTimer
+    {
+        public int Calls;
+        public IReadOnlyList<double> Time(string what, IReadOnlyList<OnnxDeconv.GraphRewrite.Timing.TimedModel> candidates)
+        {
+            Interlocked.Increment(ref Calls);
+            return candidates.Select(_ => 1.0).ToList();
+        }
+    }
+
+    [Fact]
     public void Optimize_LargeModel_CorruptedRewrite_CaughtByVerifyNodes_NothingWritten()
     {
         var info = Generate("in");

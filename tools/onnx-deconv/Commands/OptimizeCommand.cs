@@ -151,6 +151,15 @@ internal static class OptimizeCommand
         using var spill = external && verifyMode is VerifyMode.Nodes or VerifyMode.None
             ? NewSpill(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Path.GetFileName(outPath))
             : null;
+        if (optimizeOptions.Target == Target.Auto && modelBytes >= CliHooks.AutoMaxModelBytes)
+        {
+            // Measuring needs every candidate's session (each with the node's weights) alive at once: several copies of
+            // the largest tensor. A model this big is lowered without measuring, keeping the one-node-at-a-time memory bound.
+            stderr.WriteLine($"warning: --target auto: {inPath} holds {modelBytes / (1024.0 * 1024.0):N0} MiB of model and weights, over the " +
+                             $"{CliHooks.AutoMaxModelBytes / (1024.0 * 1024.0):N0} MiB auto times node by node in memory; lowering with --target portable " +
+                             "instead (pass --target plugin or portable to choose)");
+            optimizeOptions = optimizeOptions with { Target = Target.Portable, PortableOnly = false, Cache = null, Progress = null };
+        }
         var target = optimizeOptions.Target;
         var result = CliHooks.Optimizer(work, optimizeOptions with
         {

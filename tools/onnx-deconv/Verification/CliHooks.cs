@@ -16,6 +16,14 @@ internal static class CliHooks
     private static readonly AsyncLocal<Action<SessionOptions>?> ConfigureOverride = new();
     private static readonly AsyncLocal<ICandidateTimer?> TimerOverride = new();
     private static readonly AsyncLocal<string?> CacheDirectoryOverride = new();
+    private static readonly AsyncLocal<long?> AutoMaxModelBytesOverride = new();
+
+    /// <summary>
+    /// --target auto times each node's candidates side by side in ONNX Runtime, each session holding the node's weights;
+    /// for a model with more weights than this (as --verify auto's whole-model limit), that would hold several copies of
+    /// the largest tensor, so optimize lowers it with the portable target instead (tests lower the limit).
+    /// </summary>
+    public static long AutoMaxModelBytes => AutoMaxModelBytesOverride.Value ?? Commands.OptimizeCommand.VerifyModelMaxBytes;
 
     /// <summary>How --target auto times candidates: null = in ONNX Runtime; tests script it.</summary>
     public static ICandidateTimer? Timer => TimerOverride.Value;
@@ -23,12 +31,13 @@ internal static class CliHooks
     /// <summary>Where --target auto keeps its decisions (tests use a temp folder, never the user's cache).</summary>
     public static string CacheDirectory => CacheDirectoryOverride.Value ?? DecisionCache.DefaultDirectory();
 
-    public static IDisposable OverrideAuto(ICandidateTimer? timer = null, string? cacheDirectory = null)
+    public static IDisposable OverrideAuto(ICandidateTimer? timer = null, string? cacheDirectory = null, long? maxModelBytes = null)
     {
-        var (oldTimer, oldDir) = (TimerOverride.Value, CacheDirectoryOverride.Value);
+        var (oldTimer, oldDir, oldMax) = (TimerOverride.Value, CacheDirectoryOverride.Value, AutoMaxModelBytesOverride.Value);
         if (timer is not null) TimerOverride.Value = timer;
         if (cacheDirectory is not null) CacheDirectoryOverride.Value = cacheDirectory;
-        return new Restore(() => { TimerOverride.Value = oldTimer; CacheDirectoryOverride.Value = oldDir; });
+        if (maxModelBytes is not null) AutoMaxModelBytesOverride.Value = maxModelBytes;
+        return new Restore(() => { TimerOverride.Value = oldTimer; CacheDirectoryOverride.Value = oldDir; AutoMaxModelBytesOverride.Value = oldMax; });
     }
 
     public static Func<ModelProto, OptimizeOptions, OptimizeResult> Optimizer =>
