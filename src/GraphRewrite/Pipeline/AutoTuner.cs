@@ -411,8 +411,30 @@ public static class AutoTuner
             builder.Graph.Initializer.Add(copy);
         }
         builder.Graph.Node.Add(node.Clone());
-        builder.Output(node.Output[0], null);
+        builder.Output(AddFusableActivation(builder, index, node), null);
         return builder.Build();
+    }
+
+    /// <summary>
+    /// The activation the plugin lowering would fuse into the node (its sole consumer: Relu, LeakyRelu, Clip, Sigmoid,
+    /// Tanh), added after it with its constant inputs, so every candidate is timed as it will run (the plugin with the
+    /// activation in its epilogue, the others followed by it). Returns the isolated model's output.
+    /// </summary>
+    private static string AddFusableActivation(ModelBuilder builder, GraphIndex index, NodeProto node)
+    {
+        var (act, _) = ConvTransposeToPlugin.FusableActivation(index, node);
+        if (act is null) return node.Output[0];
+        var have = builder.Graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var input in act.Input.Skip(1).Where(i => i.Length > 0 && !have.Contains(i)))
+        {
+            // FusableActivation only accepts constant Clip bounds.
+            var t = index.Constant(input)!.Clone();
+            t.Name = input;
+            builder.Graph.Initializer.Add(t);
+            have.Add(input);
+        }
+        builder.Graph.Node.Add(act.Clone());
+        return act.Output[0];
     }
 
     /// <summary>
@@ -471,7 +493,7 @@ public static class AutoTuner
             builder.Graph.Initializer.Add(copy);
         }
         foreach (var n in origin.Nodes) builder.Graph.Node.Add(n.Clone());
-        builder.Output(node.Output[0], null);
+        builder.Output(AddFusableActivation(builder, new GraphIndex(model), node), null);
         return builder.Build();
     }
 
@@ -549,6 +571,10 @@ public static class AutoTuner
     }
 
     /// <summary>Everything the decision depends on: the node's geometry, the machine's kernel ISA, threads, and the runtime and tool versions.</summary>
+    /// <summary>The fused activation timed with the node (see <see cref="AddFusableActivation"/>), with its parameters.</summary>
+    private static string ActivationKey(GraphIndex index, NodeProto node) =>
+        ConvTransposeToPlugin.FusableActivation(index, node) is ({ } act, var ep) ? $"{act.OpType}({ep.Alpha},{ep.Min},{ep.Max})" : "none";
+
     private static string CacheKey(ModelProto model, NodeProto node, long[] xShape, int threads, IReadOnlyList<string> candidates)
     {
         var index = new GraphIndex(model);
@@ -561,6 +587,7 @@ public static class AutoTuner
             $"w=[{Dims(node.Input[1])}]",
             $"b={(node.Input.Count > 2 && node.Input[2].Length > 0 ? $"[{Dims(node.Input[2])}]" : "none")}",
             $"attrs={string.Join(";", attrs)}",
+            $"activation={ActivationKey(index, node)}",
             $"candidates={string.Join(",", candidates)}",
             $"isa={KernelIsaSelector.Active}",
             $"threads={threads}",

@@ -192,7 +192,7 @@ public static class ConvTransposeToPlugin
     }
 
     /// <summary>An activation that is the sole consumer of the node's output (and can be fused), with its epilogue.</summary>
-    private static (NodeProto? Node, Epilogue Epilogue) FusableActivation(GraphIndex index, NodeProto node)
+    internal static (NodeProto? Node, Epilogue Epilogue) FusableActivation(GraphIndex index, NodeProto node)
     {
         string y = node.Output[0];
         if (index.IsGraphOutput(y)) return (null, Epilogue.None);

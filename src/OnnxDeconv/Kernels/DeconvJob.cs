@@ -507,39 +507,63 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             int co = co0 + i;
             TV b = TS.Splat(it.Bg == null ? 0f : it.Bg[co]);
             float* yc = it.Yg + co * p.OutSpatial;
+            bool vectorRuns = s == 2 && (seg % l == 0 || 2 * seg == l);
+            if (!vectorRuns)
+            {
+                // Other segment lengths: bias (+ Relu) a vector at a time over the tile rows (a row holds nb >= segs*seg
+                // floats, a whole number of vectors), then branch-free interleaving copies below (a per-element Relu
+                // branch mispredicts on real data).
+                int n = (segs * seg + l - 1) / l * l;
+                for (int k = 0; k < s; k++)
+                {
+                    float* tk = it.Tile + k * p.TileFloats + rowOff + i * nb;
+                    if (relu) for (int j = 0; j < n; j += l) TS.Store(tk + j, TS.Relu(TS.Add(TS.Load(tk + j), b)));
+                    else for (int j = 0; j < n; j += l) TS.Store(tk + j, TS.Add(TS.Load(tk + j), b));
+                }
+            }
             for (int sg = 0; sg < segs; sg++)
             {
                 float* yo = yc + it.SegOut[sg];
                 float* t0 = it.Tile + rowOff + i * nb + sg * seg;
-                if (s == 2)
+                if (s == 2 && seg % l == 0)
                 {
                     float* t1 = t0 + p.TileFloats;
-                    int j = 0;
-                    for (; j + l <= seg; j += l)
+                    for (int j = 0; j < seg; j += l)
                     {
                         TV a = TS.Add(TS.Load(t0 + j), b), c = TS.Add(TS.Load(t1 + j), b);
                         if (relu) { a = TS.Relu(a); c = TS.Relu(c); }
-                        TS.StoreInterleaved2(yo + 2 * j, a, c);
-                    }
-                    // Segments shorter than a vector (padded chunks of short rows).
-                    float bs = it.Bg == null ? 0f : it.Bg[co];
-                    for (; j < seg; j++)
-                    {
-                        float a = t0[j] + bs, c = t1[j] + bs;
-                        yo[2 * j] = relu && a < 0 ? 0f : a;
-                        yo[2 * j + 1] = relu && c < 0 ? 0f : c;
+                        TS.StoreInterleaved2(yo + 2 * j, yo + 2 * j + l, a, c);
                     }
                 }
-                else
+                else if (vectorRuns && sg + 1 < segs)
                 {
+                    // Half-vector segments (padded chunks of rows of Lanes/2 pixels, e.g. 8-pixel rows on AVX-512): one
+                    // vector holds two segments, whose interleaved halves go to their two output runs.
+                    float* t1 = t0 + p.TileFloats;
+                    TV a = TS.Add(TS.Load(t0), b), c = TS.Add(TS.Load(t1), b);
+                    if (relu) { a = TS.Relu(a); c = TS.Relu(c); }
+                    TS.StoreInterleaved2(yo, yc + it.SegOut[sg + 1], a, c);
+                    if (ep.Kind != Activation.None && !relu)
+                    {
+                        for (int e = 0; e < seg * s; e++) yo[e] = ep.Apply(yo[e]);
+                        yo = yc + it.SegOut[sg + 1];
+                    }
+                    sg++;
+                }
+                else if (vectorRuns)
+                {
+                    // The odd last half-vector segment: scalar, branch-free.
                     float bs = it.Bg == null ? 0f : it.Bg[co];
                     for (int j = 0; j < seg; j++)
-                        for (int k = 0; k < s; k++)
+                        for (int k = 0; k < 2; k++)
                         {
-                            float a = t0[k * p.TileFloats + j] + bs;
-                            yo[j * s + k] = relu && a < 0 ? 0f : a;
+                            float v = t0[k * p.TileFloats + j] + bs;
+                            yo[j * 2 + k] = relu && !(v > 0f) ? 0f : v;
                         }
                 }
+                else
+                    for (int j = 0; j < seg; j++)
+                        for (int k = 0; k < s; k++) yo[j * s + k] = t0[k * p.TileFloats + j];
                 if (ep.Kind != Activation.None && !relu)
                     for (int e = 0; e < seg * s; e++) yo[e] = ep.Apply(yo[e]);
             }

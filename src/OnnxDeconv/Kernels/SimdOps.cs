@@ -35,8 +35,11 @@ internal unsafe interface ISimd<TV> where TV : unmanaged
     static abstract TV Add(TV a, TV b);
     /// <summary>v &gt; 0 ? v : 0 per lane (NaN gives 0, as the scalar epilogue does).</summary>
     static abstract TV Relu(TV v);
-    /// <summary>Writes 2*Lanes floats: dst[2j] = a[j], dst[2j+1] = b[j] (two output phases of stride 2 as one run).</summary>
-    static abstract void StoreInterleaved2(float* dst, TV a, TV b);
+    /// <summary>
+    /// Interleaves two output phases of stride 2 (a[0] b[0] a[1] b[1] ...): the first Lanes floats go to <paramref name="lo"/>,
+    /// the last Lanes to <paramref name="hi"/> (hi = lo + Lanes for one run; elsewhere when a vector spans two half-vector rows).
+    /// </summary>
+    static abstract void StoreInterleaved2(float* lo, float* hi, TV a, TV b);
 }
 
 internal readonly unsafe struct Avx512Ops : ISimd<Vector512<float>>
@@ -52,11 +55,11 @@ internal readonly unsafe struct Avx512Ops : ISimd<Vector512<float>>
     public static Vector512<float> Relu(Vector512<float> v) =>
         Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512<float>.Zero), v, Vector512<float>.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreInterleaved2(float* dst, Vector512<float> a, Vector512<float> b)
+    public static void StoreInterleaved2(float* lo, float* hi, Vector512<float> a, Vector512<float> b)
     {
         // vpermt2ps: index i < 16 picks a[i], 16 + i picks b[i].
-        Avx512F.PermuteVar16x32x2(a, Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), b).Store(dst);
-        Avx512F.PermuteVar16x32x2(a, Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), b).Store(dst + 16);
+        Avx512F.PermuteVar16x32x2(a, Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), b).Store(lo);
+        Avx512F.PermuteVar16x32x2(a, Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), b).Store(hi);
     }
 }
 
@@ -73,14 +76,14 @@ internal readonly unsafe struct Avx2Ops : ISimd<Vector256<float>>
     public static Vector256<float> Relu(Vector256<float> v) =>
         Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, Vector256<float>.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreInterleaved2(float* dst, Vector256<float> a, Vector256<float> b)
+    public static void StoreInterleaved2(float* lo, float* hi, Vector256<float> a, Vector256<float> b)
     {
         // unpck interleaves within each 128-bit half (a0 b0 a1 b1 | a4 b4 a5 b5 and a2 b2 a3 b3 | a6 b6 a7 b7);
         // vperm2f128 then joins the low halves and the high halves.
-        var lo = Avx.UnpackLow(a, b);
-        var hi = Avx.UnpackHigh(a, b);
-        Avx.Permute2x128(lo, hi, 0x20).Store(dst);
-        Avx.Permute2x128(lo, hi, 0x31).Store(dst + 8);
+        var l = Avx.UnpackLow(a, b);
+        var h = Avx.UnpackHigh(a, b);
+        Avx.Permute2x128(l, h, 0x20).Store(lo);
+        Avx.Permute2x128(l, h, 0x31).Store(hi);
     }
 }
 
@@ -98,9 +101,11 @@ internal readonly unsafe struct VectorOps : ISimd<Vector<float>>
     public static Vector<float> Relu(Vector<float> v) => Vector.ConditionalSelect(Vector.GreaterThan(v, Vector<float>.Zero), v, Vector<float>.Zero);
     /// <summary>Vector&lt;T&gt; has no portable lane shuffle: element by element (still one contiguous run per pair).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreInterleaved2(float* dst, Vector<float> a, Vector<float> b)
+    public static void StoreInterleaved2(float* lo, float* hi, Vector<float> a, Vector<float> b)
     {
-        for (int j = 0; j < Vector<float>.Count; j++) { dst[2 * j] = a[j]; dst[2 * j + 1] = b[j]; }
+        int half = Vector<float>.Count / 2;
+        for (int j = 0; j < half; j++) { lo[2 * j] = a[j]; lo[2 * j + 1] = b[j]; }
+        for (int j = half; j < Vector<float>.Count; j++) { hi[2 * (j - half)] = a[j]; hi[2 * (j - half) + 1] = b[j]; }
     }
 }
 
@@ -113,5 +118,5 @@ internal readonly unsafe struct ScalarOps : ISimd<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MulAdd(float a, float b, float c) => a * b + c;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Relu(float v) => v > 0 ? v : 0f;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreInterleaved2(float* dst, float a, float b) { dst[0] = a; dst[1] = b; }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreInterleaved2(float* lo, float* hi, float a, float b) { lo[0] = a; hi[0] = b; }
 }

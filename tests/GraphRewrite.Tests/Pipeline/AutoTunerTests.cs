@@ -95,6 +95,81 @@ public sealed class AutoTunerTests : IDisposable
         AssertEquivalent(model, result.Model, [1, 3, 5, 5], winner);
     }
 
+    /// <summary>X ─ ConvTranspose (→ H) ─ <paramref name="act"/> (→ Y); with <paramref name="alsoOutput"/>, H is a graph output too.</summary>
+    private static ModelProto WithActivation(string act, bool alsoOutput = false)
+    {
+        var rng = new Random(5);
+        var mb = new ModelBuilder("act", 17, 8);
+        mb.Input("X", [1, 3, 5, 5]);
+        mb.Initializer("W", [3, 4, 3, 3], RandomFloats(rng, 3 * 4 * 9));
+        mb.Initializer("B", [4], RandomFloats(rng, 4));
+        var attrs = ConvTransposeNode.ToAttributes(new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] });
+        mb.Node(Ops.ConvTranspose.OpType, ["X", "W", "B"], attrs, output: "H", name: "up");
+        string[] inputs = ["H"];
+        if (act == Ops.Clip.OpType)
+        {
+            mb.Initializer("lo", [], [-0.25f]);
+            mb.Initializer("hi", [], [0.5f]);
+            inputs = ["H", "lo", "hi"];
+        }
+        mb.Node(act, inputs, output: "Y", name: "act");
+        mb.Output("Y", null);
+        if (alsoOutput) mb.Output("H", null);
+        return mb.Build();
+    }
+
+    [Theory]
+    [InlineData("Relu")]
+    [InlineData("Clip")]
+    public void IsolatedTiming_IncludesTheFusableActivation_EveryCandidateAsItWillRun(string act)
+    {
+        var model = WithActivation(act);
+        var timed = new List<TimedModel>();
+        var timer = new ScriptedTimer((subject, m) =>
+        {
+            if (subject != "whole model") timed.Add(m);
+            return subject == "whole model" ? (m.Label == "original" ? 2 : 1) : m.Label == AutoTuner.Plugin ? 1 : 10;
+        });
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+
+        Assert.Equal(AutoTuner.Plugin, Assert.Single(result.Nodes).Choice);
+        Assert.Equal([AutoTuner.Unchanged, AutoTuner.PortableCombined, AutoTuner.PortablePerPhase, AutoTuner.Plugin], timed.Select(t => t.Label));
+        foreach (var t in timed)
+        {
+            var m = ModelIO.Parse(t.Model, t.Label);
+            Assert.Equal("Y", Assert.Single(m.Graph.Output).Name);
+            // The plugin fuses the activation into its epilogue; the others run it as a node after the lowering.
+            if (t.Label == AutoTuner.Plugin)
+                Assert.Equal([Ops.TransposedConv.OpType], m.Graph.Node.Select(n => n.OpType));
+            else
+                Assert.Equal(act, m.Graph.Node.Last().OpType);
+        }
+        AssertEquivalent(model, result.Model, [1, 3, 5, 5], act);
+    }
+
+    [Fact]
+    public void IsolatedTiming_ActivationNotSoleConsumer_TimesTheNodeAlone()
+    {
+        // H is also a graph output: the plugin cannot fuse the Relu, so the node is timed without it.
+        var model = WithActivation(Ops.Relu.OpType, alsoOutput: true);
+        var timed = new List<TimedModel>();
+        var timer = new ScriptedTimer((subject, m) =>
+        {
+            if (subject != "whole model") timed.Add(m);
+            return subject == "whole model" ? (m.Label == "original" ? 2 : 1) : m.Label == AutoTuner.Plugin ? 1 : 10;
+        });
+        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });
+
+        Assert.NotEmpty(timed);
+        foreach (var t in timed)
+        {
+            var m = ModelIO.Parse(t.Model, t.Label);
+            Assert.Equal("H", Assert.Single(m.Graph.Output).Name);
+            Assert.DoesNotContain(m.Graph.Node, n => n.OpType == Ops.Relu.OpType);
+        }
+        AssertEquivalent(model, result.Model, [1, 3, 5, 5], "relu not fused");
+    }
+
     [Fact]
     public void NoCandidateFasterByTheMargin_NodeStaysUnchanged_ModelByteIdentical()
     {

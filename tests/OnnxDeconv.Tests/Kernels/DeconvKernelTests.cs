@@ -326,6 +326,35 @@ public class DeconvKernelTests
         }
     }
 
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_PaddedHalfVectorAndOddRowSegments_EveryActivation_MatchesReference(KernelIsa isa)
+    {
+        // decoder_3d's layer (3D 32->16 k2 s2, 8-pixel rows): on AVX-512 the padded chunks hold pairs of half-vector rows
+        // stored by one interleaving vector; 3x7 rows leave an odd last row; 12-pixel rows and stride 3 take the tile
+        // epilogue with scalar interleaving. Every activation, with and without bias, on several threads.
+        var shapes = new[]
+        {
+            Geo(1, 32, 16, 1, [4, 8, 8], [2, 2, 2], strides: [2, 2, 2]),
+            Geo(1, 5, 6, 1, [3, 7, 8], [2, 2, 2], strides: [2, 2, 2]),
+            Geo(1, 6, 7, 1, [5, 12], [2, 2], strides: [2, 2]),
+            Geo(1, 5, 3, 1, [4, 7], [3, 3], strides: [3, 3]),
+        };
+        var halfRows = DeconvKernel.GetPlan(shapes[0], isa, null);
+        if (halfRows.Lanes == 16) Assert.True(halfRows.Padded, $"{Describe(shapes[0])} on {isa}: not padded");
+        int seed = 400;
+        foreach (var g in shapes)
+        foreach (var ep in new[]
+        {
+            Epilogue.None, new Epilogue(Activation.Relu), new Epilogue(Activation.LeakyRelu, Alpha: 0.2f),
+            new Epilogue(Activation.Clip, Min: -0.5f, Max: 0.75f), new Epilogue(Activation.Sigmoid), new Epilogue(Activation.Tanh),
+        })
+        {
+            AssertMatches(g, isa, ep, seed: ++seed);
+            AssertMatches(g, isa, ep, seed: ++seed, withBias: false);
+            AssertMatches(g, isa, ep, seed: ++seed, parallel: new ParallelForDouble(3));
+        }
+    }
+
     [Fact]
     public void WorkspaceBytes_FusedUNetAnd3DLayers_AtMostTheOutputSize()
     {
@@ -398,6 +427,9 @@ public class DeconvKernelTests
             Geo(1, 16, 24, 1, [12, 12], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
             Geo(1, 16, 24, 1, [12, 48], [2, 2], strides: [2, 2]),
             Geo(1, 16, 24, 1, [5, 6, 16], [2, 2, 2], strides: [2, 2, 2]),
+            // Half-vector rows (padded pairs on AVX-512) and 12-pixel rows (tile epilogue).
+            Geo(1, 16, 24, 1, [3, 7, 8], [2, 2, 2], strides: [2, 2, 2]),
+            Geo(1, 16, 24, 1, [5, 12], [2, 2], strides: [2, 2]),
         })
         {
             var x = Random(new Random(1), g.InputShape.Aggregate(1L, (p, v) => p * v));
