@@ -141,6 +141,17 @@ public static class ModelIO
     public static byte[] TensorBytes(ModelProto model, TensorProto tensor) =>
         WithSource(model, () => ExternalData.ReadBytes(tensor, DataDirectory(model, tensor)));
 
+    /// <summary>
+    /// A copy of <paramref name="tensor"/> (one of <paramref name="model"/>'s) that a model built in memory can hold:
+    /// external data read in, relative to where <paramref name="model"/> was loaded from; inline tensors just cloned.
+    /// </summary>
+    public static TensorProto InlineCopy(ModelProto model, TensorProto tensor)
+    {
+        var copy = tensor.Clone();
+        if (ExternalData.IsExternal(tensor)) ExternalData.SetInline(copy, TensorBytes(model, tensor));
+        return copy;
+    }
+
     /// <summary>A FLOAT tensor's values, inline or external (relative to where <paramref name="model"/> was loaded from).</summary>
     public static float[] TensorFloats(ModelProto model, TensorProto tensor) =>
         WithSource(model, () => ExternalData.ReadFloats(tensor, DataDirectory(model, tensor)));

@@ -404,10 +404,9 @@ public static class AutoTuner
             if (node.Input[i].Length == 0) continue;
             var t = ConvTransposeToPortable.ConstantValue(index, node.Input[i]);
             if (t is null) { problem = $"'{node.Input[i]}' is not a constant"; return null; }
-            var copy = t.Clone();
-            copy.Name = node.Input[i];
             // The isolated model runs from memory: an external weight (one node's) is read in, relative to the model's source.
-            if (ExternalData.IsExternal(copy)) ExternalData.SetInline(copy, ModelIO.TensorBytes(model, t));
+            var copy = ModelIO.InlineCopy(model, t);
+            copy.Name = node.Input[i];
             builder.Graph.Initializer.Add(copy);
         }
         builder.Graph.Node.Add(node.Clone());
@@ -485,13 +484,8 @@ public static class AutoTuner
     {
         var builder = new ModelBuilder("auto_original", origin.Opset, Math.Max(model.IrVersion, 4));
         builder.Input(node.Input[0], xShape);
-        foreach (var t in origin.Initializers)
-        {
-            var copy = t.Clone();
-            // Runs from memory: external weights are read in (the pre-passed model shares the original's source folder).
-            if (ExternalData.IsExternal(copy)) ExternalData.SetInline(copy, ModelIO.TensorBytes(model, t));
-            builder.Graph.Initializer.Add(copy);
-        }
+        // Runs from memory: external weights are read in (the pre-passed model shares the original's source folder).
+        foreach (var t in origin.Initializers) builder.Graph.Initializer.Add(ModelIO.InlineCopy(model, t));
         foreach (var n in origin.Nodes) builder.Graph.Node.Add(n.Clone());
         builder.Output(AddFusableActivation(builder, new GraphIndex(model), node), null);
         return builder.Build();
@@ -566,7 +560,7 @@ public static class AutoTuner
             throw new VerificationInputException($"{total / (1024 * 1024)} MiB of external weights, over the {WholeModelMaxExternalBytes / (1024 * 1024)} MiB a whole-model timing may hold");
         var copy = model.Clone();
         foreach (var (t, c) in ModelIO.AllTensors(model).Zip(ModelIO.AllTensors(copy)))
-            if (ExternalData.IsExternal(t)) ExternalData.SetInline(c, ModelIO.TensorBytes(model, t));
+            if (ExternalData.IsExternal(t)) ExternalData.SetInline(c, ModelIO.TensorBytes(model, t)); // on the clone, wherever the tensor sits (subgraphs too)
         return ModelIO.Serialize(copy);
     }
 

@@ -141,13 +141,12 @@ public static class NodeVerifier
             .FirstOrDefault();
         foreach (var t in tensors)
         {
-            var copy = t.Clone();
-            if (ExternalData.IsExternal(t))
+            if (ExternalData.IsExternal(t) && folder is not null && ModelIO.DataDirectory(model, t) == folder)
             {
-                if (folder is not null && ModelIO.DataDirectory(model, t) == folder) ExternalData.Locate(t, folder); // checked, not read
-                else ExternalData.SetInline(copy, ModelIO.TensorBytes(model, t));
+                ExternalData.Locate(t, folder); // checked, not read: ONNX Runtime reads it from the file
+                sub.Graph.Initializer.Add(t.Clone());
             }
-            sub.Graph.Initializer.Add(copy);
+            else sub.Graph.Initializer.Add(ModelIO.InlineCopy(model, t));
         }
         foreach (var b in boundary.OrderBy(b => b, StringComparer.Ordinal))
         {
