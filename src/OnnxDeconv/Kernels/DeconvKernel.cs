@@ -102,7 +102,28 @@ public static class DeconvKernel
         if (bias.Length != 0 && bias.Length != g.OutChannels) throw new ArgumentException($"B has {bias.Length} values; must be empty or have Cout = {g.OutChannels}");
         if (y.Length != g.Batch * g.OutChannels * outSpatial) throw new ArgumentException($"Y has {y.Length} values; geometry needs {g.Batch * g.OutChannels * outSpatial}");
         if (!KernelIsaSelector.IsSupported(isa)) throw new PlatformNotSupportedException($"ISA variant {isa} is not supported on this machine");
-        var plan = GetPlan(g, isa, direct);
+        Execute(GetPlan(g, isa, direct), epilogue, x, packedW, bias, y, parallel);
+    }
+
+    /// <summary>
+    /// As <see cref="Run(ConvTransposeGeometry, Epilogue, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, IParallelFor?)"/>
+    /// with a plan the caller holds (the plugin keeps one per kernel instance), so a process running more distinct
+    /// geometries than the shared plan cache holds never rebuilds a plan per call.
+    /// </summary>
+    internal static void Run(DeconvPlan plan, Epilogue epilogue, ReadOnlySpan<float> x, ReadOnlySpan<float> packedW,
+        ReadOnlySpan<float> bias, Span<float> y, IParallelFor? parallel)
+    {
+        var g = plan.Geometry;
+        if (x.Length != g.Batch * g.InChannels * plan.InSpatial) throw new ArgumentException($"X has {x.Length} values; geometry needs {g.Batch * g.InChannels * plan.InSpatial}");
+        if (packedW.Length != PackedWeightLength(g)) throw new ArgumentException($"packed W has {packedW.Length} values; geometry needs {PackedWeightLength(g)}");
+        if (bias.Length != 0 && bias.Length != g.OutChannels) throw new ArgumentException($"B has {bias.Length} values; must be empty or have Cout = {g.OutChannels}");
+        if (y.Length != g.Batch * g.OutChannels * plan.OutSpatial) throw new ArgumentException($"Y has {y.Length} values; geometry needs {g.Batch * g.OutChannels * plan.OutSpatial}");
+        Execute(plan, epilogue, x, packedW, bias, y, parallel);
+    }
+
+    private static void Execute(DeconvPlan plan, Epilogue epilogue, ReadOnlySpan<float> x, ReadOnlySpan<float> packedW,
+        ReadOnlySpan<float> bias, Span<float> y, IParallelFor? parallel)
+    {
         if (plan.ItemCount == 0) return;
         var job = plan.RentJob();
         try

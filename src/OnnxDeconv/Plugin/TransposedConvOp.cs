@@ -162,7 +162,7 @@ internal static unsafe class TransposedConvOp
 
         var (xType, xShape) = api.TensorTypeAndShape(xv);
         RequireFloat("X", xType);
-        var (g, wanted) = state.GeometryFor(xShape);
+        var (g, wanted, plan) = state.GeometryFor(xShape);
 
         var (wType, wShape) = api.TensorTypeAndShape(wv);
         RequireFloat("W", wType);
@@ -189,7 +189,7 @@ internal static unsafe class TransposedConvOp
         float* px = api.TensorData(xv), pw = api.TensorData(wv), py = api.TensorData(yv);
         float* pb = biasCount > 0 ? api.TensorData(bv) : null;
         var parallel = new OrtParallelFor(api, context);
-        DeconvKernel.Run(g, a.Epilogue,
+        DeconvKernel.Run(plan, a.Epilogue,
             new ReadOnlySpan<float>(px, (int)xCount), new ReadOnlySpan<float>(pw, (int)wanted),
             biasCount > 0 ? new ReadOnlySpan<float>(pb, (int)biasCount) : ReadOnlySpan<float>.Empty,
             new Span<float>(py, (int)yCount), parallel);
@@ -266,17 +266,20 @@ internal static unsafe class TransposedConvOp
 
         // The last geometry, reused while X's shape repeats (the usual case): no geometry rebuild per call.
         // Immutable and swapped as a whole, so concurrent Run calls on one session are safe.
-        private sealed record Cached(long[] XShape, ConvTransposeGeometry Geometry, long PackedLength);
+        // The plan is held here rather than only in the kernel's shared plan cache, which a process running many
+        // distinct geometries could otherwise churn into a plan rebuild per call.
+        private sealed record Cached(long[] XShape, ConvTransposeGeometry Geometry, long PackedLength, DeconvPlan Plan);
         private Cached? _last;
 
-        public (ConvTransposeGeometry Geometry, long PackedLength) GeometryFor(long[] xShape)
+        public (ConvTransposeGeometry Geometry, long PackedLength, DeconvPlan Plan) GeometryFor(long[] xShape)
         {
             var last = Volatile.Read(ref _last);
-            if (last is not null && last.XShape.AsSpan().SequenceEqual(xShape)) return (last.Geometry, last.PackedLength);
+            if (last is not null && last.Plan.Isa == KernelIsaSelector.Active && last.XShape.AsSpan().SequenceEqual(xShape))
+                return (last.Geometry, last.PackedLength, last.Plan);
             var g = Attributes.Geometry(xShape);
-            var fresh = new Cached(xShape, g, DeconvKernel.PackedWeightLength(g));
+            var fresh = new Cached(xShape, g, DeconvKernel.PackedWeightLength(g), DeconvKernel.GetPlan(g, KernelIsaSelector.Active, null));
             Volatile.Write(ref _last, fresh);
-            return (fresh.Geometry, fresh.PackedLength);
+            return (fresh.Geometry, fresh.PackedLength, fresh.Plan);
         }
     }
 
