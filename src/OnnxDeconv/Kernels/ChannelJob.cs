@@ -20,9 +20,11 @@ internal sealed class ChannelLayout
     public int[] Padded { get; }
     /// <summary>Per work residue: [tap * padded + pixel] offset of the input inside one channel plane, or -1 (outside or padding).</summary>
     public int[][] Source { get; }
+    /// <summary>Per work residue: [piece * 3] (tile, first pixel in the tile, length) of the gather's pieces.</summary>
+    public int[][] Pieces { get; }
     /// <summary>
-    /// Per work residue: [(tap * tiles + tile) * 3] (start, j0, j1): the tile's valid pixels are [j0, j1) and pixel j
-    /// reads start + j (one contiguous copy with zero fill); j0 = -1 when the sources have another shape (per-pixel gather).
+    /// Per work residue: [(tap * pieces + piece) * 3] (start, j0, j1): the piece's valid pixels are [j0, j1) and its
+    /// pixel j reads start + j (one contiguous copy with zero fill); j0 = -1 for another shape (per-pixel gather).
     /// </summary>
     public int[][] Runs { get; }
     /// <summary>Per work residue: output offset of each pixel inside one channel plane.</summary>
@@ -46,6 +48,7 @@ internal sealed class ChannelLayout
         Source = new int[work.Length][];
         OutOffset = new int[work.Length][];
         Runs = new int[work.Length][];
+        Pieces = new int[work.Length][];
         int maxTaps = 1;
         var m = new int[r];
         for (int i = 0; i < work.Length; i++)
@@ -82,23 +85,35 @@ internal sealed class ChannelLayout
             }
             Source[i] = src;
             OutOffset[i] = outOff;
-            int tiles = pp / Np;
-            var runs = new int[res.Taps * tiles * 3];
+            // Pieces: the padded pixel range cut at tile boundaries, row starts (last axis) and the padding, so each
+            // piece of each tap reads one contiguous run of a row (zeros around it where taps fall outside).
+            var pieces = new List<int>();
+            int ql = res.Q[r - 1];
+            for (int a0 = 0; a0 < pp;)
+            {
+                int b0 = Math.Min(pp, (a0 / Np + 1) * Np);
+                if (a0 < res.Pixels) b0 = Math.Min(b0, Math.Min(res.Pixels, (a0 / ql + 1) * ql));
+                pieces.AddRange([a0 / Np, a0 % Np, b0 - a0]);
+                a0 = b0;
+            }
+            int pc = pieces.Count / 3;
+            var runs = new int[res.Taps * pc * 3];
             for (int t = 0; t < res.Taps; t++)
-                for (int jt = 0; jt < tiles; jt++)
+                for (int k = 0; k < pc; k++)
                 {
-                    int b = t * pp + jt * Np, j0 = 0;
-                    while (j0 < Np && src[b + j0] < 0) j0++;
+                    int len = pieces[k * 3 + 2], b = t * pp + pieces[k * 3] * Np + pieces[k * 3 + 1], j0 = 0;
+                    while (j0 < len && src[b + j0] < 0) j0++;
                     int j1 = j0;
-                    while (j1 < Np && src[b + j1] == src[b + j0] + (j1 - j0)) j1++;
+                    while (j1 < len && src[b + j1] == src[b + j0] + (j1 - j0)) j1++;
                     int j2 = j1;
-                    while (j2 < Np && src[b + j2] < 0) j2++;
-                    int e = (t * tiles + jt) * 3;
-                    bool run = j2 == Np;
-                    runs[e] = run && j0 < Np ? src[b + j0] - j0 : 0;
-                    runs[e + 1] = run ? Math.Min(j0, Np) : -1;
+                    while (j2 < len && src[b + j2] < 0) j2++;
+                    int e = (t * pc + k) * 3;
+                    bool run = j2 == len;
+                    runs[e] = run && j0 < len ? src[b + j0] - j0 : 0;
+                    runs[e + 1] = run ? j0 : -1;
                     runs[e + 2] = run ? j1 : 0;
                 }
+            Pieces[i] = pieces.ToArray();
             Runs[i] = runs;
         }
         MaxPadded = Padded.Length == 0 ? Np : Padded.Max();
@@ -170,14 +185,14 @@ internal sealed unsafe class ChannelJob<TS, TV> : DeconvJob where TS : struct, I
         int np = cl.Np, pp = cl.Padded[wi], tiles = pp / np, taps = res.Taps, l = TS.Lanes, ldt = c1 - c0 + ChannelLayout.TileSkew;
         var scratch = ChannelScratch.For(cl);
         fixed (float* fs = scratch.Floats)
-        fixed (int* src = cl.Source[wi], runs = cl.Runs[wi])
+        fixed (int* src = cl.Source[wi], runs = cl.Runs[wi], pieces = cl.Pieces[wi])
         {
             float* panel = (float*)(((nint)fs + 63) & ~(nint)63);
             float* tile = panel + cl.PanelFloats;
             for (int s0 = 0; s0 < cig; s0 += cl.CiSlice)
             {
                 int sc = Math.Min(cl.CiSlice, cig - s0), kc = sc * taps;
-                Gather(xg + (long)s0 * p.InSpatial, p.InSpatial, src, runs, panel, sc, taps, pp, np);
+                Gather(xg + (long)s0 * p.InSpatial, p.InSpatial, src, pieces, cl.Pieces[wi].Length / 3, runs, panel, sc, taps, pp, np);
                 bool acc = s0 > 0;
                 for (int cb = c0; cb < c1; cb += block)
                 {
@@ -232,49 +247,72 @@ internal sealed unsafe class ChannelJob<TS, TV> : DeconvJob where TS : struct, I
     }
 
     /// <summary>
-    /// Panel [pixel tile][ci][tap][np] of <paramref name="sc"/> input channels from <paramref name="xs"/>. Tiles whose
-    /// sources are one contiguous run (with zeros around it) are copied as such, a whole vector when the run fills the
-    /// tile; the rest per pixel, branch-free (a negative source index reads element 0 and is masked to +0).
+    /// Panel [pixel tile][ci][tap][np] of <paramref name="sc"/> input channels from <paramref name="xs"/>, piece by piece
+    /// (<see cref="ChannelLayout.Pieces"/>), each piece for every channel in turn (its shape is the same for all). A run
+    /// with zeros around it is one vector copy of the piece, masked to its valid pixels; the lanes outside the run read
+    /// neighbouring inputs, so that is done only where the whole vector lies inside X's buffer (else per pixel). Other
+    /// shapes go per pixel, branch-free (a negative source index reads element 0 and is masked to +0).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Gather(float* xs, long plane, int* src, int* runs, float* panel, int sc, int taps, int pp, int np)
+    private void Gather(float* xs, long plane, int* src, int* pieces, int pc, int* runs, float* panel, int sc, int taps, int pp, int np)
     {
-        int tiles = pp / np;
-        long kc = (long)sc * taps;
-        for (int ci = 0; ci < sc; ci++)
+        long tileStride = (long)sc * taps * np, step = (long)taps * np;
+        for (int t = 0; t < taps; t++)
         {
-            float* xc = xs + ci * plane;
-            for (int t = 0; t < taps; t++)
+            int* rt = runs + t * pc * 3;
+            for (int k = 0; k < pc; k++, rt += 3)
             {
-                float* dt = panel + ((long)ci * taps + t) * np;
-                int* rt = runs + t * tiles * 3;
-                for (int jt = 0; jt < tiles; jt++, dt += kc * np, rt += 3)
+                int len = pieces[k * 3 + 2], j0 = rt[1], j1 = rt[2];
+                float* d = panel + t * np + pieces[k * 3] * tileStride + pieces[k * 3 + 1];
+                float* sp = xs + rt[0];
+                if (j0 < 0)
                 {
-                    int j0 = rt[1], j1 = rt[2];
-                    if (j0 == 0 && j1 == np)
+                    int* sj = src + t * pp + pieces[k * 3] * np + pieces[k * 3 + 1];
+                    for (int ci = 0; ci < sc; ci++, d += step)
                     {
-                        float* sp = xc + rt[0];
-                        if (np == 8) Vector256.Store(Vector256.Load(sp), dt);
-                        else Vector128.Store(Vector128.Load(sp), dt);
-                    }
-                    else if (j0 >= 0)
-                    {
-                        float* sp = xc + rt[0];
-                        for (int j = 0; j < np; j++) dt[j] = 0f;
-                        for (int j = j0; j < j1; j++) dt[j] = sp[j];
-                    }
-                    else
-                    {
-                        int* sj = src + t * pp + jt * np;
-                        int* d = (int*)dt;
-                        int* xi = (int*)xc;
-                        for (int j = 0; j < np; j++)
+                        int* di = (int*)d;
+                        int* xi = (int*)(xs + ci * plane);
+                        for (int j = 0; j < len; j++)
                         {
-                            int k = sj[j], mask = ~(k >> 31);
-                            d[j] = xi[k & mask] & mask;
+                            int q = sj[j], mask = ~(q >> 31);
+                            di[j] = xi[q & mask] & mask;
                         }
                     }
                 }
+                else if (j0 >= j1)
+                    for (int ci = 0; ci < sc; ci++, d += step)
+                        for (int j = 0; j < len; j++) d[j] = 0f;
+                else if (len == 8 && sp >= X && sp + (sc - 1) * plane + 8 <= XEnd)
+                {
+                    if (j0 == 0 && j1 == 8)
+                        for (int ci = 0; ci < sc; ci++, d += step, sp += plane) Vector256.Store(Vector256.Load(sp), d);
+                    else
+                    {
+                        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+                        var m = Vector256.GreaterThanOrEqual(lane, Vector256.Create(j0)) & Vector256.LessThan(lane, Vector256.Create(j1));
+                        for (int ci = 0; ci < sc; ci++, d += step, sp += plane)
+                            Vector256.Store((Vector256.Load(sp).AsInt32() & m).AsSingle(), d);
+                    }
+                }
+                else if (len == 4 && sp >= X && sp + (sc - 1) * plane + 4 <= XEnd)
+                {
+                    if (j0 == 0 && j1 == 4)
+                        for (int ci = 0; ci < sc; ci++, d += step, sp += plane) Vector128.Store(Vector128.Load(sp), d);
+                    else
+                    {
+                        var lane = Vector128.Create(0, 1, 2, 3);
+                        var m = Vector128.GreaterThanOrEqual(lane, Vector128.Create(j0)) & Vector128.LessThan(lane, Vector128.Create(j1));
+                        for (int ci = 0; ci < sc; ci++, d += step, sp += plane)
+                            Vector128.Store((Vector128.Load(sp).AsInt32() & m).AsSingle(), d);
+                    }
+                }
+                else
+                    for (int ci = 0; ci < sc; ci++, d += step, sp += plane)
+                    {
+                        for (int j = 0; j < j0; j++) d[j] = 0f;
+                        for (int j = j0; j < j1; j++) d[j] = sp[j];
+                        for (int j = j1; j < len; j++) d[j] = 0f;
+                    }
             }
         }
     }

@@ -34,6 +34,8 @@ internal abstract unsafe class DeconvJob
     public DeconvPlan Plan = null!;
     public Epilogue Epilogue;
     public float* X, W, B, Y;
+    /// <summary>End of X's buffer: reads of whole vectors that may overrun a run stay inside it.</summary>
+    public float* XEnd;
 
     protected DeconvJob() => Body = Execute;
 

@@ -137,9 +137,9 @@ public static class DeconvKernel
                 fixed (float* px = x, pw = packedW, pb = bias, py = y)
                 {
                     job.Epilogue = epilogue;
-                    job.X = px; job.W = pw; job.B = bias.Length == 0 ? null : pb; job.Y = py;
+                    job.X = px; job.XEnd = px + x.Length; job.W = pw; job.B = bias.Length == 0 ? null : pb; job.Y = py;
                     (parallel ?? SerialFor.Instance).For(plan.ItemCount, job.Body);
-                    job.X = job.W = job.B = job.Y = null;
+                    job.X = job.XEnd = job.W = job.B = job.Y = null;
                 }
             }
         }

@@ -50,6 +50,17 @@ public class ChannelKernelTests
     }
 
     [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ChannelPath_RowsOfFourAndEightPixels_VectorPiecesMaskedAtBordersAndBufferEnds_MatchReference(KernelIsa isa)
+    {
+        // Phase rows of 4, 8 and 16 pixels: whole-vector pieces, masked where a tap reads past a row end, per pixel
+        // where the vector would leave X's buffer (first and last channel of the tensor).
+        AssertChannelPath(Geo(2, 6, 20, 2, [8, 8], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), isa, new Epilogue(Activation.Relu));
+        AssertChannelPath(Geo(1, 5, 9, 1, [3, 16], [3, 4], strides: [2, 2], pads: [1, 2, 0, 1]), isa, seed: 2);
+        AssertChannelPath(Geo(1, 3, 33, 1, [2, 3, 8], [2, 3, 4], strides: [1, 2, 2], pads: [0, 1, 1, 1, 0, 2]), isa, seed: 3);
+        AssertChannelPath(Geo(2, 4, 17, 1, [4], [6], strides: [2], pads: [2, 2]), isa, seed: 4);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
     public void ChannelPath_GroupsBatchAndRealParallelFor_MatchReference(KernelIsa isa)
     {
         var par = new ParallelForDouble(4);
