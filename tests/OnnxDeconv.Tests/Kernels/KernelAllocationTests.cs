@@ -41,9 +41,7 @@ public class KernelAllocationTests
             var (x, packed, b, y) = Buffers(g);
             var ep = new Epilogue(Activation.Relu);
             DeconvKernel.Run(g, ep, x, packed, b, y, null, isa, null); // warm-up: plan, job, per-thread scratch
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 5; i++) DeconvKernel.Run(g, ep, x, packed, b, y, null, isa, null);
-            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            long allocated = SteadyStateAllocation(() => DeconvKernel.Run(g, ep, x, packed, b, y, null, isa, null));
             Assert.True(allocated == 0, $"{isa}, input [{string.Join(",", g.InputShape)}]: {allocated} bytes allocated in 5 steady-state calls");
         }
     }
@@ -58,9 +56,7 @@ public class KernelAllocationTests
             var ep = new Epilogue(Activation.Relu);
             var plan = DeconvKernel.GetPlan(g, isa, null);
             DeconvKernel.Run(plan, ep, x, packed, b, y, null);
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 5; i++) DeconvKernel.Run(plan, ep, x, packed, b, y, null);
-            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            long allocated = SteadyStateAllocation(() => DeconvKernel.Run(plan, ep, x, packed, b, y, null));
             Assert.True(allocated == 0, $"{isa}, input [{string.Join(",", g.InputShape)}]: {allocated} bytes allocated in 5 held-plan calls");
 
             var viaCache = new float[y.Length];
@@ -82,6 +78,24 @@ public class KernelAllocationTests
         Assert.Contains("B has 2 values", ex.Message);
         ex = Assert.Throws<ArgumentException>(() => DeconvKernel.Run(plan, Epilogue.None, new float[8], packed, [], new float[3], null));
         Assert.Contains("Y has 3 values", ex.Message);
+    }
+
+    /// <summary>
+    /// Bytes allocated by 5 calls, retried a few times: the runtime's tiered JIT occasionally allocates on the calling
+    /// thread while it promotes a method (seen on main at random shapes and variants). A per-call allocation in the
+    /// kernel shows in every attempt, so the smallest attempt is non-zero exactly when the kernel allocates.
+    /// </summary>
+    private static long SteadyStateAllocation(Action call)
+    {
+        long least = long.MaxValue;
+        for (int attempt = 0; attempt < 10 && least > 0; attempt++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5; i++) call();
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+            if (least > 0) Thread.Sleep(50);
+        }
+        return least;
     }
 
     private static (float[] X, float[] Packed, float[] B, float[] Y) Buffers(ConvTransposeGeometry g) => (
