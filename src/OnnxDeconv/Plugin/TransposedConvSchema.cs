@@ -37,7 +37,7 @@ public static class TransposedConvSchema
 
     /// <summary>
     /// Identifies <see cref="DeconvKernel"/>'s packed weight layout: a hash of what PackWeights makes of index-coded
-    /// weights (w[i] = i) over probe geometries covering ranks 1-3, groups, strides and dilations. Any change of the
+    /// weights (w[i] = i) over probe geometries covering ranks 1-3, groups, strides, dilations and channel blocks. Any change of the
     /// layout (including an ISA-dependent one) changes the value, so a model packed for another layout is refused
     /// instead of computing garbage.
     /// </summary>
@@ -54,6 +54,8 @@ public static class TransposedConvSchema
             ([1, 8, 3, 3], [8, 5, 4, 4], new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] }),
             ([1, 4, 3, 3], [4, 1, 3, 3], new ConvTransposeAttributes { Strides = [2, 2], Group = 4 }),
             ([1, 2, 2, 3, 2], [2, 3, 2, 3, 2], new ConvTransposeAttributes { Strides = [2, 1, 2] }),
+            // Many output channels and several taps per phase: the wide channel blocks (DeconvPlan.BlockFor).
+            ([1, 2, 3], [2, 100, 3], new ConvTransposeAttributes { Strides = [2] }),
         ];
         uint h = 2166136261;
         foreach (var (x, w, a) in probes)
