@@ -20,13 +20,11 @@ internal sealed class ChannelLayout
     public int Np { get; }
     /// <summary>Per unit: pixel count rounded up to <see cref="Np"/>.</summary>
     public int[] Padded { get; }
-    /// <summary>Per unit: [tap * padded + pixel] offset of the input inside one channel plane, or -1 (outside or padding).</summary>
-    public int[][] Source { get; }
     /// <summary>Per unit: [piece * 3] (tile, first pixel in the tile, length) of the gather's pieces.</summary>
     public int[][] Pieces { get; }
     /// <summary>
     /// Per unit: [(tap * pieces + piece) * 3] (start, j0, j1): the piece's valid pixels are [j0, j1) and its
-    /// pixel j reads start + j (one contiguous copy with zero fill); j0 = -1 for another shape (per-pixel gather).
+    /// pixel j reads start + j (one contiguous copy with zero fill).
     /// </summary>
     public int[][] Runs { get; }
     /// <summary>Per unit: output offset of each pixel inside one channel plane.</summary>
@@ -62,7 +60,6 @@ internal sealed class ChannelLayout
         int nu = units.Count;
         UnitPhase = units.Select(u => u.Phase).ToArray();
         Padded = new int[nu];
-        Source = new int[nu][];
         OutOffset = new int[nu][];
         Runs = new int[nu][];
         Pieces = new int[nu][];
@@ -101,7 +98,6 @@ internal sealed class ChannelLayout
                     src[t * pp + j] = idx;
                 }
             }
-            Source[i] = src;
             OutOffset[i] = outOff;
             // Pieces: the padded pixel range cut at tile boundaries, row starts (last axis) and the padding, so each
             // piece of each tap reads one contiguous run of a row (zeros around it where taps fall outside).
@@ -125,11 +121,12 @@ internal sealed class ChannelLayout
                     while (j1 < len && src[b + j1] == src[b + j0] + (j1 - j0)) j1++;
                     int j2 = j1;
                     while (j2 < len && src[b + j2] < 0) j2++;
+                    // A piece lies in one row, so each tap reads a contiguous, in-range stretch of that row.
+                    if (j2 != len) throw new InvalidOperationException($"gather piece {k} of tap {t} is not one contiguous run");
                     int e = (t * pc + k) * 3;
-                    bool run = j2 == len;
-                    runs[e] = run && j0 < len ? src[b + j0] - j0 : 0;
-                    runs[e + 1] = run ? j0 : -1;
-                    runs[e + 2] = run ? j1 : 0;
+                    runs[e] = j0 < len ? src[b + j0] - j0 : 0;
+                    runs[e + 1] = j0;
+                    runs[e + 2] = j1;
                 }
             Pieces[i] = pieces.ToArray();
             Runs[i] = runs;
@@ -203,14 +200,14 @@ internal sealed unsafe class ChannelJob<TS, TV> : DeconvJob where TS : struct, I
         int np = cl.Np, pp = cl.Padded[wi], tiles = pp / np, taps = res.Taps, l = TS.Lanes, ldt = c1 - c0 + ChannelLayout.TileSkew;
         var scratch = ChannelScratch.For(cl);
         fixed (float* fs = scratch.Floats)
-        fixed (int* src = cl.Source[wi], runs = cl.Runs[wi], pieces = cl.Pieces[wi])
+        fixed (int* runs = cl.Runs[wi], pieces = cl.Pieces[wi])
         {
             float* panel = (float*)(((nint)fs + 63) & ~(nint)63);
             float* tile = panel + cl.PanelFloats;
             for (int s0 = 0; s0 < cig; s0 += cl.CiSlice)
             {
                 int sc = Math.Min(cl.CiSlice, cig - s0), kc = sc * taps;
-                Gather(xg + (long)s0 * p.InSpatial, p.InSpatial, src, pieces, cl.Pieces[wi].Length / 3, runs, panel, sc, taps, pp, np);
+                Gather(xg + (long)s0 * p.InSpatial, p.InSpatial, pieces, cl.Pieces[wi].Length / 3, runs, panel, sc, taps, np);
                 bool acc = s0 > 0;
                 for (int cb = c0; cb < c1; cb += block)
                 {
@@ -268,11 +265,10 @@ internal sealed unsafe class ChannelJob<TS, TV> : DeconvJob where TS : struct, I
     /// Panel [pixel tile][ci][tap][np] of <paramref name="sc"/> input channels from <paramref name="xs"/>, piece by piece
     /// (<see cref="ChannelLayout.Pieces"/>), each piece for every channel in turn (its shape is the same for all). A run
     /// with zeros around it is one vector copy of the piece, masked to its valid pixels; the lanes outside the run read
-    /// neighbouring inputs, so that is done only where the whole vector lies inside X's buffer (else per pixel). Other
-    /// shapes go per pixel, branch-free (a negative source index reads element 0 and is masked to +0).
+    /// neighbouring inputs, so that is done only where the whole vector lies inside X's buffer (else per pixel).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void Gather(float* xs, long plane, int* src, int* pieces, int pc, int* runs, float* panel, int sc, int taps, int pp, int np)
+    private void Gather(float* xs, long plane, int* pieces, int pc, int* runs, float* panel, int sc, int taps, int np)
     {
         long tileStride = (long)sc * taps * np, step = (long)taps * np;
         for (int t = 0; t < taps; t++)
@@ -283,21 +279,7 @@ internal sealed unsafe class ChannelJob<TS, TV> : DeconvJob where TS : struct, I
                 int len = pieces[k * 3 + 2], j0 = rt[1], j1 = rt[2];
                 float* d = panel + t * np + pieces[k * 3] * tileStride + pieces[k * 3 + 1];
                 float* sp = xs + rt[0];
-                if (j0 < 0)
-                {
-                    int* sj = src + t * pp + pieces[k * 3] * np + pieces[k * 3 + 1];
-                    for (int ci = 0; ci < sc; ci++, d += step)
-                    {
-                        int* di = (int*)d;
-                        int* xi = (int*)(xs + ci * plane);
-                        for (int j = 0; j < len; j++)
-                        {
-                            int q = sj[j], mask = ~(q >> 31);
-                            di[j] = xi[q & mask] & mask;
-                        }
-                    }
-                }
-                else if (j0 >= j1)
+                if (j0 >= j1)
                     for (int ci = 0; ci < sc; ci++, d += step)
                         for (int j = 0; j < len; j++) d[j] = 0f;
                 else if (len == 8 && sp >= X && sp + (sc - 1) * plane + 8 <= XEnd)

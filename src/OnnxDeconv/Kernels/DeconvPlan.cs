@@ -348,7 +348,9 @@ internal sealed class DeconvPlan
         ChannelOverride = channel;
         if (channel != false && Work.Length > 0 && (channel == true || Dw is null))
         {
-            bool fits = Block == WideBlock && (long)Cig * MaxTaps >= 256;
+            // Its tables (output offsets per pixel, gather runs per tap and piece) are bounded like the depthwise path's.
+            long tableInts = Work.Sum(res => (res.Pixels + 8L) * (1 + res.Taps));
+            bool fits = Block == WideBlock && (long)Cig * MaxTaps >= 256 && tableInts <= 1 << 22;
             if (channel == true || fits)
             {
                 int units = Work.Sum(res => Math.Max(1, DivUp(res.Pixels, ChannelLayout.UnitPixels)));
