@@ -1,3 +1,7 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using OnnxDeconv.Geometry;
 
 namespace OnnxDeconv.Kernels;
@@ -20,6 +24,58 @@ public readonly record struct Epilogue(Activation Kind, float Alpha = 0.01f, flo
         Activation.Tanh => MathF.Tanh(v),
         _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "unknown activation"),
     };
+
+    /// <summary>
+    /// <see cref="Apply"/> over a contiguous run, in place and vectorised: the per-element call (a switch, and a scalar
+    /// exp/tanh for Sigmoid/Tanh) cost more than the convolution itself on small-channel layers such as a generator's
+    /// last 64->3 layer followed by Tanh. Relu/LeakyRelu/Clip give exactly <see cref="Apply"/>'s values (NaN included);
+    /// Sigmoid/Tanh use <see cref="TensorPrimitives"/>, within a few ulp of MathF.
+    /// </summary>
+    public void ApplyInPlace(Span<float> values)
+    {
+        switch (Kind)
+        {
+            case Activation.None:
+                return;
+            case Activation.Sigmoid or Activation.Tanh when values.IsEmpty:
+                return; // TensorPrimitives rejects an empty Sigmoid
+            case Activation.Sigmoid:
+                TensorPrimitives.Sigmoid(values, values);
+                return;
+            case Activation.Tanh:
+                TensorPrimitives.Tanh(values, values);
+                return;
+        }
+        int i = 0, l = Vector<float>.Count;
+        if (Vector.IsHardwareAccelerated)
+        {
+            ref float r0 = ref MemoryMarshal.GetReference(values);
+            var zero = Vector<float>.Zero;
+            var alpha = new Vector<float>(Alpha);
+            var lo = new Vector<float>(Min);
+            var hi = new Vector<float>(Max);
+            for (; i + l <= values.Length; i += l)
+            {
+                ref float ri = ref Unsafe.Add(ref r0, i);
+                var v = Vector.LoadUnsafe(ref ri);
+                v = Kind switch
+                {
+                    Activation.Relu => Vector.ConditionalSelect(Vector.GreaterThan(v, zero), v, zero),
+                    Activation.LeakyRelu => Vector.ConditionalSelect(Vector.GreaterThanOrEqual(v, zero), v, v * alpha),
+                    // Math.Max/Min keep NaN: compare-and-select leaves a NaN lane untouched by both bounds.
+                    _ => ClampKeepNaN(v, lo, hi),
+                };
+                v.StoreUnsafe(ref ri);
+            }
+        }
+        for (; i < values.Length; i++) values[i] = Apply(values[i]);
+    }
+
+    private static Vector<float> ClampKeepNaN(Vector<float> v, Vector<float> lo, Vector<float> hi)
+    {
+        v = Vector.ConditionalSelect(Vector.LessThan(v, lo), lo, v);
+        return Vector.ConditionalSelect(Vector.GreaterThan(v, hi), hi, v);
+    }
 }
 
 /// <summary>Runs <c>count</c> independent work items, possibly in parallel (ONNX Runtime's intra-op pool in the plugin).</summary>
