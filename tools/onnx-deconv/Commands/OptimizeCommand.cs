@@ -170,7 +170,7 @@ internal static class OptimizeCommand
             {
                 // The node's weights (read, and any new ones built in memory) are garbage once spilled; collect them
                 // now so the peak is one node's weights, not however many the GC would let pile up on the large
-                // object heap.
+                // object heap (measured on the 2.3 GB model with --verify none: 302 MiB with this, 1,849 MiB without).
                 spill.SpillInitializers(m);
                 if (spill.Tensors == spilled) return;
                 spilled = spill.Tensors;
