@@ -11,9 +11,9 @@ namespace OnnxDeconv.GraphRewrite.Verification;
 /// Verifies a rewrite one rewritten value at a time, for models too big to hold twice in ONNX Runtime. A value is
 /// "rewritten" when both models compute it but with different nodes (rewrites keep the output name of what they
 /// replace). For each such value Y, the nodes between Y and the values both models share (graph inputs and outputs of
-/// unchanged nodes) are cut out of each model with only the weights they read (loaded inline, real shapes from the
-/// declared or inferred shapes), and the two small models are compared by <see cref="Verifier"/> on seeded random
-/// inputs. Only one node's weights (original and rewritten) are in memory at a time.
+/// unchanged nodes) are cut out of each model with only the weights they read (external ones referenced in place, not
+/// read in; real shapes from the declared or inferred shapes), and the two small models are compared by
+/// <see cref="Verifier"/> on seeded random inputs, one session after the other: one node's weight in memory at a time.
 /// </summary>
 public static class NodeVerifier
 {
