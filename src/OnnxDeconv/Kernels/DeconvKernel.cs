@@ -114,22 +114,42 @@ public static class DeconvKernel
     public static void PackWeights(ConvTransposeGeometry g, ReadOnlySpan<float> onnxWeights, Span<float> packed)
     {
         long n = PackedWeightLength(g);
-        if (onnxWeights.Length != n) throw new ArgumentException($"W has {onnxWeights.Length} values; geometry needs {n}");
         if (packed.Length != n) throw new ArgumentException($"packed W has {packed.Length} values; geometry needs {n}");
+        PackWeights(g, onnxWeights, 0, packed);
+    }
+
+    /// <summary>
+    /// Values [<paramref name="first"/>, first + packed.Length) of what <see cref="PackWeights(ConvTransposeGeometry, ReadOnlySpan{float}, Span{float})"/>
+    /// writes, so a large packed weight can be produced (and written out) slice by slice with the same layout code.
+    /// Throws ArgumentException for a geometry the kernel refuses (also for an empty slice).
+    /// </summary>
+    public static void PackWeights(ConvTransposeGeometry g, ReadOnlySpan<float> onnxWeights, long first, Span<float> packed)
+    {
+        long n = PackedWeightLength(g);
+        if (onnxWeights.Length != n) throw new ArgumentException($"W has {onnxWeights.Length} values; geometry needs {n}");
+        if (first < 0 || first + packed.Length > n) throw new ArgumentException($"packed W slice [{first}, {first + packed.Length}) is outside its {n} values");
         var plan = GetPlan(g, KernelIsa.Scalar, null);
         int cig = plan.Cig, cog = plan.Cog, ks = plan.KernelSpatial;
-        long pos = 0;
-        for (long grp = 0; grp < g.Group; grp++)
+        long end = first + packed.Length;
+        long pos = 0; // packed index of the current block's first value
+        for (long grp = 0; grp < g.Group && pos < end; grp++)
         foreach (var res in plan.AllResidues)
         for (int cb = 0; cb < cog; cb += DeconvPlan.ChannelBlock)
         {
             int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
-            for (int ci = 0; ci < cig; ci++)
-            for (int t = 0; t < res.Taps; t++)
-            for (int i = 0; i < mr; i++)
-                packed[(int)pos++] = onnxWeights[(int)(((grp * cig + ci) * cog + cb + i) * ks + res.TapK[t])];
+            long blockLength = (long)cig * res.Taps * mr;
+            if (pos + blockLength <= first || pos >= end) { pos += blockLength; continue; }
+            // Rows of mr channels, one per (ci, tap); only the rows overlapping the slice are visited.
+            long row0 = Math.Max(0, first - pos) / mr, rows = Math.Min(blockLength, end - pos + mr - 1) / mr;
+            for (long r = row0; r < rows; r++)
+            {
+                long ci = r / res.Taps, t = r % res.Taps, at = pos + r * mr;
+                long src = ((grp * cig + ci) * cog + cb) * ks + res.TapK[t];
+                for (int i = 0; i < mr; i++, at++)
+                    if (at >= first && at < end) packed[(int)(at - first)] = onnxWeights[(int)(src + (long)i * ks)];
+            }
+            pos += blockLength;
         }
-        if (pos != n) throw new InvalidOperationException($"packing wrote {pos} of {n} values");
     }
 
     /// <summary>
