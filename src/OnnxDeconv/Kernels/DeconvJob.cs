@@ -34,12 +34,20 @@ internal abstract unsafe class DeconvJob
     public DeconvPlan Plan = null!;
     public Epilogue Epilogue;
     public float* X, W, B, Y;
+    /// <summary>End of X's buffer: reads of whole vectors that may overrun a run stay inside it.</summary>
+    public float* XEnd;
 
     protected DeconvJob() => Body = Execute;
 
     public abstract void Execute(int item);
 
-    public static DeconvJob Create(KernelIsa isa, bool depthwise) => (isa, depthwise) switch
+    public static DeconvJob Create(KernelIsa isa, DeconvPlan plan) => plan.Channel is not null ? isa switch
+    {
+        KernelIsa.Avx512 => new ChannelJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
+        KernelIsa.Avx2 => new ChannelJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
+        KernelIsa.Vector => new ChannelJob<VectorOps, System.Numerics.Vector<float>>(),
+        _ => new ChannelJob<ScalarOps, float>(),
+    } : (isa, plan.Depthwise) switch
     {
         (KernelIsa.Avx512, false) => new DeconvJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
         (KernelIsa.Avx2, false) => new DeconvJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
@@ -124,8 +132,8 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             Group = group,
             Lead = lead,
             Bg = B == null ? null : B + grp * p.Cog,
-            CbStart = split * p.BlocksPerSplit * DeconvPlan.ChannelBlock,
-            CbEnd = Math.Min(p.Cog, (split + 1) * p.BlocksPerSplit * DeconvPlan.ChannelBlock),
+            CbStart = split * p.BlocksPerSplit * p.Block,
+            CbEnd = Math.Min(p.Cog, (split + 1) * p.BlocksPerSplit * p.Block),
         };
         if (res.Taps == 0)
         {
@@ -474,9 +482,9 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         var grp = it.Group!.Phases;
         int cog = p.Cog, cig = p.Cig, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock, nb = p.PixelBlock, mt = p.MaxTaps, s = grp.Length;
         bool sliced = cc != cig, last = c0 + cc == cig;
-        for (int cb = it.CbStart; cb < it.CbEnd; cb += DeconvPlan.ChannelBlock)
+        for (int cb = it.CbStart; cb < it.CbEnd; cb += p.Block)
         {
-            int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
+            int mr = Math.Min(p.Block, cog - cb);
             for (int sub = 0; sub < mr; sub += msub)
             {
                 int ms = Math.Min(msub, mr - sub);
@@ -679,9 +687,9 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         int cog = p.Cog, cig = p.Cig, taps = it.Res.Taps, nr = p.VectorsPerBlock, msub = p.ChannelSubBlock, nb = p.PixelBlock;
         if (cc < 0) cc = cig;
         bool sliced = cc != cig, last = c0 + cc == cig;
-        for (int cb = it.CbStart; cb < it.CbEnd; cb += DeconvPlan.ChannelBlock)
+        for (int cb = it.CbStart; cb < it.CbEnd; cb += p.Block)
         {
-            int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
+            int mr = Math.Min(p.Block, cog - cb);
             float* wb = it.Wg + (long)cb * cig * taps + (long)c0 * taps * mr;
             for (int sub = 0; sub < mr; sub += msub)
             {

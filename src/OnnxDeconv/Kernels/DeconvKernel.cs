@@ -108,8 +108,10 @@ public static class DeconvKernel
 
     /// <summary>
     /// Packs ONNX-layout weights [Cin, Cout/group, K...] into the kernel's layout:
-    /// [group][phase (residue tuple, last axis fastest)][block of 12 output channels][ci][tap][channel in block].
-    /// The layout depends only on channels, group, kernel, strides and dilations (never on pads or the ISA).
+    /// [group][phase (residue tuple, last axis fastest)][block of output channels][ci][tap][channel in block], blocks of
+    /// 12 channels, or 48 with many output channels per group and several taps per phase (<see cref="DeconvPlan.BlockFor"/>;
+    /// the last block may be narrower).
+    /// The layout depends only on channels, group, kernel, strides and dilations (never on pads, image size or the ISA).
     /// </summary>
     public static void PackWeights(ConvTransposeGeometry g, ReadOnlySpan<float> onnxWeights, Span<float> packed)
     {
@@ -132,11 +134,12 @@ public static class DeconvKernel
         int cig = plan.Cig, cog = plan.Cog, ks = plan.KernelSpatial;
         long end = first + packed.Length;
         long pos = 0; // packed index of the current block's first value
+        int block = DeconvPlan.BlockFor(g);
         for (long grp = 0; grp < g.Group && pos < end; grp++)
         foreach (var res in plan.AllResidues)
-        for (int cb = 0; cb < cog; cb += DeconvPlan.ChannelBlock)
+        for (int cb = 0; cb < cog; cb += block)
         {
-            int mr = Math.Min(DeconvPlan.ChannelBlock, cog - cb);
+            int mr = Math.Min(block, cog - cb);
             long blockLength = (long)cig * res.Taps * mr;
             if (pos + blockLength <= first || pos >= end) { pos += blockLength; continue; }
             // Rows of mr channels, one per (ci, tap); only the rows overlapping the slice are visited.
@@ -167,9 +170,10 @@ public static class DeconvKernel
         Run(g, epilogue, x, packedW, bias, y, parallel, KernelIsaSelector.Active, null);
 
     /// <summary>As <see cref="Run(ConvTransposeGeometry, Epilogue, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, IParallelFor?)"/>
-    /// with an explicit ISA variant and, for tests and benchmarks, a forced choice of direct reads (null = heuristic).</summary>
+    /// with an explicit ISA variant and, for tests and benchmarks, a forced choice of direct reads and of the
+    /// channel-vectorised path (null = heuristic).</summary>
     internal static void Run(ConvTransposeGeometry g, Epilogue epilogue, ReadOnlySpan<float> x, ReadOnlySpan<float> packedW,
-        ReadOnlySpan<float> bias, Span<float> y, IParallelFor? parallel, KernelIsa isa, bool? direct)
+        ReadOnlySpan<float> bias, Span<float> y, IParallelFor? parallel, KernelIsa isa, bool? direct, bool? channel = null)
     {
         long inSpatial = g.Axes.Aggregate(1L, (p, a) => p * a.Input);
         long outSpatial = g.Axes.Aggregate(1L, (p, a) => p * a.Output);
@@ -178,7 +182,7 @@ public static class DeconvKernel
         if (bias.Length != 0 && bias.Length != g.OutChannels) throw new ArgumentException($"B has {bias.Length} values; must be empty or have Cout = {g.OutChannels}");
         if (y.Length != g.Batch * g.OutChannels * outSpatial) throw new ArgumentException($"Y has {y.Length} values; geometry needs {g.Batch * g.OutChannels * outSpatial}");
         if (!KernelIsaSelector.IsSupported(isa)) throw new PlatformNotSupportedException($"ISA variant {isa} is not supported on this machine");
-        Execute(GetPlan(g, isa, direct), epilogue, x, packedW, bias, y, parallel);
+        Execute(GetPlan(g, isa, direct, channel), epilogue, x, packedW, bias, y, parallel);
     }
 
     /// <summary>
@@ -209,9 +213,9 @@ public static class DeconvKernel
                 fixed (float* px = x, pw = packedW, pb = bias, py = y)
                 {
                     job.Epilogue = epilogue;
-                    job.X = px; job.W = pw; job.B = bias.Length == 0 ? null : pb; job.Y = py;
+                    job.X = px; job.XEnd = px + x.Length; job.W = pw; job.B = bias.Length == 0 ? null : pb; job.Y = py;
                     (parallel ?? SerialFor.Instance).For(plan.ItemCount, job.Body);
-                    job.X = job.W = job.B = job.Y = null;
+                    job.X = job.XEnd = job.W = job.B = job.Y = null;
                 }
             }
         }
@@ -223,14 +227,14 @@ public static class DeconvKernel
     private static readonly DeconvPlan?[] s_cache = new DeconvPlan?[32];
     private static int s_cacheNext;
 
-    internal static DeconvPlan GetPlan(ConvTransposeGeometry g, KernelIsa isa, bool? direct)
+    internal static DeconvPlan GetPlan(ConvTransposeGeometry g, KernelIsa isa, bool? direct, bool? channel = null)
     {
         lock (s_cacheLock)
         {
             foreach (var p in s_cache)
-                if (p is not null && p.Isa == isa && p.DirectOverride == direct && p.Matches(g)) return p;
+                if (p is not null && p.Isa == isa && p.DirectOverride == direct && p.ChannelOverride == channel && p.Matches(g)) return p;
         }
-        var plan = new DeconvPlan(g, isa, direct);
+        var plan = new DeconvPlan(g, isa, direct, channel);
         lock (s_cacheLock)
         {
             s_cache[s_cacheNext] = plan;

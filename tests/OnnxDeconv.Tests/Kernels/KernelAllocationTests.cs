@@ -25,6 +25,9 @@ public class KernelAllocationTests
         Geo(1, 16, 24, 1, [3, 7, 8], [2, 2, 2], strides: [2, 2, 2]),
         Geo(1, 16, 24, 1, [5, 12], [2, 2], strides: [2, 2]),
         Geo(1, 16, 16, 16, [9, 20], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), // depthwise
+        Geo(1, 64, 100, 1, [4, 4], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), // channel-vectorised, narrow last block
+        Geo(1, 128, 96, 1, [6], [16], strides: [8], pads: [4, 4]), // channel-vectorised 1D
+        Geo(1, 8, 96, 1, [12, 12], [3, 3], strides: [2, 2]), // pixel path over 48-wide packed blocks
     ];
 
     public static TheoryData<KernelIsa> Variants() => [.. KernelIsaSelector.Supported];

@@ -35,7 +35,7 @@ internal static class KernelCheck
     }
 
     /// <summary>Runs the kernel and the scalar reference (plus the epilogue) on random data; returns a failure description or null.</summary>
-    public static string? Compare(ConvTransposeGeometry g, KernelIsa isa, Epilogue ep, bool? direct, IParallelFor? parallel, int seed, bool withBias = true)
+    public static string? Compare(ConvTransposeGeometry g, KernelIsa isa, Epilogue ep, bool? direct, IParallelFor? parallel, int seed, bool withBias = true, bool? channel = null)
     {
         var rng = new Random(seed);
         long xs = g.InputShape.Aggregate(1L, (p, v) => p * v);
@@ -49,12 +49,12 @@ internal static class KernelCheck
         DeconvKernel.PackWeights(g, w, packed);
         var y = new float[expected.Length];
         Array.Fill(y, float.NaN); // every output must be written
-        DeconvKernel.Run(g, ep, x, packed, b, y, parallel, isa, direct);
+        DeconvKernel.Run(g, ep, x, packed, b, y, parallel, isa, direct, channel);
         for (int i = 0; i < y.Length; i++)
         {
             double a = y[i], e = expected[i];
             if (!(Math.Abs(a - e) <= Atol + Rtol * Math.Abs(e)))
-                return $"{isa} direct={direct?.ToString() ?? "auto"} {Describe(g)} {ep.Kind}: y[{i}] = {a}, reference {e}";
+                return $"{isa} direct={direct?.ToString() ?? "auto"} channel={channel?.ToString() ?? "auto"} {Describe(g)} {ep.Kind}: y[{i}] = {a}, reference {e}";
         }
         return null;
     }
