@@ -6,10 +6,11 @@ using OnnxDeconv.Geometry;
 namespace OnnxDeconv.Kernels;
 
 /// <summary>
-/// Everything the channel-vectorised path derives from a geometry: for phases with few output pixels and a long
-/// contraction (DCGAN 512->256 at 4x4: 16 pixels per phase, K = 512 x 4 taps), vectors run over output channels
-/// (the packed weights' channel block is contiguous per (ci, tap)) and input values are broadcast. A phase's pixels are
-/// gathered once per slice of input channels into a zero-padded panel [pixel tile][ci][tap][NP pixels].
+/// Everything the channel-vectorised path derives from a geometry: for many output channels and a long contraction
+/// (DCGAN 512->256 at 4x4: 16 pixels per phase, K = 512 x 4 taps), vectors run over output channels (the packed
+/// weights' channel block is contiguous per (ci, tap)) and input values are broadcast. Each unit (up to
+/// <see cref="UnitPixels"/> pixels of one phase) is gathered once per slice of input channels into a zero-padded panel
+/// [pixel tile][ci][tap][NP pixels].
 /// </summary>
 internal sealed class ChannelLayout
 {
@@ -17,18 +18,18 @@ internal sealed class ChannelLayout
     public const int Nv = 3;
     /// <summary>Pixels per register tile: 8 on AVX-512 (3 x 8 = 24 of 32 registers), 4 elsewhere (12 of 16).</summary>
     public int Np { get; }
-    /// <summary>Per work residue: pixel count rounded up to <see cref="Np"/>.</summary>
+    /// <summary>Per unit: pixel count rounded up to <see cref="Np"/>.</summary>
     public int[] Padded { get; }
-    /// <summary>Per work residue: [tap * padded + pixel] offset of the input inside one channel plane, or -1 (outside or padding).</summary>
+    /// <summary>Per unit: [tap * padded + pixel] offset of the input inside one channel plane, or -1 (outside or padding).</summary>
     public int[][] Source { get; }
-    /// <summary>Per work residue: [piece * 3] (tile, first pixel in the tile, length) of the gather's pieces.</summary>
+    /// <summary>Per unit: [piece * 3] (tile, first pixel in the tile, length) of the gather's pieces.</summary>
     public int[][] Pieces { get; }
     /// <summary>
-    /// Per work residue: [(tap * pieces + piece) * 3] (start, j0, j1): the piece's valid pixels are [j0, j1) and its
+    /// Per unit: [(tap * pieces + piece) * 3] (start, j0, j1): the piece's valid pixels are [j0, j1) and its
     /// pixel j reads start + j (one contiguous copy with zero fill); j0 = -1 for another shape (per-pixel gather).
     /// </summary>
     public int[][] Runs { get; }
-    /// <summary>Per work residue: output offset of each pixel inside one channel plane.</summary>
+    /// <summary>Per unit: output offset of each pixel inside one channel plane.</summary>
     public int[][] OutOffset { get; }
     public int MaxPadded { get; }
     /// <summary>Extra floats per tile row, so rows of power-of-two channel counts do not all map to the same cache sets.</summary>
@@ -40,30 +41,46 @@ internal sealed class ChannelLayout
     /// <summary>Per-thread scratch (panel + tile + 16 floats of alignment slack).</summary>
     public long FloatsNeeded => PanelFloats + TileFloats + 16;
 
+    /// <summary>Per unit (a range of at most <see cref="UnitPixels"/> pixels of one phase: one work item per channel split): its index in the plan's work list.</summary>
+    public int[] UnitPhase { get; }
+    /// <summary>Most pixels per unit: bounds the tile and the panel for large images.</summary>
+    public const int UnitPixels = 256;
+
     public ChannelLayout(ConvTransposeGeometry g, Residue[] work, int[] inStride, int[] outStride, int cig, int channelRange, KernelIsa isa)
     {
         Np = isa == KernelIsa.Avx512 ? 8 : 4;
         int r = g.Rank;
         var axes = g.Axes;
-        Padded = new int[work.Length];
-        Source = new int[work.Length][];
-        OutOffset = new int[work.Length][];
-        Runs = new int[work.Length][];
-        Pieces = new int[work.Length][];
-        int maxTaps = 1;
-        var m = new int[r];
+        var units = new List<(int Phase, int P0, int P1)>();
         for (int i = 0; i < work.Length; i++)
         {
-            var res = work[i];
-            int pp = (res.Pixels + Np - 1) / Np * Np;
+            // Equal units (a whole number of register tiles each) rather than full ones plus a small remainder.
+            int px = work[i].Pixels, count = Math.Max(1, (px + UnitPixels - 1) / UnitPixels);
+            int size = Math.Max(Np, ((px + count - 1) / count + Np - 1) / Np * Np);
+            for (int a0 = 0; a0 < px || a0 == 0; a0 += size) units.Add((i, a0, Math.Min(px, a0 + size)));
+        }
+        int nu = units.Count;
+        UnitPhase = units.Select(u => u.Phase).ToArray();
+        Padded = new int[nu];
+        Source = new int[nu][];
+        OutOffset = new int[nu][];
+        Runs = new int[nu][];
+        Pieces = new int[nu][];
+        int maxTaps = 1;
+        var m = new int[r];
+        for (int i = 0; i < nu; i++)
+        {
+            var res = work[units[i].Phase];
+            int u0 = units[i].P0, upx = units[i].P1 - u0;
+            int pp = (upx + Np - 1) / Np * Np;
             Padded[i] = pp;
             maxTaps = Math.Max(maxTaps, res.Taps);
             var src = new int[res.Taps * pp];
             Array.Fill(src, -1);
-            var outOff = new int[res.Pixels];
-            for (int j = 0; j < res.Pixels; j++)
+            var outOff = new int[upx];
+            for (int j = 0; j < upx; j++)
             {
-                int rem = j, o = 0;
+                int rem = u0 + j, o = 0;
                 for (int a = r - 1; a >= 0; a--)
                 {
                     int qa = rem % res.Q[a];
@@ -93,7 +110,7 @@ internal sealed class ChannelLayout
             for (int a0 = 0; a0 < pp;)
             {
                 int b0 = Math.Min(pp, (a0 / Np + 1) * Np);
-                if (a0 < res.Pixels) b0 = Math.Min(b0, Math.Min(res.Pixels, (a0 / ql + 1) * ql));
+                if (a0 < upx) b0 = Math.Min(b0, Math.Min(upx, ((u0 + a0) / ql + 1) * ql - u0));
                 pieces.AddRange([a0 / Np, a0 % Np, b0 - a0]);
                 a0 = b0;
             }
@@ -145,8 +162,8 @@ internal sealed class ChannelScratch
 }
 
 /// <summary>
-/// The channel-vectorised path: one item = (image, group, phase, range of whole channel blocks). Per slice of input
-/// channels the phase's pixels are gathered into the panel; then per channel block (contiguous per (ci, tap) in the
+/// The channel-vectorised path: one item = (image, group, unit of a phase, range of whole channel blocks). Per slice of
+/// input channels the unit's pixels are gathered into the panel; then per channel block (contiguous per (ci, tap) in the
 /// packed weights) a register tile of 3 channel vectors x NP pixels contracts over (ci, tap), weights loaded as vectors
 /// and input values broadcast. Partial sums wait in a [pixel][channel] tile; the last slice transposes them to NCHW
 /// with bias and the activation. Channels past the block's last whole vector run through the same micro-kernel with
@@ -163,7 +180,7 @@ internal sealed unsafe class ChannelJob<TS, TV> : DeconvJob where TS : struct, I
         int ig = item / perIg, rem = item - ig * perIg;
         int split = rem % p.ChannelSplits, wi = rem / p.ChannelSplits;
         long n = ig / g.Group, grp = ig % g.Group;
-        var res = p.Work[wi];
+        var res = p.Work[cl.UnitPhase[wi]];
         int cig = p.Cig, cog = p.Cog, block = p.Block;
         int c0 = split * p.BlocksPerSplit * block, c1 = Math.Min(cog, (split + 1) * p.BlocksPerSplit * block);
         float* xg = X + (n * g.InChannels + grp * cig) * p.InSpatial;
@@ -219,7 +236,7 @@ internal sealed unsafe class ChannelJob<TS, TV> : DeconvJob where TS : struct, I
             // A vector of channels at a time over all pixels: the tile is read along its rows, and the lines written
             // (one output row per channel of the vector) spread over many cache sets, where a whole channel range at
             // one pixel would hit a few sets only (output planes of 1 KB multiples, e.g. 1D 512->256 k16 s8).
-            int pixels = res.Pixels;
+            int pixels = outOff.Length;
             long os = p.OutSpatial;
             bool relu = ep.Kind == Activation.Relu, scalarEp = ep.Kind is not (Activation.None or Activation.Relu);
             int cv = c0;

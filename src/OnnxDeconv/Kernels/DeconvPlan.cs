@@ -339,25 +339,32 @@ internal sealed class DeconvPlan
         FusedPhases = FusedGroups is null ? 1 : (int)g.Axes[r - 1].Stride;
         ScratchFloats = Dw is not null ? Dw.ScratchFloats : PanelFloats + TileFloats * FusedPhases;
 
-        // Few output pixels per phase against a long contraction and many output channels (DCGAN 512->256 at 4x4: 16
-        // pixels, K = 2048; 1D 512->256 k16 s8 len 32: 32 pixels): pixel vectors would be few and partly empty, so
-        // vectorise over output channels instead (wide packed blocks only: whole channel vectors per (ci, tap)).
+        // Many output channels and a long contraction (wide packed blocks: >= 96 channels, several taps per phase):
+        // vectorise over output channels, broadcast inputs. With few pixels per phase (DCGAN 512->256 at 4x4: 16
+        // pixels, K = 2048; 1D 512->256 k16 s8 len 32: 32 pixels) pixel vectors would be few and partly empty; with
+        // large images it still beats the pixel path's border panels (measured 512->256 k4 s2 at 16x16: 11.7 -> 6.5 ms,
+        // 256->128 at 64x64: 44 -> 32 ms, 128->128 k3 s1 at 32x32: 3.0 -> 2.0 ms). One tap per phase (U-Net k2 s2) keeps
+        // the pixel path's 12-channel blocks (its direct reads win there: 512->256 at 32x32 6.2 vs 9.7 ms).
         ChannelOverride = channel;
         if (channel != false && Work.Length > 0 && (channel == true || Dw is null))
         {
-            int phasesTotal = (int)Math.Min(int.MaxValue, images * Work.Length);
-            int splits = phasesTotal >= 2 ? 1 : Math.Min(2, blocks);
-            int perSplit = DivUp(blocks, splits);
-            bool fits = Block == WideBlock && maxPixels <= 64 && (long)Cig * MaxTaps >= 256;
+            bool fits = Block == WideBlock && (long)Cig * MaxTaps >= 256;
             if (channel == true || fits)
             {
+                int units = Work.Sum(res => Math.Max(1, DivUp(res.Pixels, ChannelLayout.UnitPixels)));
+                // Whole phases as items: the phases that interleave into the same output lines would be written by
+                // both threads at once (each item ends in the same store phase), so items split the channels in two
+                // instead (other rows, other lines); measured 1D k16 s8 at 2 threads. Units of larger images are
+                // separate pixel ranges already.
+                int splits = units == Work.Length ? Math.Min(2, blocks) : 1;
+                int perSplit = DivUp(blocks, splits);
                 var cl = new ChannelLayout(g, Work, InStride, OutStride, Cig, Math.Min(Cog, perSplit * Block), isa);
                 if (channel == true || cl.PanelFloats + cl.TileFloats <= outputFloats)
                 {
                     Channel = cl;
                     BlocksPerSplit = perSplit;
                     ChannelSplits = DivUp(blocks, perSplit);
-                    ItemsPerImageGroup = Work.Length * ChannelSplits;
+                    ItemsPerImageGroup = cl.UnitPhase.Length * ChannelSplits;
                     ItemCount = checked((int)(images * ItemsPerImageGroup));
                     ScratchFloats = cl.PanelFloats + cl.TileFloats;
                 }

@@ -37,7 +37,7 @@ public static class TransposedConvSchema
 
     /// <summary>
     /// Identifies <see cref="DeconvKernel"/>'s packed weight layout: a hash of what PackWeights makes of index-coded
-    /// weights (w[i] = i) over probe geometries covering ranks 1-3, groups, strides and dilations. Any change of the
+    /// weights (w[i] = i) over probe geometries covering ranks 1-3, groups, strides, dilations and channel blocks. Any change of the
     /// layout (including an ISA-dependent one) changes the value, so a model packed for another layout is refused
     /// instead of computing garbage.
     /// </summary>

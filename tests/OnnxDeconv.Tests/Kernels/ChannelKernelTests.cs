@@ -91,17 +91,30 @@ public class ChannelKernelTests
     [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
     public void ChannelPath_ChosenForWideSmallImageLayers_MatchesReference(KernelIsa isa)
     {
-        // The benchmark's DCGAN 512->256 at 4x4 and 1D 512->256 k16 s8 (slices of input channels, 48-wide blocks).
+        // The benchmark's DCGAN 512->256 at 4x4 and 1D 512->256 k16 s8 (slices of input channels, 48-wide blocks), and
+        // a larger image (several units per phase).
         AssertChannelPath(Geo(1, 512, 256, 1, [4, 4], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), isa, new Epilogue(Activation.Relu), forced: false);
         AssertChannelPath(Geo(1, 512, 256, 1, [32], [16], strides: [8], pads: [4, 4]), isa, seed: 2, forced: false);
+        AssertChannelPath(Geo(1, 64, 100, 1, [24, 20], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), isa, seed: 3, forced: false);
     }
 
     [Fact]
-    public void ChannelPath_NotChosenForLargeImagesOrFewChannels()
+    public void ChannelPath_NotChosenForOneTapPerPhaseFewChannelsOrShortContraction()
     {
         var isa = KernelIsaSelector.Active;
-        Assert.Null(DeconvKernel.GetPlan(Geo(1, 512, 256, 1, [32, 32], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), isa, null).Channel);
+        Assert.Null(DeconvKernel.GetPlan(Geo(1, 512, 256, 1, [32, 32], [2, 2], strides: [2, 2]), isa, null).Channel);
         Assert.Null(DeconvKernel.GetPlan(Geo(1, 128, 64, 1, [4, 4], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), isa, null).Channel);
+        Assert.Null(DeconvKernel.GetPlan(Geo(1, 16, 128, 1, [8, 8], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]), isa, null).Channel);
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ChannelPath_PhasesLongerThanAUnit_SplitMidRow_MatchReference(KernelIsa isa)
+    {
+        // Phases of 300+ pixels are cut into units of at most 256 (equal, whole register tiles), some mid-row.
+        var g = Geo(1, 4, 20, 1, [21, 29], [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]);
+        Assert.True(DeconvKernel.GetPlan(g, isa, null, true).Channel!.UnitPhase.Length > 4);
+        AssertChannelPath(g, isa, new Epilogue(Activation.Relu), parallel: new ParallelForDouble(3));
+        AssertChannelPath(Geo(2, 3, 11, 1, [700], [4], strides: [2], pads: [1, 2]), isa, seed: 2);
     }
 
     [Fact]
@@ -121,6 +134,8 @@ public class ChannelKernelTests
             Geo(1, 512, 256, 1, [4, 4], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
             Geo(1, 256, 128, 1, [8, 8], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
             Geo(1, 512, 256, 1, [32], [16], strides: [8], pads: [4, 4]),
+            Geo(1, 512, 256, 1, [16, 16], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
+            Geo(1, 256, 128, 1, [64, 64], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
         })
         {
             long outputBytes = 4L * g.OutputShape.Aggregate(1L, (p, v) => p * v);
