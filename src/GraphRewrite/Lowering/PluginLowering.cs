@@ -17,8 +17,6 @@ public sealed record PluginPlan
 {
     public required ConvTransposeGeometry Geometry { get; init; }
     public required float[] Weights { get; init; }
-    /// <summary>Weights already packed for the kernel (the rewrite packs while matching, so Apply cannot fail); null = pack in Lower.</summary>
-    public float[]? PackedWeights { get; init; }
     /// <summary>Name of an existing constant [Cout] float value to use as B, or null for no bias.</summary>
     public string? BiasName { get; init; }
     public Epilogue Epilogue { get; init; } = Epilogue.None;
@@ -30,24 +28,24 @@ public sealed record PluginPlan
 public static class PluginLowering
 {
     /// <summary>
-    /// Packs the weights offline (<see cref="DeconvKernel.PackWeights"/>) into a 1-D initializer named
-    /// <paramref name="packedWeightName"/> and builds the node reading (input, packed W[, B]) and writing <paramref name="output"/>.
+    /// Throws ArgumentException when the kernel cannot run <paramref name="g"/> or <paramref name="onnxWeights"/> do not
+    /// fit it: everything packing checks, without packing (matching stays cheap and Apply cannot fail).
     /// </summary>
-    /// <summary>ONNX-layout weights packed for the kernel; throws ArgumentException for a geometry the kernel refuses.</summary>
-    public static float[] Pack(ConvTransposeGeometry g, float[] onnxWeights)
-    {
-        var packed = new float[DeconvKernel.PackedWeightLength(g)];
-        DeconvKernel.PackWeights(g, onnxWeights, packed);
-        return packed;
-    }
+    public static void CheckPackable(ConvTransposeGeometry g, float[] onnxWeights) => DeconvKernel.PackWeights(g, onnxWeights, 0, Span<float>.Empty);
 
+    /// <summary>
+    /// Packs the weights offline (<see cref="DeconvKernel.PackWeights(ConvTransposeGeometry, ReadOnlySpan{float}, long, Span{float})"/>)
+    /// into a 1-D initializer named <paramref name="packedWeightName"/> and builds the node reading (input, packed W[, B])
+    /// and writing <paramref name="output"/>. With a <paramref name="sink"/>, a large packed weight is written to it slice
+    /// by slice (never held whole) and the initializer refers to it; the bytes are the same either way.
+    /// </summary>
     public static (NodeProto Node, TensorProto PackedWeights) Lower(PluginPlan plan, string input, string output,
-        string packedWeightName, string nodeName)
+        string packedWeightName, string nodeName, IWeightSink? sink = null)
     {
         var g = plan.Geometry;
-        var packed = plan.PackedWeights ?? Pack(g, plan.Weights);
-        // Packed weights are never modified after packing: the tensor takes the array as is (one copy of a large weight).
-        var weights = Tensors.FromFloatsOwned(packedWeightName, [packed.LongLength], packed);
+        var onnxWeights = plan.Weights;
+        var weights = ComputedTensors.Floats(packedWeightName, [DeconvKernel.PackedWeightLength(g)], 1,
+            (first, dst) => DeconvKernel.PackWeights(g, onnxWeights, first, dst), sink);
 
         var node = new NodeProto { Name = nodeName, OpType = T.OpType, Domain = T.Domain };
         node.Input.Add(input);

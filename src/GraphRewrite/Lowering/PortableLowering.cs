@@ -30,6 +30,8 @@ public sealed record LoweringRequest
     /// <summary>Every spatial dim of the input is a known constant (the Reshape/Transpose interleave then uses constant shapes).</summary>
     public required bool StaticSpatial { get; init; }
     public PhaseForm Form { get; init; } = PhaseForm.Auto;
+    /// <summary>Where large rearranged weights are written slice by slice (never held whole); null = built in memory.</summary>
+    public IWeightSink? Sink { get; init; }
 }
 
 /// <summary>The decision, made without touching weights (cheap, for matching).</summary>
@@ -94,7 +96,7 @@ public static class PortableLowering
     /// Builds the nodes. <paramref name="weights"/> is ONNX ConvTranspose layout [Cin, Cout/group, K...];
     /// <paramref name="bias"/> has Cout values or is null.
     /// </summary>
-    public static LoweredNodes Lower(TransposedConvPlan plan, ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, LoweringRequest request)
+    public static LoweredNodes Lower(TransposedConvPlan plan, ReadOnlyMemory<float> weights, ReadOnlySpan<float> bias, LoweringRequest request)
     {
         var choice = Choose(plan, request);
         var g = plan.Geometry;
@@ -114,9 +116,9 @@ public static class PortableLowering
         if (choice.Form == PhaseForm.Combined)
         {
             phasesOut = Value("polyphase_conv", !needsInterleave && !needsSlice);
-            var (w, b) = CombinedWeights(plan, weights, bias, choice.PhaseMajorChannels);
             string wName = request.UniqueName("polyphase_W");
-            inits.Add(Tensors.FromFloatsOwned(wName, [plan.OutChannels * plan.PhaseCount, g.InChannelsPerGroup, .. plan.Axes.Select(a => a.CombinedLength)], w));
+            inits.Add(CombinedWeights(plan, weights, choice.PhaseMajorChannels, wName, request.Sink));
+            var b = CombinedBias(plan, bias, choice.PhaseMajorChannels);
             var inputs = new List<string> { request.Input, wName };
             if (b is not null)
             {
@@ -145,10 +147,9 @@ public static class PortableLowering
             int ph = 0;
             foreach (var combo in plan.PhaseCombinations())
             {
-                var w = PhaseWeights(plan, weights, combo);
                 string wName = request.UniqueName($"phase{ph}_W");
                 long[] lens = combo.Select(p => p.Length).ToArray();
-                inits.Add(Tensors.FromFloatsOwned(wName, [plan.OutChannels, g.InChannelsPerGroup, .. lens], w));
+                inits.Add(PhaseWeights(plan, weights, combo, wName, request.Sink));
                 var inputs = new List<string> { request.Input, wName };
                 if (bName is not null) inputs.Add(bName);
                 string o = request.UniqueName($"phase{ph}_conv");
@@ -220,56 +221,74 @@ public static class PortableLowering
 
     /// <summary>
     /// One Conv kernel [Cout*S, Cin/group, L...]: channel (g*Cog+oc)*S + ph (CRD, keeps each group contiguous) or
-    /// ph*Cout + g*Cog+oc (phase-major, for DepthToSpace DCR; only valid with group 1).
+    /// ph*Cout + g*Cog+oc (phase-major, for DepthToSpace DCR; only valid with group 1). Computed one output channel
+    /// (row) at a time, so it can be written in slices (see <see cref="ComputedTensors.Floats"/>).
     /// </summary>
-    private static (float[] W, float[]? B) CombinedWeights(TransposedConvPlan plan, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, bool phaseMajor)
+    private static TensorProto CombinedWeights(TransposedConvPlan plan, ReadOnlyMemory<float> weights, bool phaseMajor, string name, IWeightSink? sink)
     {
         var g = plan.Geometry;
         long S = plan.PhaseCount, cout = plan.OutChannels, cig = g.InChannelsPerGroup, cog = g.OutChannelsPerGroup;
         long[] lens = plan.Axes.Select(a => a.CombinedLength).ToArray();
         long lSpatial = lens.Aggregate(1L, (p, v) => p * v);
         long kSpatial = plan.Axes.Aggregate(1L, (p, a) => p * a.Geometry.Kernel);
-        var dst = new float[checked(cout * S * cig * lSpatial)];
-        long ph = 0;
-        foreach (var combo in plan.PhaseCombinations())
+        // Per phase, its (ConvTranspose tap, Conv tap) pairs: at most the kernel's taps each.
+        var pairs = plan.PhaseCombinations()
+            .Select(combo => TapPairs(plan, combo, (axis, tap) => plan.Axes[axis].CombinedKernelIndex(tap.Offset), lens).ToArray())
+            .ToArray();
+        long row = Math.Max(1, cig * lSpatial);
+        return ComputedTensors.Floats(name, [cout * S, cig, .. lens], row, (first, dst) =>
         {
-            foreach (var (src, to) in TapPairs(plan, combo, (axis, tap) => plan.Axes[axis].CombinedKernelIndex(tap.Offset), lens))
-                for (long grp = 0; grp < g.Group; grp++)
-                    for (long oc = 0; oc < cog; oc++)
-                    {
-                        long co = grp * cog + oc;
-                        long chan = phaseMajor ? ph * cout + co : co * S + ph;
-                        for (long ic = 0; ic < cig; ic++)
-                            dst[(chan * cig + ic) * lSpatial + to] = w[(int)(((grp * cig + ic) * cog + oc) * kSpatial + src)];
-                    }
-            ph++;
-        }
-        float[]? b = null;
-        if (bias.Length > 0)
-        {
-            b = new float[cout * S];
-            for (long p = 0; p < S; p++)
-                for (long co = 0; co < cout; co++)
-                    b[phaseMajor ? p * cout + co : co * S + p] = bias[(int)co];
-        }
-        return (dst, b);
+            dst.Clear(); // taps a phase does not have stay zero
+            var w = weights.Span;
+            for (long r = 0, rows = dst.Length / row; r < rows; r++)
+            {
+                long chan = first / row + r;
+                long ph = phaseMajor ? chan / cout : chan % S;
+                long co = phaseMajor ? chan % cout : chan / S;
+                long grp = co / cog, oc = co % cog;
+                var to = dst.Slice((int)(r * row), (int)row);
+                foreach (var (src, at) in pairs[ph])
+                    for (long ic = 0; ic < cig; ic++)
+                        to[(int)(ic * lSpatial + at)] = w[(int)(((grp * cig + ic) * cog + oc) * kSpatial + src)];
+            }
+        }, sink);
     }
 
-    /// <summary>One phase combination's own kernel [Cout, Cin/group, T...] (groups stay contiguous as in any Conv).</summary>
-    private static float[] PhaseWeights(TransposedConvPlan plan, ReadOnlySpan<float> w, AxisPhase[] combo)
+    /// <summary>The combined Conv's bias [Cout*S], in the same channel order as <see cref="CombinedWeights"/>; null without a bias.</summary>
+    private static float[]? CombinedBias(TransposedConvPlan plan, ReadOnlySpan<float> bias, bool phaseMajor)
+    {
+        if (bias.Length == 0) return null;
+        long S = plan.PhaseCount, cout = plan.OutChannels;
+        var b = new float[cout * S];
+        for (long p = 0; p < S; p++)
+            for (long co = 0; co < cout; co++)
+                b[phaseMajor ? p * cout + co : co * S + p] = bias[(int)co];
+        return b;
+    }
+
+    /// <summary>One phase combination's own kernel [Cout, Cin/group, T...] (groups stay contiguous as in any Conv), one output channel (row) at a time.</summary>
+    private static TensorProto PhaseWeights(TransposedConvPlan plan, ReadOnlyMemory<float> weights, AxisPhase[] combo, string name, IWeightSink? sink)
     {
         var g = plan.Geometry;
         long cout = plan.OutChannels, cig = g.InChannelsPerGroup, cog = g.OutChannelsPerGroup;
         long[] lens = combo.Select(p => p.Length).ToArray();
         long lSpatial = lens.Aggregate(1L, (p, v) => p * v);
         long kSpatial = plan.Axes.Aggregate(1L, (p, a) => p * a.Geometry.Kernel);
-        var dst = new float[checked(cout * cig * lSpatial)];
-        foreach (var (src, to) in TapPairs(plan, combo, (axis, tap) => combo[axis].KernelIndex(tap.Offset), lens))
-            for (long grp = 0; grp < g.Group; grp++)
-                for (long oc = 0; oc < cog; oc++)
+        var pairs = TapPairs(plan, combo, (axis, tap) => combo[axis].KernelIndex(tap.Offset), lens).ToArray();
+        long row = Math.Max(1, cig * lSpatial);
+        return ComputedTensors.Floats(name, [cout, cig, .. lens], row, (first, dst) =>
+        {
+            dst.Clear();
+            var w = weights.Span;
+            for (long r = 0, rows = dst.Length / row; r < rows; r++)
+            {
+                long co = first / row + r, grp = co / cog, oc = co % cog;
+                var to = dst.Slice((int)(r * row), (int)row);
+                foreach (var (src, at) in pairs)
                     for (long ic = 0; ic < cig; ic++)
-                        dst[((grp * cog + oc) * cig + ic) * lSpatial + to] = w[(int)(((grp * cig + ic) * cog + oc) * kSpatial + src)];
-        return dst;
+                        to[(int)(ic * lSpatial + at)] = w[(int)(((grp * cig + ic) * cog + oc) * kSpatial + src)];
+            }
+        }, sink);
     }
 
     /// <summary>Every tap tuple of a phase combination: (flat index into the ConvTranspose kernel, flat index into the Conv kernel).</summary>

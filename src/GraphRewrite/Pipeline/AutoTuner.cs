@@ -88,7 +88,7 @@ public static class AutoTuner
                 node.Input.Count > 0 ? shapes.GetValueOrDefault(node.Input[0]) : null, shapeProblem, options, threads, timer, cache));
         }
         var chosen = decisions.Where(d => d.Choice != Unchanged).ToList();
-        var (model, lowered, restored) = Build(prePassed, decisions, chosen, reverted: null, options.AfterNode);
+        var (model, lowered, restored) = Build(prePassed, decisions, chosen, reverted: null, options.AfterNode, options.Spill);
         var reports = Compose(prePassReports, sources, lowered, restored);
         if (!reports.Any(r => r.Rewritten))
         {
@@ -141,7 +141,7 @@ public static class AutoTuner
                 revertedSet.Add(undo.Index);
                 warnings.Add($"the optimized model was slower than the original ({Ms(times[1])} vs {Ms(times[0])} ms): {undo.Description} reverted to "
                     + (undo.Origin is null ? "the unchanged ConvTranspose" : $"the original {undo.Origin.Ops}"));
-                (model, lowered, restored) = Build(prePassed, decisions, remaining, revertedSet, options.AfterNode);
+                (model, lowered, restored) = Build(prePassed, decisions, remaining, revertedSet, options.AfterNode, options.Spill);
                 reports = Compose(prePassReports, sources, lowered, restored);
                 if (!reports.Any(r => r.Rewritten)) // every choice undone and no pre-pass rewrite: that is the original
                     return new OptimizeResult(original.Clone(), reports)
@@ -171,7 +171,7 @@ public static class AutoTuner
 
     /// <summary>Applies <paramref name="chosen"/> to a clone of <paramref name="prePassed"/>; one report per ConvTranspose, in graph order.</summary>
     private static (ModelProto Model, List<NodeReport> Reports, HashSet<string> Restored) Build(ModelProto prePassed, IReadOnlyList<Decision> all,
-        IReadOnlyList<Decision> chosen, IReadOnlySet<int>? reverted, Action<ModelProto>? afterNode)
+        IReadOnlyList<Decision> chosen, IReadOnlySet<int>? reverted, Action<ModelProto>? afterNode, SpillFile? spill)
     {
         var restored = new HashSet<string>(StringComparer.Ordinal);
         var model = prePassed.Clone();
@@ -193,7 +193,7 @@ public static class AutoTuner
             };
             if (apply.Contains(d.Index))
             {
-                report = ApplyChoice(model, targets[d.Index], d, hints) ?? report with { Reason = $"{d.Choice} no longer matches in the model" };
+                report = ApplyChoice(model, targets[d.Index], d, hints, spill) ?? report with { Reason = $"{d.Choice} no longer matches in the model" };
                 if (report.Rewritten) afterNode?.Invoke(model);
             }
             else if (d.Origin is not null)
@@ -234,21 +234,21 @@ public static class AutoTuner
         return result;
     }
 
-    private static NodeReport? ApplyChoice(ModelProto model, NodeProto node, Decision d, IReadOnlyDictionary<string, long[]> hints)
+    private static NodeReport? ApplyChoice(ModelProto model, NodeProto node, Decision d, IReadOnlyDictionary<string, long[]> hints, SpillFile? spill)
     {
         var common = new NodeReport
         {
             Node = d.Description, Pattern = Ops.ConvTranspose.OpType, Rewritten = true, Candidates = d.Candidates, Choice = d.Choice, Cached = d.Cached,
         };
         if (d.Choice == Plugin)
-            return ConvTransposeToPlugin.TryRewrite(model, node, out var pr)
+            return ConvTransposeToPlugin.TryRewrite(model, node, out var pr, spill)
                 ? pr with { Candidates = d.Candidates, Choice = d.Choice, Cached = d.Cached }
                 : null;
         if (d.Choice == DerivedConvTranspose)
             return common with { Rewritten = false, Reason = $"the ConvTranspose derived from {d.Origin?.Ops ?? "the pattern"} was fastest" };
         var form = d.Choice == PortablePerPhase ? PhaseForm.PerPhase : PhaseForm.Combined;
         if (!ConvTransposeToPortable.TryMatch(new GraphIndex(model), node, form, out var match, out _, hints) || match is null) return null;
-        var lowered = ConvTransposeToPortable.Apply(model, match);
+        var lowered = ConvTransposeToPortable.Apply(model, match, spill);
         return common with
         {
             Lowering = match.Note is null ? lowered.Description : $"{lowered.Description} ({match.Note})",

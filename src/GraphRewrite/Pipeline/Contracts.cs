@@ -39,6 +39,12 @@ public sealed record OptimizeOptions
     /// (see <see cref="IO.SpillFile"/>) and never hold every rewritten weight of a large model at once.
     /// </summary>
     public Action<ModelProto>? AfterNode { get; init; }
+
+    /// <summary>
+    /// Where the portable and plugin lowerings write large rearranged weights slice by slice, so a node's lowered weight
+    /// is never held whole next to the weight it is computed from (the large-model path); null = in memory.
+    /// </summary>
+    public IO.SpillFile? Spill { get; init; }
 }
 
 /// <summary>One candidate lowering of a node under <see cref="Target.Auto"/>: its median time, or why it was not timed.</summary>

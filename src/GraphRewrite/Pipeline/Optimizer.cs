@@ -40,7 +40,7 @@ public static class Optimizer
             case Target.Portable: break;
             case Target.Plugin:
             {
-                var rewritten = ConvTransposeToPlugin.RewriteAll(result, options.AfterNode);
+                var rewritten = ConvTransposeToPlugin.RewriteAll(result, options.AfterNode, options.Spill);
                 reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, rewritten.Nodes));
                 return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
             }
@@ -64,7 +64,7 @@ public static class Optimizer
                 reports.Add(new NodeReport { Node = name, Pattern = Ops.ConvTranspose.OpType, Rewritten = false, Reason = reason });
                 continue;
             }
-            var lowered = ConvTransposeToPortable.Apply(result, match);
+            var lowered = ConvTransposeToPortable.Apply(result, match, options.Spill);
             options.AfterNode?.Invoke(result);
             reports.Add(new NodeReport
             {

@@ -28,7 +28,8 @@ public static class ConvTransposeToPlugin
     public const string PatternName = "ConvTranspose";
 
     /// <summary>Rewrites <paramref name="node"/> if it matches; the report says what happened (or why not).</summary>
-    public static bool TryRewrite(ModelProto model, NodeProto node, out NodeReport report)
+    /// <param name="spill">Where a large packed weight is written slice by slice (never held whole), or null for in memory.</param>
+    public static bool TryRewrite(ModelProto model, NodeProto node, out NodeReport report, SpillFile? spill = null)
     {
         var index = new GraphIndex(model);
         if (!Match(index, node, out var match, out var reason))
@@ -36,7 +37,7 @@ public static class ConvTransposeToPlugin
             report = new NodeReport { Node = Attributes.Describe(node), Pattern = PatternName, Rewritten = false, Reason = reason };
             return false;
         }
-        Apply(model, match!);
+        Apply(model, match!, spill);
         report = new NodeReport
         {
             Node = Attributes.Describe(node),
@@ -51,12 +52,13 @@ public static class ConvTransposeToPlugin
 
     /// <summary>Rewrites every ConvTranspose in the main graph; one report per ConvTranspose.</summary>
     /// <param name="afterNode">Called after each rewritten node (e.g. to move its new weights out of memory).</param>
-    public static OptimizeResult RewriteAll(ModelProto model, Action<ModelProto>? afterNode = null)
+    /// <param name="spill">Where large packed weights are written slice by slice, or null for in memory.</param>
+    public static OptimizeResult RewriteAll(ModelProto model, Action<ModelProto>? afterNode = null, SpillFile? spill = null)
     {
         var reports = new List<NodeReport>();
         foreach (var node in model.Graph.Node.Where(ConvTransposeNode.Is).ToList())
         {
-            if (TryRewrite(model, node, out var r)) afterNode?.Invoke(model);
+            if (TryRewrite(model, node, out var r, spill)) afterNode?.Invoke(model);
             reports.Add(r);
         }
         return new OptimizeResult(model, reports);
@@ -145,8 +147,7 @@ public static class ConvTransposeToPlugin
         try { weights = index.Model is { } m ? ModelIO.TensorFloats(m, wt) : Tensors.ToFloats(wt); }
         catch (Exception e) when (e is InvalidDataException or ModelFormatException) { reason = e.Message; return false; }
 
-        float[] packed;
-        try { packed = PluginLowering.Pack(g, weights); }
+        try { PluginLowering.CheckPackable(g, weights); }
         catch (ArgumentException e) { reason = $"the plugin kernel cannot run this geometry: {e.Message}"; return false; }
 
         var (act, epilogue) = FusableActivation(index, node);
@@ -155,7 +156,6 @@ public static class ConvTransposeToPlugin
         {
             Geometry = g,
             Weights = weights,
-            PackedWeights = packed,
             BiasName = b,
             Epilogue = epilogue,
             OutputShape = attrs.OutputShape is null ? null : g.Axes.Select(a => a.Output).ToArray(),
@@ -165,7 +165,8 @@ public static class ConvTransposeToPlugin
     }
 
     /// <summary>Replaces the matched node (and fused activation) by the TransposedConv node; drops what became unused.</summary>
-    public static void Apply(ModelProto model, PluginMatch match)
+    /// <param name="spill">Where a large packed weight is written slice by slice (never held whole), or null for in memory.</param>
+    public static void Apply(ModelProto model, PluginMatch match, SpillFile? spill = null)
     {
         var graph = model.Graph;
         var index = new GraphIndex(model);
@@ -173,7 +174,7 @@ public static class ConvTransposeToPlugin
         string packedName = Unique(used, $"{match.WeightName}_onnxdeconv_packed");
         string output = match.Activation?.Output[0] ?? match.Node.Output[0];
         string name = string.IsNullOrEmpty(match.Node.Name) ? Unique(used, $"{T.OpType}_{output}") : match.Node.Name;
-        var (node, packed) = PluginLowering.Lower(match.Plan, match.Node.Input[0], output, packedName, name);
+        var (node, packed) = PluginLowering.Lower(match.Plan, match.Node.Input[0], output, packedName, name, spill?.For(model));
 
         int at = graph.Node.IndexOf(match.Node);
         if (at < 0) throw new InvalidOperationException($"node {Attributes.Describe(match.Node)} is not in the main graph");

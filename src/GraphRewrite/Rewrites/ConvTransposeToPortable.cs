@@ -153,8 +153,9 @@ public static class ConvTransposeToPortable
         return c;
     }
 
-    /// <summary>Rewrites the matched node in <paramref name="graph"/> (the graph the index was built on). Returns the lowering used.</summary>
-    public static LoweredNodes Apply(ModelProto model, ConvTransposeMatch match)
+    /// <summary>Rewrites the matched node in <paramref name="model"/> (the model the index was built on). Returns the lowering used.</summary>
+    /// <param name="spill">Where large rearranged weights are written slice by slice (never held whole), or null for in memory.</param>
+    public static LoweredNodes Apply(ModelProto model, ConvTransposeMatch match, SpillFile? spill = null)
     {
         var graph = model.Graph;
         var ctx = new RewriteContext(graph);
@@ -173,6 +174,7 @@ public static class ConvTransposeToPortable
             Opset = match.Opset,
             StaticSpatial = match.StaticSpatial,
             Form = match.Choice.Form,
+            Sink = spill?.For(model),
         });
         ctx.ReplaceNode(match.Node, lowered.Nodes);
         graph.Initializer.AddRange(lowered.Initializers);

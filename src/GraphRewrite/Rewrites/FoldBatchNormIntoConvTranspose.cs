@@ -82,20 +82,20 @@ public static class FoldBatchNormIntoConvTranspose
             f[c] = p[0][c] / Math.Sqrt(v);
         }
 
+        // Scaled in place: Floats returns a fresh array, and a large weight is then held once, not read and folded.
         var w = index.Floats(wt);
         long taps = wShape.Skip(2).Aggregate(1L, (a, b) => a * b);
-        var w2 = new float[w.Length];
         for (long g = 0; g < group; g++)
         for (long ic = 0; ic < cig; ic++)
         for (long oc = 0; oc < cog; oc++)
         {
             double scale = f[g * cog + oc];
             long at = ((g * cig + ic) * cog + oc) * taps;
-            for (long t = 0; t < taps; t++) w2[at + t] = (float)(w[at + t] * scale);
+            for (long t = 0; t < taps; t++) w[at + t] = (float)(w[at + t] * scale);
         }
         var b2 = new float[cout];
         for (long c = 0; c < cout; c++) b2[c] = (float)(((bias?[c] ?? 0.0) - p[2][c]) * f[c] + p[1][c]);
-        match = new BatchNormFoldMatch(ct, bn, wShape, w2, b2);
+        match = new BatchNormFoldMatch(ct, bn, wShape, w, b2);
         return null;
     }
 

@@ -258,7 +258,8 @@ public static class ResizeConvToConvTranspose
         bool oldIr = model.IrVersion < 4; // that IR lists initializers among the graph inputs; keep its convention
 
         string weightName = editor.UniqueValueName($"{conv.Input[1]}_convtranspose");
-        editor.AddInitializer(Tensors.FromFloats(weightName, match.WeightShape, match.Weights));
+        // The derived weights were computed for this match alone: the tensor takes the array (one copy of a large weight).
+        editor.AddInitializer(Tensors.FromFloatsOwned(weightName, match.WeightShape, match.Weights));
         if (oldIr) graph.Input.Add(ModelBuilder.ValueInfo(weightName, DataType.Float, match.WeightShape));
 
         var ct = new NodeProto

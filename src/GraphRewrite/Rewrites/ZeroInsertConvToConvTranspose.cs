@@ -123,7 +123,8 @@ public static class ZeroInsertConvToConvTranspose
         var ctx = new RewriteContext(model.Graph);
         var conv = match.Conv;
         string wName = ctx.UniqueName($"{match.WeightName}_convtranspose");
-        model.Graph.Initializer.Add(Tensors.FromFloats(wName, derived.WeightShape, derived.Weights));
+        // Derived just now for this rewrite: the tensor takes the array (one copy of a large weight).
+        model.Graph.Initializer.Add(Tensors.FromFloatsOwned(wName, derived.WeightShape, derived.Weights));
         var node = new NodeProto
         {
             OpType = Ops.ConvTranspose.OpType,

@@ -553,7 +553,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                     TS.StoreInterleaved2(yo, yc + it.SegOut[sg + 1], a, c);
                     if (ep.Kind != Activation.None && !relu)
                     {
-                        for (int e = 0; e < seg * s; e++) yo[e] = ep.Apply(yo[e]);
+                        ep.ApplyInPlace(new Span<float>(yo, seg * s));
                         yo = yc + it.SegOut[sg + 1];
                     }
                     sg++;
@@ -573,7 +573,7 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                     for (int j = 0; j < seg; j++)
                         for (int k = 0; k < s; k++) yo[j * s + k] = t0[k * p.TileFloats + j];
                 if (ep.Kind != Activation.None && !relu)
-                    for (int e = 0; e < seg * s; e++) yo[e] = ep.Apply(yo[e]);
+                    ep.ApplyInPlace(new Span<float>(yo, seg * s));
             }
         }
     }
@@ -727,7 +727,10 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 else if (ep.Kind == Activation.Relu)
                     for (int j = 0; j < count; j++) { float v = tr[j]; yo[j * step] = v > 0 ? v : 0f; }
                 else
-                    for (int j = 0; j < count; j++) yo[j * step] = ep.Apply(tr[j]);
+                {
+                    ep.ApplyInPlace(new Span<float>(tr, count));
+                    for (int j = 0; j < count; j++) yo[j * step] = tr[j];
+                }
                 continue;
             }
             switch (ep.Kind)
@@ -739,7 +742,10 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                     for (int j = 0; j < count; j++) { float v = tr[j] + bv; yc[off[j]] = v > 0 ? v : 0f; }
                     break;
                 default:
-                    for (int j = 0; j < count; j++) yc[off[j]] = ep.Apply(tr[j] + bv);
+                    // The tile row is scratch: bias and activation in place (vectorised), then the scatter.
+                    for (int j = 0; j < count; j++) tr[j] += bv;
+                    ep.ApplyInPlace(new Span<float>(tr, count));
+                    for (int j = 0; j < count; j++) yc[off[j]] = tr[j];
                     break;
             }
         }

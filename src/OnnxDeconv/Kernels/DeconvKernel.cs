@@ -1,3 +1,7 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using OnnxDeconv.Geometry;
 
 namespace OnnxDeconv.Kernels;
@@ -20,6 +24,58 @@ public readonly record struct Epilogue(Activation Kind, float Alpha = 0.01f, flo
         Activation.Tanh => MathF.Tanh(v),
         _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "unknown activation"),
     };
+
+    /// <summary>
+    /// <see cref="Apply"/> over a contiguous run, in place and vectorised: the per-element call (a switch, and a scalar
+    /// exp/tanh for Sigmoid/Tanh) cost more than the convolution itself on small-channel layers such as a generator's
+    /// last 64->3 layer followed by Tanh. Relu/LeakyRelu/Clip give exactly <see cref="Apply"/>'s values (NaN included);
+    /// Sigmoid/Tanh use <see cref="TensorPrimitives"/>, within a few ulp of MathF.
+    /// </summary>
+    public void ApplyInPlace(Span<float> values)
+    {
+        switch (Kind)
+        {
+            case Activation.None:
+                return;
+            case Activation.Sigmoid or Activation.Tanh when values.IsEmpty:
+                return; // TensorPrimitives rejects an empty Sigmoid
+            case Activation.Sigmoid:
+                TensorPrimitives.Sigmoid(values, values);
+                return;
+            case Activation.Tanh:
+                TensorPrimitives.Tanh(values, values);
+                return;
+        }
+        int i = 0, l = Vector<float>.Count;
+        if (Vector.IsHardwareAccelerated)
+        {
+            ref float r0 = ref MemoryMarshal.GetReference(values);
+            var zero = Vector<float>.Zero;
+            var alpha = new Vector<float>(Alpha);
+            var lo = new Vector<float>(Min);
+            var hi = new Vector<float>(Max);
+            for (; i + l <= values.Length; i += l)
+            {
+                ref float ri = ref Unsafe.Add(ref r0, i);
+                var v = Vector.LoadUnsafe(ref ri);
+                v = Kind switch
+                {
+                    Activation.Relu => Vector.ConditionalSelect(Vector.GreaterThan(v, zero), v, zero),
+                    Activation.LeakyRelu => Vector.ConditionalSelect(Vector.GreaterThanOrEqual(v, zero), v, v * alpha),
+                    // Math.Max/Min keep NaN: compare-and-select leaves a NaN lane untouched by both bounds.
+                    _ => ClampKeepNaN(v, lo, hi),
+                };
+                v.StoreUnsafe(ref ri);
+            }
+        }
+        for (; i < values.Length; i++) values[i] = Apply(values[i]);
+    }
+
+    private static Vector<float> ClampKeepNaN(Vector<float> v, Vector<float> lo, Vector<float> hi)
+    {
+        v = Vector.ConditionalSelect(Vector.LessThan(v, lo), lo, v);
+        return Vector.ConditionalSelect(Vector.GreaterThan(v, hi), hi, v);
+    }
 }
 
 /// <summary>Runs <c>count</c> independent work items, possibly in parallel (ONNX Runtime's intra-op pool in the plugin).</summary>
@@ -60,23 +116,43 @@ public static class DeconvKernel
     public static void PackWeights(ConvTransposeGeometry g, ReadOnlySpan<float> onnxWeights, Span<float> packed)
     {
         long n = PackedWeightLength(g);
-        if (onnxWeights.Length != n) throw new ArgumentException($"W has {onnxWeights.Length} values; geometry needs {n}");
         if (packed.Length != n) throw new ArgumentException($"packed W has {packed.Length} values; geometry needs {n}");
+        PackWeights(g, onnxWeights, 0, packed);
+    }
+
+    /// <summary>
+    /// Values [<paramref name="first"/>, first + packed.Length) of what <see cref="PackWeights(ConvTransposeGeometry, ReadOnlySpan{float}, Span{float})"/>
+    /// writes, so a large packed weight can be produced (and written out) slice by slice with the same layout code.
+    /// Throws ArgumentException for a geometry the kernel refuses (also for an empty slice).
+    /// </summary>
+    public static void PackWeights(ConvTransposeGeometry g, ReadOnlySpan<float> onnxWeights, long first, Span<float> packed)
+    {
+        long n = PackedWeightLength(g);
+        if (onnxWeights.Length != n) throw new ArgumentException($"W has {onnxWeights.Length} values; geometry needs {n}");
+        if (first < 0 || first + packed.Length > n) throw new ArgumentException($"packed W slice [{first}, {first + packed.Length}) is outside its {n} values");
         var plan = GetPlan(g, KernelIsa.Scalar, null);
         int cig = plan.Cig, cog = plan.Cog, ks = plan.KernelSpatial;
-        long pos = 0;
+        long end = first + packed.Length;
+        long pos = 0; // packed index of the current block's first value
         int block = DeconvPlan.BlockFor(g);
-        for (long grp = 0; grp < g.Group; grp++)
+        for (long grp = 0; grp < g.Group && pos < end; grp++)
         foreach (var res in plan.AllResidues)
         for (int cb = 0; cb < cog; cb += block)
         {
             int mr = Math.Min(block, cog - cb);
-            for (int ci = 0; ci < cig; ci++)
-            for (int t = 0; t < res.Taps; t++)
-            for (int i = 0; i < mr; i++)
-                packed[(int)pos++] = onnxWeights[(int)(((grp * cig + ci) * cog + cb + i) * ks + res.TapK[t])];
+            long blockLength = (long)cig * res.Taps * mr;
+            if (pos + blockLength <= first || pos >= end) { pos += blockLength; continue; }
+            // Rows of mr channels, one per (ci, tap); only the rows overlapping the slice are visited.
+            long row0 = Math.Max(0, first - pos) / mr, rows = Math.Min(blockLength, end - pos + mr - 1) / mr;
+            for (long r = row0; r < rows; r++)
+            {
+                long ci = r / res.Taps, t = r % res.Taps, at = pos + r * mr;
+                long src = ((grp * cig + ci) * cog + cb) * ks + res.TapK[t];
+                for (int i = 0; i < mr; i++, at++)
+                    if (at >= first && at < end) packed[(int)(at - first)] = onnxWeights[(int)(src + (long)i * ks)];
+            }
+            pos += blockLength;
         }
-        if (pos != n) throw new InvalidOperationException($"packing wrote {pos} of {n} values");
     }
 
     /// <summary>

@@ -197,7 +197,7 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
         long n = item / g.Group, grp = item % g.Group;
         int cog = d.Cog, ks = d.KernelSpatial, st = d.Stride, outLast = d.OutputLast;
         var ep = Epilogue;
-        bool scalarActivation = ep.Kind is Activation.Sigmoid or Activation.Tanh;
+        bool exponentialActivation = ep.Kind is Activation.Sigmoid or Activation.Tanh; // not in Act: applied per row
         var scratch = DepthwiseScratch.For(d);
         fixed (float* fs = scratch.Floats)
         {
@@ -220,8 +220,7 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
                     float* yr = Y + (n * g.OutChannels + co) * p.OutSpatial + (long)ro * outLast;
                     float bias = B == null ? 0f : B[co];
                     Row(plane, termOff, termK, wk + i * ks, start, st, outLast, bias, yr, tmp, ep);
-                    if (scalarActivation)
-                        for (int o = 0; o < outLast; o++) yr[o] = ep.Apply(yr[o]);
+                    if (exponentialActivation) ep.ApplyInPlace(new Span<float>(yr, outLast));
                 }
             }
         }
@@ -401,7 +400,7 @@ internal sealed unsafe class DepthwiseJob<TS, TV> : DeconvJob where TS : struct,
     private static Vector512<int> Interleave512High => Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
 
     /// <summary>The vectorisable activations in registers (same results as <see cref="Epilogue.Apply"/>); Sigmoid and Tanh
-    /// pass through here and are applied per element after the row is written.</summary>
+    /// pass through here and are applied to the whole row after it is written.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV Act(TV v, Epilogue ep)
     {

@@ -45,22 +45,27 @@ public static class TransposedConvSchema
 
     private static readonly Lazy<int> PackingFormatLazy = new(ComputePackingFormat);
 
+    /// <summary>
+    /// The fingerprint's probe geometries. They must reach every output-channel block width the packing can choose
+    /// (<see cref="DeconvPlan.BlockFor"/>: 12 for most layers, 48 for wide multi-tap ones; tested), else a change of one
+    /// width's layout would go unnoticed and old models would compute garbage.
+    /// </summary>
+    internal static ConvTransposeGeometry[] FingerprintProbes() =>
+    [
+        ConvTransposeGeometry.Resolve(new ConvTransposeAttributes { Strides = [2] }, [1, 4, 5], [4, 3, 4]),
+        ConvTransposeGeometry.Resolve(new ConvTransposeAttributes { Strides = [2, 3], Dilations = [2, 1], Group = 2 }, [1, 6, 4, 3], [6, 2, 3, 2]),
+        ConvTransposeGeometry.Resolve(new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] }, [1, 8, 3, 3], [8, 5, 4, 4]),
+        ConvTransposeGeometry.Resolve(new ConvTransposeAttributes { Strides = [2, 2], Group = 4 }, [1, 4, 3, 3], [4, 1, 3, 3]),
+        ConvTransposeGeometry.Resolve(new ConvTransposeAttributes { Strides = [2, 1, 2] }, [1, 2, 2, 3, 2], [2, 3, 2, 3, 2]),
+        // Wide output-channel blocks (100 channels: two 48-blocks and a 4-channel tail).
+        ConvTransposeGeometry.Resolve(new ConvTransposeAttributes { Strides = [2, 1], Pads = [1, 0, 1, 0] }, [1, 2, 2, 2], [2, 100, 4, 2]),
+    ];
+
     private static int ComputePackingFormat()
     {
-        (long[] x, long[] w, ConvTransposeAttributes a)[] probes =
-        [
-            ([1, 4, 5], [4, 3, 4], new ConvTransposeAttributes { Strides = [2] }),
-            ([1, 6, 4, 3], [6, 2, 3, 2], new ConvTransposeAttributes { Strides = [2, 3], Dilations = [2, 1], Group = 2 }),
-            ([1, 8, 3, 3], [8, 5, 4, 4], new ConvTransposeAttributes { Strides = [2, 2], Pads = [1, 1, 1, 1] }),
-            ([1, 4, 3, 3], [4, 1, 3, 3], new ConvTransposeAttributes { Strides = [2, 2], Group = 4 }),
-            ([1, 2, 2, 3, 2], [2, 3, 2, 3, 2], new ConvTransposeAttributes { Strides = [2, 1, 2] }),
-            // Many output channels and several taps per phase: the wide channel blocks (DeconvPlan.BlockFor).
-            ([1, 2, 3], [2, 100, 3], new ConvTransposeAttributes { Strides = [2] }),
-        ];
         uint h = 2166136261;
-        foreach (var (x, w, a) in probes)
+        foreach (var g in FingerprintProbes())
         {
-            var g = ConvTransposeGeometry.Resolve(a, x, w);
             int n = checked((int)g.WeightShape.Aggregate(1L, (p, d) => p * d));
             var onnx = new float[n];
             for (int i = 0; i < n; i++) onnx[i] = i + 1;

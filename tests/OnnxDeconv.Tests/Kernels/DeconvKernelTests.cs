@@ -403,6 +403,27 @@ public class DeconvKernelTests
         Assert.Equal(w.OrderBy(v => v), pa.OrderBy(v => v)); // a permutation: every weight exactly once
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    [InlineData(12)]
+    [InlineData(97)]
+    public void PackWeights_InSlices_EqualsPackingWhole(int slice)
+    {
+        // The large-model path packs a weight slice by slice into a file: any cut (inside a 12-channel block, inside a
+        // row, across groups and phases) must give exactly the whole packing.
+        var g = Geo(1, 6, 26, 2, [5, 6], [3, 4], strides: [2, 3], dilations: [1, 2]);
+        var w = Random(new Random(8), g.WeightShape.Aggregate(1L, (p, v) => p * v));
+        var whole = new float[DeconvKernel.PackedWeightLength(g)];
+        DeconvKernel.PackWeights(g, w, whole);
+        var sliced = new float[whole.Length];
+        for (int first = 0; first < sliced.Length; first += slice)
+            DeconvKernel.PackWeights(g, w, first, sliced.AsSpan(first, Math.Min(slice, sliced.Length - first)));
+        Assert.Equal(whole, sliced);
+        // Negative: a slice reaching past the end is refused, not silently short.
+        Assert.Throws<ArgumentException>(() => DeconvKernel.PackWeights(g, w, whole.Length - 2, new float[3]));
+    }
+
     [Fact]
     public void Run_WrongBufferSizes_ThrowClearErrors()
     {

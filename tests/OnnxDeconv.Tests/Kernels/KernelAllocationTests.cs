@@ -37,12 +37,12 @@ public class KernelAllocationTests
     public void Run_SteadyState_AllocatesNothingPerCall(KernelIsa isa)
     {
         foreach (var g in Shapes())
+        foreach (var ep in new[] { new Epilogue(Activation.Relu), new Epilogue(Activation.Tanh), new Epilogue(Activation.Clip, Min: 0f, Max: 6f) })
         {
             var (x, packed, b, y) = Buffers(g);
-            var ep = new Epilogue(Activation.Relu);
             DeconvKernel.Run(g, ep, x, packed, b, y, null, isa, null); // warm-up: plan, job, per-thread scratch
-            long allocated = SteadyStateAllocation(() => DeconvKernel.Run(g, ep, x, packed, b, y, null, isa, null));
-            Assert.True(allocated == 0, $"{isa}, input [{string.Join(",", g.InputShape)}]: {allocated} bytes allocated in 5 steady-state calls");
+            long allocated = SmallestWindow(() => DeconvKernel.Run(g, ep, x, packed, b, y, null, isa, null));
+            Assert.True(allocated == 0, $"{isa}, {ep.Kind}, input [{string.Join(",", g.InputShape)}]: every window of 5 steady-state calls allocated, the least {allocated} bytes");
         }
     }
 
@@ -56,8 +56,8 @@ public class KernelAllocationTests
             var ep = new Epilogue(Activation.Relu);
             var plan = DeconvKernel.GetPlan(g, isa, null);
             DeconvKernel.Run(plan, ep, x, packed, b, y, null);
-            long allocated = SteadyStateAllocation(() => DeconvKernel.Run(plan, ep, x, packed, b, y, null));
-            Assert.True(allocated == 0, $"{isa}, input [{string.Join(",", g.InputShape)}]: {allocated} bytes allocated in 5 held-plan calls");
+            long allocated = SmallestWindow(() => DeconvKernel.Run(plan, ep, x, packed, b, y, null));
+            Assert.True(allocated == 0, $"{isa}, input [{string.Join(",", g.InputShape)}]: every window of 5 held-plan calls allocated, the least {allocated} bytes");
 
             var viaCache = new float[y.Length];
             DeconvKernel.Run(g, ep, x, packed, b, viaCache, null, isa, null);
@@ -81,19 +81,18 @@ public class KernelAllocationTests
     }
 
     /// <summary>
-    /// Bytes allocated by 5 calls, retried a few times: the runtime's tiered JIT occasionally allocates on the calling
-    /// thread while it promotes a method (seen on main at random shapes and variants). A per-call allocation in the
-    /// kernel shows in every attempt, so the smallest attempt is non-zero exactly when the kernel allocates.
+    /// The fewest bytes this thread allocated over one window of 5 calls, trying up to 20 windows. A one-time
+    /// allocation by the runtime (a tier-up or on-stack replacement compiling on this thread and loading a type's
+    /// statics) can land in a window; an allocation per call lands in every window, so it still fails the test.
     /// </summary>
-    private static long SteadyStateAllocation(Action call)
+    private static long SmallestWindow(Action call)
     {
         long least = long.MaxValue;
-        for (int attempt = 0; attempt < 10 && least > 0; attempt++)
+        for (int w = 0; w < 20 && least > 0; w++)
         {
             long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < 5; i++) call();
             least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
-            if (least > 0) Thread.Sleep(50);
         }
         return least;
     }

@@ -95,6 +95,15 @@ public sealed class TransposedConvAttributesTests
         Assert.Equal(f, (int)compute.Invoke(null, null)!);
     }
 
+    [Fact]
+    public void PackingFormat_ProbesReachEveryChannelBlockWidth()
+    {
+        // A layout change for a block width no probe uses would leave the fingerprint unchanged and old models would
+        // run with misread weights instead of being refused.
+        var widths = TransposedConvSchema.FingerprintProbes().Select(DeconvPlan.BlockFor).Distinct().Order().ToArray();
+        Assert.Equal(new[] { DeconvPlan.ChannelBlock, DeconvPlan.WideBlock }, widths);
+    }
+
     [Theory]
     [InlineData("", Activation.None)]
     [InlineData("Relu", Activation.Relu)]
