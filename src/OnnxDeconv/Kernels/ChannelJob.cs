@@ -235,7 +235,7 @@ internal sealed unsafe class ChannelJob<TS, TV> : DeconvJob where TS : struct, I
             // one pixel would hit a few sets only (output planes of 1 KB multiples, e.g. 1D 512->256 k16 s8).
             int pixels = outOff.Length;
             long os = p.OutSpatial;
-            bool relu = ep.Kind == Activation.Relu, scalarEp = ep.Kind is not (Activation.None or Activation.Relu);
+            bool relu = ep.Kind == Activation.Relu, otherEp = ep.Kind is not (Activation.None or Activation.Relu);
             int cv = c0;
             for (; cv + l <= c1; cv += l)
             {
@@ -248,8 +248,9 @@ internal sealed unsafe class ChannelJob<TS, TV> : DeconvJob where TS : struct, I
                     if (relu) v = TS.Relu(v);
                     TS.Store(tr, v);
                     float* yo = yc + outOff[j];
-                    if (scalarEp) for (int i = 0; i < l; i++) yo[i * os] = ep.Apply(tr[i]);
-                    else for (int i = 0; i < l; i++) yo[i * os] = tr[i];
+                    // The tile row is scratch: the other activations in place on its vector of channels (vectorised).
+                    if (otherEp) ep.ApplyInPlace(new Span<float>(tr, l));
+                    for (int i = 0; i < l; i++) yo[i * os] = tr[i];
                 }
             }
             for (int c = cv; c < c1; c++)
