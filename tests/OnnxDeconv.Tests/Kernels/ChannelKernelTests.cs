@@ -148,11 +148,7 @@ public class ChannelKernelTests
     {
         var a = Geo(1, 3, 100, 1, [4, 4], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
         var b = Geo(1, 3, 100, 1, [40, 9], [4, 4], strides: [2, 2]);
-        var w = Random(new Random(5), a.WeightShape.Aggregate(1L, (p, v) => p * v));
-        var pa = new float[DeconvKernel.PackedWeightLength(a)];
-        var pb = new float[DeconvKernel.PackedWeightLength(b)];
-        DeconvKernel.PackWeights(a, w, pa);
-        DeconvKernel.PackWeights(b, w, pb);
+        var (w, pa, pb) = PackForBoth(a, b);
         Assert.Equal(pa, pb);
         // Phase (0,0) of k4 s2 has 4 taps; its first block holds 48 channels per (ci, tap): element 1 is channel 1's
         // weight of input channel 0, tap 0 (kernel index 0 for the (0,0) phase).

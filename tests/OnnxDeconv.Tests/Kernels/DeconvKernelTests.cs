@@ -393,11 +393,7 @@ public class DeconvKernelTests
     {
         var a = Geo(1, 4, 10, 2, [5, 6], [3, 4], strides: [2, 2]);
         var b = Geo(1, 4, 10, 2, [7, 3], [3, 4], strides: [2, 2], pads: [1, 2, 0, 1], outputPadding: [1, 0]);
-        var w = Random(new Random(5), a.WeightShape.Aggregate(1L, (p, v) => p * v));
-        var pa = new float[DeconvKernel.PackedWeightLength(a)];
-        var pb = new float[DeconvKernel.PackedWeightLength(b)];
-        DeconvKernel.PackWeights(a, w, pa);
-        DeconvKernel.PackWeights(b, w, pb);
+        var (w, pa, pb) = PackForBoth(a, b);
         Assert.Equal(pa, pb);
         Assert.NotEqual(w, pa); // the layout really is phase-split, not a copy
         Assert.Equal(w.OrderBy(v => v), pa.OrderBy(v => v)); // a permutation: every weight exactly once

@@ -27,6 +27,17 @@ internal static class KernelCheck
         return d;
     }
 
+    /// <summary>Random ONNX-layout weights for <paramref name="a"/>, packed once for each of two geometries that must share a layout.</summary>
+    public static (float[] W, float[] PackedA, float[] PackedB) PackForBoth(ConvTransposeGeometry a, ConvTransposeGeometry b)
+    {
+        var w = Random(new Random(5), a.WeightShape.Aggregate(1L, (p, v) => p * v));
+        var pa = new float[DeconvKernel.PackedWeightLength(a)];
+        var pb = new float[DeconvKernel.PackedWeightLength(b)];
+        DeconvKernel.PackWeights(a, w, pa);
+        DeconvKernel.PackWeights(b, w, pb);
+        return (w, pa, pb);
+    }
+
     public static float[] Random(Random rng, long n, float scale = 1f)
     {
         var a = new float[n];
