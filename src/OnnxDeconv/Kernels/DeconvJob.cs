@@ -403,6 +403,11 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
         }
         it.SegCount = rows;
         it.SegLen = len;
+        if (p.RowPanel)
+        {
+            RowPanelChunk(ref it, q0);
+            return;
+        }
         // Per (row, shift): source offset of the segment (rows outside x: Outside) and its valid pixels [jlo, jhi), the same
         // for every input channel; a whole-vector in-range segment is a plain copy.
         int* lo = it.PadBase + rows * shifts, hi = lo + shifts;
@@ -472,6 +477,66 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                 }
             }
             ComputeFused(ref it, it.Panel, (long)shifts * nb, c0, cc);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="DeconvPlan.RowPanel"/>: the chunk is pixels [q0, q0 + block) of one row. Per input channel, each input
+    /// row a tap reads (<see cref="PadBase"/> holds their leading-axis offsets, or <see cref="Outside"/>) is copied once
+    /// over [q0 + MinShiftLast, + block + spread) with zeros outside x; shift d reads its row at column ShiftLast - MinShiftLast.
+    /// </summary>
+    private void RowPanelChunk(ref Item it, int q0)
+    {
+        var p = Plan;
+        var fg = it.Group!;
+        int nb = p.PixelBlock, mt = p.MaxTaps, s = fg.Phases.Length, l = TS.Lanes, nRows = fg.LeadShift.Length;
+        int w = nb + fg.ShiftLastSpread, inLast = (int)p.Geometry.Axes[p.Rank - 1].Input;
+        long xs = (long)nRows * w;
+        for (int k = 0; k < s; k++)
+            for (int t = 0; t < fg.Phases[k].Taps; t++)
+            {
+                int d = fg.TapShift[k][t];
+                it.FusedTapOff[k * mt + t] = fg.LeadIndex[d] * w + fg.ShiftLast[d] - fg.MinShiftLast;
+            }
+        int x0 = q0 + fg.MinShiftLast;
+        int clo = Math.Clamp(-x0, 0, w), chi = Math.Clamp(inLast - x0, clo, w);
+        // Per row: source of column 0, or Outside (a row of zeros).
+        int* rowSrc = it.PadBase + fg.Shifts.Length;
+        for (int u = 0; u < nRows; u++)
+        {
+            int b = it.PadBase[fg.LeadShift[u]];
+            rowSrc[u] = b == Outside ? Outside : b + x0;
+        }
+        for (int c0 = 0; c0 < p.Cig; c0 += p.PackSlice)
+        {
+            int cc = Math.Min(p.PackSlice, p.Cig - c0);
+            float* dst = it.Panel;
+            for (int ci = 0; ci < cc; ci++)
+            {
+                float* xc = it.Xg + (c0 + ci) * p.InSpatial;
+                for (int u = 0; u < nRows; u++, dst += w)
+                {
+                    int b = rowSrc[u];
+                    if (b == Outside)
+                    {
+                        for (int j = 0; j < w; j++) dst[j] = 0f;
+                        continue;
+                    }
+                    float* src = xc + b;
+                    // Whole vectors inside [clo, chi) (the last one overlapping), scalars only when shorter.
+                    if (chi - clo >= l)
+                    {
+                        int j = clo;
+                        for (; j + l < chi; j += l) TS.Store(dst + j, TS.Load(src + j));
+                        TS.Store(dst + chi - l, TS.Load(src + chi - l));
+                    }
+                    else
+                        for (int j = clo; j < chi; j++) dst[j] = src[j];
+                    for (int j = 0; j < clo; j++) dst[j] = 0f;
+                    for (int j = chi; j < w; j++) dst[j] = 0f;
+                }
+            }
+            ComputeFused(ref it, it.Panel, xs, c0, cc);
         }
     }
 

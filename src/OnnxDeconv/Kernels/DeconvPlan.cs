@@ -44,6 +44,13 @@ internal sealed class FusedGroup
     public required int[] ShiftLead { get; init; }
     /// <summary>Each shift has one per-axis offset vector (false when two differ but alias to one flat offset).</summary>
     public required bool Paddable { get; init; }
+    /// <summary>Per shift: index of its leading-axis offset vector among the distinct ones (an input row of a chunk).</summary>
+    public required int[] LeadIndex { get; init; }
+    /// <summary>Per distinct leading-axis offset vector: the first shift that has it.</summary>
+    public required int[] LeadShift { get; init; }
+    /// <summary>Smallest <see cref="ShiftLast"/>, and the spread max - min (extra columns of a zero-bordered row).</summary>
+    public required int MinShiftLast { get; init; }
+    public required int ShiftLastSpread { get; init; }
 }
 
 /// <summary>
@@ -157,6 +164,12 @@ internal sealed class DeconvPlan
     public int PadRows { get; }
     /// <summary>Pixels of a row per padded chunk segment (the row length, or the block when rows are longer).</summary>
     public int PadLen { get; }
+    /// <summary>
+    /// Padded chunks of one block of one row: each input channel's rows (one per distinct leading-axis tap offset) are
+    /// copied once with their zero borders, [ci][row][block + spread], and every shift reads an offset into them, instead
+    /// of a copy per shift (DCGAN k4 s2 p1: 2 rows of 34 instead of 6 shifts of 32).
+    /// </summary>
+    public bool RowPanel { get; }
 
     public DeconvPlan(ConvTransposeGeometry g, KernelIsa isa, bool? direct = null, bool? channel = null)
     {
@@ -236,6 +249,14 @@ internal sealed class DeconvPlan
             // Blocks that tile rows exactly (whole rows per block, or whole blocks per row): no overlapping chunk.
             for (int c = nr; c >= 1; c--)
                 if (c * Lanes % qRow == 0 || qRow % (c * Lanes) == 0) { nr = c; break; }
+            // Row panels need chunks of one block of one row: prefer whole blocks per row when the rows fit.
+            if (nr * Lanes > qRow)
+                for (int c = nr; c >= 1; c--)
+                    if (qRow % (c * Lanes) == 0)
+                    {
+                        if (fused!.All(fg => (long)fg.LeadShift.Length * (c * Lanes + fg.ShiftLastSpread) <= (long)fg.Shifts.Length * c * Lanes)) nr = c;
+                        break;
+                    }
         }
         else if (fused is not null && interior == qRow && qRow % Lanes == 0 && nr * Lanes > qRow && nr * Lanes % qRow == 0
             && fused.All(fg => LeadingAxesAlwaysInside(g, fg)))
@@ -336,6 +357,9 @@ internal sealed class DeconvPlan
             }
         }
         if (FusedGroups is null) PanelFloats = CiChunk * perCi;
+        // The rows must hold no more than the shifts' copies (the panel is sized for those).
+        RowPanel = Padded && PadRows == 1 && PadLen == PixelBlock
+            && FusedGroups!.All(fg => (long)fg.LeadShift.Length * (PixelBlock + fg.ShiftLastSpread) <= (long)fg.Shifts.Length * PixelBlock);
         FusedPhases = FusedGroups is null ? 1 : (int)g.Axes[r - 1].Stride;
         ScratchFloats = Dw is not null ? Dw.ScratchFloats : PanelFloats + TileFloats * FusedPhases;
 
@@ -523,10 +547,24 @@ internal sealed class DeconvPlan
                     tapShift[k][t] = idx;
                 }
             }
+            var leadIndex = new int[shifts.Count];
+            var leadShift = new List<int>();
+            for (int d = 0; d < shifts.Count; d++)
+            {
+                int u = leadShift.FindIndex(e => shiftLead.Skip(e * last).Take(last).SequenceEqual(shiftLead.Skip(d * last).Take(last)));
+                if (u < 0)
+                {
+                    u = leadShift.Count;
+                    leadShift.Add(d);
+                }
+                leadIndex[d] = u;
+            }
             groups[gi] = new FusedGroup
             {
                 Phases = grp, Shifts = shifts.ToArray(), TapShift = tapShift,
                 ShiftLast = shiftLast.ToArray(), ShiftLead = shiftLead.ToArray(), Paddable = paddable,
+                LeadIndex = leadIndex, LeadShift = leadShift.ToArray(),
+                MinShiftLast = shiftLast.Min(), ShiftLastSpread = shiftLast.Max() - shiftLast.Min(),
             };
         }
         return groups;

@@ -327,6 +327,64 @@ public class DeconvKernelTests
     }
 
     [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_FewOutputChannels_RowPanelChunks_EveryRowLengthAndCout_MatchReference(KernelIsa isa)
+    {
+        // Row panels (each input row copied once per channel, zero-bordered; shifts read offsets into it) are taken for
+        // padded chunks of one block of one row: Cout <= 4 and rows a whole number of vectors (DCGAN 64->3: 32-pixel
+        // rows). Rows 1..40 cover the other chunk shapes too; 7 rows per phase put a row outside x at both ends.
+        int seed = 500;
+        foreach (int cout in new[] { 1, 2, 3, 4, 5 })
+        foreach (int width in Enumerable.Range(1, 40))
+        {
+            var g = Geo(1, 6, cout, 1, [7, width], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]);
+            var plan = DeconvKernel.GetPlan(g, isa, null);
+            if (cout <= 4 && width >= 16 && width % plan.Lanes == 0)
+                Assert.True(plan.RowPanel, $"{Describe(g)} on {isa}: no row panel");
+            // 20-pixel rows fill no whole number of 8- or 16-lane blocks: those chunks keep the per-shift copy.
+            if (width == 20 && plan.Lanes >= 8)
+                Assert.False(plan.RowPanel, $"{Describe(g)} on {isa}: row panel on a partial block");
+            if (plan.RowPanel)
+            {
+                Assert.True(plan.Padded && plan.PadRows == 1 && plan.PadLen == plan.PixelBlock, $"{Describe(g)} on {isa}: row panel on a multi-row chunk");
+                AssertPadded(g, isa);
+            }
+            AssertMatches(g, isa, seed: ++seed);
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
+    public void ConvTranspose_RowPanelChunks_1D3DCropsSlicesGroupsEveryActivation_MatchReference(KernelIsa isa)
+    {
+        var cases = new[]
+        {
+            // 1D (no leading axis: one row per channel), 3D (two leading axes: four rows), k3 s2 p1 op1 (SR).
+            Geo(1, 5, 3, 1, [320], [4], strides: [2], pads: [1, 1]),
+            Geo(1, 4, 3, 1, [5, 4, 32], [4, 4, 4], strides: [2, 2, 2], pads: [1, 1, 1, 1, 1, 1]),
+            Geo(1, 6, 2, 1, [6, 32], [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 1]),
+            // Crops at the end only / the beginning only: the zero border on one side of the row.
+            Geo(1, 6, 3, 1, [6, 48], [4, 4], strides: [2, 2], pads: [0, 0, 2, 2]),
+            Geo(1, 6, 3, 1, [6, 48], [4, 4], strides: [2, 2], pads: [2, 2, 0, 0]),
+            // Many input channels (several packed slices, partial sums in the tiles); batch and groups.
+            Geo(1, 150, 3, 1, [5, 32], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
+            Geo(2, 6, 4, 2, [5, 64], [4, 4], strides: [2, 2], pads: [1, 1, 1, 1]),
+        };
+        int seed = 700;
+        foreach (var g in cases)
+        {
+            Assert.True(DeconvKernel.GetPlan(g, isa, null).RowPanel, $"{Describe(g)} on {isa}: no row panel");
+            AssertPadded(g, isa);
+            foreach (var ep in new[]
+            {
+                Epilogue.None, new Epilogue(Activation.Relu), new Epilogue(Activation.LeakyRelu, Alpha: 0.2f),
+                new Epilogue(Activation.Clip, Min: -0.5f, Max: 0.75f), new Epilogue(Activation.Sigmoid), new Epilogue(Activation.Tanh),
+            })
+                AssertMatches(g, isa, ep, seed: ++seed);
+            AssertMatches(g, isa, seed: ++seed, withBias: false);
+            AssertMatches(g, isa, seed: ++seed, parallel: new ParallelForDouble(3));
+        }
+    }
+
+    [Theory, MemberData(nameof(Isas), MemberType = typeof(KernelCheck))]
     public void ConvTranspose_PaddedHalfVectorAndOddRowSegments_EveryActivation_MatchesReference(KernelIsa isa)
     {
         // decoder_3d's layer (3D 32->16 k2 s2, 8-pixel rows): on AVX-512 the padded chunks hold pairs of half-vector rows
