@@ -79,12 +79,14 @@ internal sealed class DeconvPlan
         long maxTaps = 1;
         foreach (var ax in g.Axes)
         {
+            // Taps per residue, counted over the kernel (never over the stride: a hostile model's stride can be 2^31).
+            var perResidue = new Dictionary<long, long>();
             long most = 0;
-            for (long r = 0; r < ax.Stride; r++)
+            for (long k = 0; k < ax.Kernel; k++)
             {
-                long n = 0;
-                for (long k = 0; k < ax.Kernel; k++)
-                    if (k * ax.Dilation % ax.Stride == r) n++;
+                long r = k * ax.Dilation % ax.Stride;
+                long n = perResidue.GetValueOrDefault(r) + 1;
+                perResidue[r] = n;
                 most = Math.Max(most, n);
             }
             maxTaps *= most;
