@@ -449,28 +449,10 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
                     }
                     else
                     {
-                        int jlo = lo[d], jhi = hi[d];
                         for (int i = 0; i < rows; i++)
                         {
-                            float* dr = dst + i * len;
                             int b = it.PadBase[i * shifts + d];
-                            if (b == Outside)
-                            {
-                                for (int j = 0; j < len; j++) dr[j] = 0f;
-                                continue;
-                            }
-                            float* src = xc + b;
-                            // Whole vectors inside [jlo, jhi) (the last one overlapping), scalars only when shorter.
-                            if (jhi - jlo >= l)
-                            {
-                                int jj = jlo;
-                                for (; jj + l < jhi; jj += l) TS.Store(dr + jj, TS.Load(src + jj));
-                                TS.Store(dr + jhi - l, TS.Load(src + jhi - l));
-                            }
-                            else
-                                for (int jj = jlo; jj < jhi; jj++) dr[jj] = src[jj];
-                            for (int jj = 0; jj < jlo; jj++) dr[jj] = 0f;
-                            for (int jj = jhi; jj < len; jj++) dr[jj] = 0f;
+                            CopyBordered(dst + i * len, b == Outside ? null : xc + b, lo[d], hi[d], len);
                         }
                     }
                     for (int j = nb - tail; j < nb; j++) dst[j] = 0f;
@@ -515,29 +497,36 @@ internal sealed unsafe class DeconvJob<TS, TV> : DeconvJob where TS : struct, IS
             {
                 float* xc = it.Xg + (c0 + ci) * p.InSpatial;
                 for (int u = 0; u < nRows; u++, dst += w)
-                {
-                    int b = rowSrc[u];
-                    if (b == Outside)
-                    {
-                        for (int j = 0; j < w; j++) dst[j] = 0f;
-                        continue;
-                    }
-                    float* src = xc + b;
-                    // Whole vectors inside [clo, chi) (the last one overlapping), scalars only when shorter.
-                    if (chi - clo >= l)
-                    {
-                        int j = clo;
-                        for (; j + l < chi; j += l) TS.Store(dst + j, TS.Load(src + j));
-                        TS.Store(dst + chi - l, TS.Load(src + chi - l));
-                    }
-                    else
-                        for (int j = clo; j < chi; j++) dst[j] = src[j];
-                    for (int j = 0; j < clo; j++) dst[j] = 0f;
-                    for (int j = chi; j < w; j++) dst[j] = 0f;
-                }
+                    CopyBordered(dst, rowSrc[u] == Outside ? null : xc + rowSrc[u], clo, chi, w);
             }
             ComputeFused(ref it, it.Panel, xs, c0, cc);
         }
+    }
+
+    /// <summary>
+    /// One zero-bordered row segment of a padded panel: dst[j] = src[j] for j in [lo, hi), zero elsewhere in [0, len);
+    /// <paramref name="src"/> null (a row outside x) writes zeros only. Whole vectors inside [lo, hi) (the last one
+    /// overlapping), scalars only when the run is shorter than a vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyBordered(float* dst, float* src, int lo, int hi, int len)
+    {
+        int l = TS.Lanes;
+        if (src == null)
+        {
+            for (int j = 0; j < len; j++) dst[j] = 0f;
+            return;
+        }
+        if (hi - lo >= l)
+        {
+            int j = lo;
+            for (; j + l < hi; j += l) TS.Store(dst + j, TS.Load(src + j));
+            TS.Store(dst + hi - l, TS.Load(src + hi - l));
+        }
+        else
+            for (int j = lo; j < hi; j++) dst[j] = src[j];
+        for (int j = 0; j < lo; j++) dst[j] = 0f;
+        for (int j = hi; j < len; j++) dst[j] = 0f;
     }
 
     /// <summary>As <see cref="Compute"/> for one direct chunk of every phase of the group: a tile per phase, stored interleaved.</summary>
