@@ -1,18 +1,24 @@
 /*
- * A minimal non-.NET host for libonnxdeconv.so: registers the plugin with RegisterCustomOpsLibrary_V2 (ONNX Runtime
- * owns and later dlcloses the library handle), runs a model that uses ai.onnxdeconv:TransposedConv and checks the
- * output against expected values, in several rounds (session options created and released each time), so the
- * library must survive being unloaded and registered again.
+ * A minimal non-.NET host for libonnxdeconv.so, doing what C/C++ and Python hosts do: loads the ONNX Runtime library
+ * it is given (dlopen, so one binary tests every ORT release), registers the plugin, runs a model that uses
+ * ai.onnxdeconv:TransposedConv and checks the output against expected values, in several rounds. Even rounds use
+ * RegisterCustomOpsLibrary_V2 (ONNX Runtime owns the handle and dlcloses it with the session options); odd rounds use
+ * RegisterCustomOpsLibrary and dlclose the returned handle after releasing the options, as Python's SessionOptions
+ * does when it is garbage-collected. So the plugin must survive being unloaded and loaded again.
  *
- * usage: host PLUGIN.so MODEL.onnx INPUT.bin EXPECTED.bin ROUNDS INPUT_NAME OUTPUT_NAME DIM...
+ * usage: host ORT_LIB.so PLUGIN.so MODEL.onnx INPUT.bin EXPECTED.bin ROUNDS INPUT_NAME OUTPUT_NAME DIM...
  *   INPUT.bin / EXPECTED.bin: raw little-endian float32. Exit 0 = all rounds matched, 1 = mismatch, 2 = usage/IO, 3 = ORT error.
+ * Prints the ONNX Runtime version and which build of the plugin this CPU got (its OnnxDeconvVariant export).
  * Tolerance: |y - e| <= 1e-5 + 1e-4*|e| (the project's float32 rule).
  */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "onnxruntime_c_api.h"
 
+/* The host asks for the same OrtApi version as the plugin: every entry it calls is at least that old. */
+#define HOST_API_VERSION 17
 static const OrtApi* g_ort;
 
 #define ORT_CHECK(expr)                                                                   \
@@ -46,7 +52,11 @@ static int run_round(OrtEnv* env, const char* plugin, const char* model, float* 
   ORT_CHECK(g_ort->CreateSessionOptions(&options));
   ORT_CHECK(g_ort->SetIntraOpNumThreads(options, 2));
   ORT_CHECK(g_ort->SetSessionGraphOptimizationLevel(options, ORT_DISABLE_ALL));
-  ORT_CHECK(g_ort->RegisterCustomOpsLibrary_V2(options, plugin));
+  void* legacy_handle = NULL;
+  if (round % 2 == 0)
+    ORT_CHECK(g_ort->RegisterCustomOpsLibrary_V2(options, plugin));
+  else
+    ORT_CHECK(g_ort->RegisterCustomOpsLibrary(options, plugin, &legacy_handle));
   OrtSession* session = NULL;
   ORT_CHECK(g_ort->CreateSession(env, model, options, &session));
 
@@ -89,17 +99,36 @@ static int run_round(OrtEnv* env, const char* plugin, const char* model, float* 
   g_ort->ReleaseValue(input);
   g_ort->ReleaseMemoryInfo(memory);
   g_ort->ReleaseSession(session);
-  g_ort->ReleaseSessionOptions(options); /* ONNX Runtime dlcloses the plugin here */
+  g_ort->ReleaseSessionOptions(options); /* V2: ONNX Runtime dlcloses the plugin here */
+  if (legacy_handle != NULL) dlclose(legacy_handle); /* legacy: the caller owns the handle, as Python does */
   return result;
 }
 
+/* Which build of the plugin this CPU gets: the dispatcher's OnnxDeconvVariant export (loaded, asked, closed). */
+static void print_plugin_variant(const char* plugin) {
+  void* h = dlopen(plugin, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) { printf("plugin: cannot dlopen %s: %s\n", plugin, dlerror()); return; }
+  const char* (*variant)(void) = (const char* (*)(void))dlsym(h, "OnnxDeconvVariant");
+  printf("plugin: %s\n", variant ? variant() : "(no OnnxDeconvVariant export)");
+  dlclose(h);
+}
+
 int main(int argc, char** argv) {
-  if (argc < 9) {
-    fprintf(stderr, "usage: %s PLUGIN.so MODEL.onnx INPUT.bin EXPECTED.bin ROUNDS INPUT_NAME OUTPUT_NAME DIM...\n", argv[0]);
+  if (argc < 10) {
+    fprintf(stderr, "usage: %s ORT_LIB.so PLUGIN.so MODEL.onnx INPUT.bin EXPECTED.bin ROUNDS INPUT_NAME OUTPUT_NAME DIM...\n", argv[0]);
     return 2;
   }
-  g_ort = OrtGetApiBase()->GetApi(ORT_API_VERSION);
-  if (g_ort == NULL) { fprintf(stderr, "ONNX Runtime does not offer API version %d\n", ORT_API_VERSION); return 3; }
+  void* ort_lib = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
+  if (ort_lib == NULL) { fprintf(stderr, "cannot load ONNX Runtime %s: %s\n", argv[1], dlerror()); return 2; }
+  const OrtApiBase* (*get_base)(void) = (const OrtApiBase* (*)(void))dlsym(ort_lib, "OrtGetApiBase");
+  if (get_base == NULL) { fprintf(stderr, "%s exports no OrtGetApiBase\n", argv[1]); return 2; }
+  const OrtApiBase* base = get_base();
+  g_ort = base->GetApi(HOST_API_VERSION);
+  if (g_ort == NULL) { fprintf(stderr, "ONNX Runtime %s does not offer API version %d\n", base->GetVersionString(), HOST_API_VERSION); return 3; }
+  printf("onnxruntime: %s\n", base->GetVersionString());
+  print_plugin_variant(argv[2]);
+  argv++; /* the rest as before: PLUGIN MODEL INPUT EXPECTED ROUNDS IN OUT DIM... */
+  argc--;
   size_t x_count = 0, expected_count = 0;
   float* x = read_floats(argv[3], &x_count);
   float* expected = read_floats(argv[4], &expected_count);

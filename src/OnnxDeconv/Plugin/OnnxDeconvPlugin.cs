@@ -43,10 +43,18 @@ public static unsafe class OnnxDeconvPlugin
         {
             try
             {
-                var api = _api ?? OrtApi.FromBase(apiBase);
-                return api.CreateStatus(OrtErrorCode.Fail, $"{TransposedConvSchema.Domain}: registration failed: {e.Message}");
+                // FromBase may be what failed (a runtime too old): every version can still create a status.
+                var api = _api ?? OrtApi.ForStatus(apiBase);
+                if (api is not null)
+                    return api.CreateStatus(OrtErrorCode.Fail, $"{TransposedConvSchema.Domain}: registration failed: {e.Message}");
             }
-            catch { return IntPtr.Zero; }
+            catch
+            {
+                // Nothing left to report through; fall through to the last resort below.
+            }
+            // No status can be created without a table: say it on stderr rather than pretending success silently.
+            try { Console.Error.WriteLine($"{TransposedConvSchema.Domain}: registration failed: {e.Message}"); } catch { }
+            return IntPtr.Zero;
         }
     }
 

@@ -117,22 +117,51 @@ internal sealed unsafe class OrtApi
     public IntPtr Table => (IntPtr)_t;
     public uint Version { get; }
 
-    /// <summary>Versions tried, newest first: 17 is the oldest with KernelContext_ParallelFor and shape inference for custom ops.</summary>
-    public const uint NewestVersion = 31;
-    public const uint OldestVersion = 17;
+    /// <summary>
+    /// The OrtApi version the plugin asks for: the oldest that has every entry it calls (KernelContext_ParallelFor,
+    /// ReadOpAttr and the custom-op shape-inference calls arrived in 1.17; every other slot used is older). Asking for
+    /// the oldest sufficient version, not the header's newest, is what lets one build run on every ONNX Runtime from
+    /// 1.17 on: GetApi(v) returns null on a runtime older than v. OrtCustomOp.version is set to it as well, so ONNX
+    /// Runtime reads no struct field newer than this.
+    /// </summary>
+    public const uint RequiredVersion = 17;
 
-    /// <summary>Reads the OrtApi table from an OrtApiBase*, preferring the newest version the host supports.</summary>
+    /// <summary>The ONNX Runtime release that introduced <see cref="RequiredVersion"/>.</summary>
+    public const string OldestRuntime = "1.17";
+
+    /// <summary>Reads the OrtApi table of <see cref="RequiredVersion"/> from an OrtApiBase*; a runtime too old is a clear error.</summary>
     public static OrtApi FromBase(IntPtr apiBase)
     {
         if (apiBase == IntPtr.Zero) throw new OrtCallException(OrtErrorCode.InvalidArgument, "OrtApiBase pointer is null");
-        // struct OrtApiBase { const OrtApi* (*GetApi)(uint32_t version); const char* (*GetVersionString)(void); }
-        var getApi = (delegate* unmanaged<uint, IntPtr>)(*(void**)apiBase);
-        for (uint v = NewestVersion; v >= OldestVersion; v--)
-        {
-            IntPtr api = getApi(v);
-            if (api != IntPtr.Zero) return new OrtApi(api, v);
-        }
-        throw new OrtCallException(OrtErrorCode.Fail, $"ONNX Runtime offers no OrtApi version between {OldestVersion} and {NewestVersion}");
+        IntPtr api = GetApi(apiBase, RequiredVersion);
+        if (api != IntPtr.Zero) return new OrtApi(api, RequiredVersion);
+        throw new OrtCallException(OrtErrorCode.Fail,
+            $"ONNX Runtime {RuntimeVersion(apiBase)} does not offer OrtApi version {RequiredVersion}: the plugin needs ONNX Runtime {OldestRuntime} or newer");
+    }
+
+    /// <summary>
+    /// A table good only for creating a status (CreateStatus is slot 0 of every version, and every runtime offers
+    /// version 1): used to report that <see cref="FromBase"/> failed. Null if even that is missing.
+    /// </summary>
+    public static OrtApi? ForStatus(IntPtr apiBase)
+    {
+        if (apiBase == IntPtr.Zero) return null;
+        IntPtr api = GetApi(apiBase, 1);
+        return api == IntPtr.Zero ? null : new OrtApi(api, 1);
+    }
+
+    // struct OrtApiBase { const OrtApi* (*GetApi)(uint32_t version); const char* (*GetVersionString)(void); }
+    // (order must match the C header)
+    private static IntPtr GetApi(IntPtr apiBase, uint version) =>
+        ((delegate* unmanaged<uint, IntPtr>)((void**)apiBase)[0])(version);
+
+    /// <summary>The runtime's own version string (OrtApiBase.GetVersionString), or "(unknown)".</summary>
+    public static string RuntimeVersion(IntPtr apiBase)
+    {
+        var f = (delegate* unmanaged<byte*>)((void**)apiBase)[1];
+        if (f is null) return "(unknown)";
+        byte* s = f();
+        return s is null ? "(unknown)" : Marshal.PtrToStringUTF8((IntPtr)s) ?? "(unknown)";
     }
 
     private void* Slot(int index) => _t[index];

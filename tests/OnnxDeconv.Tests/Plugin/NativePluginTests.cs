@@ -69,7 +69,7 @@ public sealed class NativePluginTests(NativePluginFixture native) : IClassFixtur
     [Fact]
     public void NativeLibrary_FromCHost_MatchesOrtOverSeveralRounds()
     {
-        var (code, output) = RunCHost(rounds: 3, perturb: null);
+        var (code, output) = RunCHost(native, rounds: 3, perturb: null);
         Assert.True(code == 0, $"C host exit {code}:\n{output}");
         Assert.Contains("ok: 3 rounds matched", output);
     }
@@ -78,16 +78,19 @@ public sealed class NativePluginTests(NativePluginFixture native) : IClassFixtur
     public void CHost_DetectsWrongExpectedValues()
     {
         // The C host's check can fail: perturbed expected values must give exit 1.
-        var (code, output) = RunCHost(rounds: 1, perturb: 17);
+        var (code, output) = RunCHost(native, rounds: 1, perturb: 17);
         Assert.True(code == 1, $"C host exit {code} (expected 1 = mismatch):\n{output}");
         Assert.Contains("element 17", output);
     }
 
     /// <summary>
     /// Writes the plugin-rewritten DCGAN-like model, its input and ONNX Runtime's expected output (optionally with one
-    /// element perturbed) to a temp folder and runs the C host on them for <paramref name="rounds"/> load/unload rounds.
+    /// element perturbed) to a temp folder and runs the C host on them for <paramref name="rounds"/> load/unload rounds,
+    /// with the pinned ONNX Runtime unless <paramref name="ortLibrary"/> names another, optionally under an emulator
+    /// (<paramref name="emulator"/>: command and its arguments before the host).
     /// </summary>
-    private (int Code, string Output) RunCHost(int rounds, int? perturb)
+    internal static (int Code, string Output) RunCHost(NativePluginFixture native, int rounds, int? perturb, string? ortLibrary = null,
+        IReadOnlyDictionary<string, string>? environment = null, string[]? emulator = null, TimeSpan? timeout = null, string? plugin = null)
     {
         var (model, x) = PluginConcurrencyTests.DcganLikeModel();
         var expected = PluginTestKit.RunSingle(model, x);
@@ -100,9 +103,12 @@ public sealed class NativePluginTests(NativePluginFixture native) : IClassFixtur
             ModelIO.Save(rewritten, modelPath);
             AtomicFile.WriteAllBytes(inPath, MemoryMarshal.AsBytes(x.AsFloats().AsSpan()).ToArray());
             AtomicFile.WriteAllBytes(outPath, MemoryMarshal.AsBytes(expected.AsSpan()).ToArray());
-            var args = new List<string> { native.Library, modelPath, inPath, outPath, rounds.ToString(System.Globalization.CultureInfo.InvariantCulture), "X", "Y" };
+            var args = new List<string>(emulator?.Skip(1) ?? []) { native.Host, ortLibrary ?? Path.Combine(PluginTestKit.OrtNativeDir, "libonnxruntime.so"),
+                plugin ?? native.Library, modelPath, inPath, outPath, rounds.ToString(System.Globalization.CultureInfo.InvariantCulture), "X", "Y" };
             args.AddRange(x.Dims.Select(d => d.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            return NativePluginFixture.Run(native.Host, args, dir, TimeSpan.FromMinutes(2));
+            string file = emulator?[0] ?? args[0];
+            if (emulator is null) args.RemoveAt(0);
+            return NativePluginFixture.Run(file, args, dir, timeout ?? TimeSpan.FromMinutes(2), environment);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

@@ -66,11 +66,35 @@ public sealed class OrtApiHeaderTests
         Assert.Equal(208, Marshal.SizeOf<OrtCustomOpNative>());
     }
 
-    [Fact]
-    public void OrtApiNewestVersion_IsTheHeadersVersion()
+    /// <summary>
+    /// The release whose "\since Version 1.N" the doc comment right above <paramref name="name"/>'s declaration in
+    /// struct OrtApi names (0 when it names none: the oldest entries carry no such line).
+    /// </summary>
+    internal static int SinceMinor(string header, string name)
     {
-        var m = Regex.Match(Header, @"#define ORT_API_VERSION (\d+)");
-        Assert.True(m.Success);
-        Assert.Equal(OrtApi.NewestVersion, uint.Parse(m.Groups[1].Value));
+        int start = header.IndexOf("struct OrtApi {", StringComparison.Ordinal);
+        var decl = new Regex($@"ORT_API2_STATUS\(\s*{name}\b|ORT_API_T\(\s*[^,]+,\s*{name}\b|ORT_CLASS_RELEASE\(\s*{name.Replace("Release", "")}\s*\)|\(\s*ORT_API_CALL\s*\*\s*{name}\s*\)");
+        var m = decl.Match(header, start);
+        Assert.True(m.Success, $"{name} not declared in struct OrtApi");
+        int previousEnd = Math.Max(start, header.LastIndexOf(");", m.Index, StringComparison.Ordinal));
+        string comment = header[previousEnd..m.Index];
+        var since = Regex.Matches(comment, @"\\since Version 1\.(\d+)");
+        return since.Count == 0 ? 0 : int.Parse(since[^1].Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public void EveryOrtApiEntryWeCall_ExistsInTheVersionWeAskFor()
+    {
+        // The plugin asks ONNX Runtime for OrtApi version RequiredVersion (not the header's newest) so it loads on
+        // every runtime from that release on; an entry newer than that would be read past the end of an older table.
+        var since = OrtApiSlots.All.Keys.ToDictionary(n => n, n => SinceMinor(Header, n));
+        foreach (var (name, minor) in since)
+            Assert.True(minor <= OrtApi.RequiredVersion, $"{name} arrived in ONNX Runtime 1.{minor}; OrtApi.RequiredVersion is {OrtApi.RequiredVersion}");
+        // Not vacuous: the parser finds the 1.17 entries, and a known newer entry reads as newer.
+        Assert.Equal(17, since[nameof(OrtApiSlots.KernelContext_ParallelFor)]);
+        Assert.Equal(14, since[nameof(OrtApiSlots.RegisterCustomOpsLibrary_V2)]);
+        Assert.Equal(15, SinceMinor(Header, "GetBuildInfoString"));
+        Assert.Contains(OrtApiFunctions(Header).Skip(300), n => SinceMinor(Header, n) > OrtApi.RequiredVersion);
+        Assert.Equal(OrtApi.OldestRuntime, $"1.{OrtApi.RequiredVersion}");
     }
 }
