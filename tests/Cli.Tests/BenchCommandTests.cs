@@ -24,7 +24,8 @@ public class BenchCommandTests
         // auto's choice scripted (the plugin wins): whether "auto" changes the model, and so is timed, must not depend on the machine.
         CliHarness.Result r;
         using (CliHooks.OverrideAuto(new ScriptedCliTimer(AutoTuner.Plugin), tmp.File("cache")))
-            r = Run("bench", Demo("depthwise_convtranspose.onnx"), "--seconds", "0.01", "--threads", "1,2", "--json", tmp.File("b.json"), "--chart", tmp.File("b.svg"));
+            r = Run("bench", Demo("depthwise_convtranspose.onnx"), "--seconds", "0.01", "--threads", "1,2", "--json", tmp.File("b.json"), "--chart", tmp.File("b.svg"),
+                "--plugin-so", "none");
 
         Assert.True(r.Code == ExitCodes.Ok, r.ToString());
         Assert.Contains("original", r.Out);
@@ -65,7 +66,7 @@ public class BenchCommandTests
     {
         using var tmp = new TempDir();
         var r = Run("bench", "--suite", "layers", "--layers", "dcgan4,resize64", "--threads", "1", "--seconds", "0.01",
-            "--json", tmp.File("l.json"), "--out", tmp.File("l.md"));
+            "--json", tmp.File("l.json"), "--out", tmp.File("l.md"), "--plugin-so", "none");
 
         Assert.True(r.Code == ExitCodes.Ok, r.ToString());
         var layers = JsonDocument.Parse(File.ReadAllText(tmp.File("l.json"))).RootElement.GetProperty("Layers").EnumerateArray().ToList();
@@ -82,6 +83,52 @@ public class BenchCommandTests
         Assert.Contains("<!-- bench:begin", md);
         Assert.Contains("Resize x2 + Conv3x3 64->64 64x64", md);
         Assert.Contains("<!-- bench:end -->", md);
+    }
+
+    [Fact]
+    public void Bench_suite_times_the_published_so_beside_the_in_process_plugin()
+    {
+        // What Python/C/C++ hosts run: the same rewritten layer through the published libonnxdeconv.so.
+        using var tmp = new TempDir();
+        string so = NativeBuild.Library;
+        var r = Run("bench", "--suite", "layers", "--layers", "dcgan4,resize64", "--candidates", "plugin,plugin-so", "--threads", "1",
+            "--seconds", "0.01", "--json", tmp.File("l.json"), "--out", tmp.File("l.md"), "--plugin-so", so);
+
+        Assert.True(r.Code == ExitCodes.Ok, r.ToString());
+        var root = JsonDocument.Parse(File.ReadAllText(tmp.File("l.json"))).RootElement;
+        foreach (var l in root.GetProperty("Layers").EnumerateArray())
+        {
+            Assert.Equal(["ort", "plugin", "plugin-so"], l.GetProperty("Candidates").EnumerateArray().Select(c => c.GetProperty("Name").GetString()));
+            Assert.InRange(l.GetProperty("AgreementWithOrt").GetProperty("plugin-so").GetDouble(), 0, 1);
+        }
+        Assert.Contains("kernel ", root.GetProperty("PluginSo").GetString()); // which build the dispatcher chose
+        string md = File.ReadAllText(tmp.File("l.md"));
+        Assert.Contains("### The plugin as hosts load it: published libonnxdeconv.so vs in-process", md);
+        Assert.Contains("| DCGAN 64->3 k4 s2 p1 32x32 |", md);
+    }
+
+    [Fact]
+    public void Bench_demo_model_with_the_so_times_each_plugin_target_through_it_too()
+    {
+        using var tmp = new TempDir();
+        var r = Run("bench", Demo("depthwise_convtranspose.onnx"), "--seconds", "0.01", "--threads", "1", "--targets", "portable,plugin",
+            "--json", tmp.File("b.json"), "--plugin-so", NativeBuild.Library);
+
+        Assert.True(r.Code == ExitCodes.Ok, r.ToString());
+        var run = JsonDocument.Parse(File.ReadAllText(tmp.File("b.json"))).RootElement.GetProperty("Models").EnumerateArray().Single()
+            .GetProperty("Runs").EnumerateArray().Single();
+        // portable needs no plugin, so only the plugin target gets a "-so" twin.
+        Assert.Equal(["original", "portable", "plugin", "plugin-so"], run.GetProperty("Variants").EnumerateArray().Select(v => v.GetProperty("Name").GetString()));
+    }
+
+    [Theory]
+    [InlineData("/nonexistent/libonnxdeconv.so", "plugin", "--plugin-so /nonexistent/libonnxdeconv.so: file not found")]
+    [InlineData("none", "plugin-so", "--candidates plugin-so: --plugin-so none")]
+    public void Bench_plugin_so_that_cannot_be_had_is_exit_3(string so, string candidates, string message)
+    {
+        var r = Run("bench", "--suite", "layers", "--layers", "dcgan4", "--candidates", candidates, "--threads", "1", "--seconds", "0.01", "--plugin-so", so);
+        Assert.True(r.Code == ExitCodes.InvalidInput, r.ToString());
+        Assert.Contains(message, r.Err);
     }
 
     [Fact]

@@ -12,8 +12,13 @@ public interface ITimedRun : IDisposable
 /// <summary>Wall-clock median/min/max over <see cref="Runs"/> timed runs, and the median process CPU time per run (less sensitive to other processes' load).</summary>
 public sealed record TimingStats(double MedianMs, double MinMs, double MaxMs, int Runs, double CpuMedianMs);
 
-/// <summary>How long to time: at least <see cref="MinRounds"/> rounds, then until <see cref="Budget"/> is spent or <see cref="MaxRounds"/> are done.</summary>
-public sealed record TimingBudget(TimeSpan Budget, int MinRounds = 5, int MaxRounds = 10_000, int Warmup = 3)
+/// <summary>
+/// How long to time: at least <see cref="MinRounds"/> rounds, then until <see cref="Budget"/> is spent or
+/// <see cref="MaxRounds"/> are done. <see cref="Block"/> &gt; 1: each round runs each candidate that many times in a row
+/// and keeps all but the first of them, because an ONNX Runtime session's idle intra-op pool spins for a while after
+/// its run and slows whatever runs next; the first run of a block absorbs that.
+/// </summary>
+public sealed record TimingBudget(TimeSpan Budget, int MinRounds = 5, int MaxRounds = 10_000, int Warmup = 3, int Block = 1)
 {
     public static TimingBudget Seconds(double seconds, int minRounds = 5) => new(TimeSpan.FromSeconds(seconds), minRounds);
 }
@@ -38,8 +43,8 @@ public static class ProcessCpuClock
 }
 
 /// <summary>
-/// Times several candidates side by side: every candidate is warmed up, then they run round-robin (one run of each
-/// per round), so load from other processes hits all of them alike and their ratios stay meaningful on a busy machine.
+/// Times several candidates side by side: every candidate is warmed up, then they run round-robin (one run, or one
+/// block of runs, of each per round), so load from other processes hits all of them alike and their ratios stay meaningful on a busy machine.
 /// </summary>
 public static class RoundRobinTimer
 {
@@ -48,6 +53,7 @@ public static class RoundRobinTimer
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(budget.MinRounds, 1, nameof(budget));
         ArgumentOutOfRangeException.ThrowIfLessThan(budget.MaxRounds, budget.MinRounds, nameof(budget));
+        ArgumentOutOfRangeException.ThrowIfLessThan(budget.Block, 1, nameof(budget));
         foreach (var c in candidates)
             for (int i = 0; i < budget.Warmup; i++) c.Run();
         var wall = candidates.Select(_ => new List<double>()).ToArray();
@@ -56,13 +62,15 @@ public static class RoundRobinTimer
         for (int round = 0; round < budget.MaxRounds && (round < budget.MinRounds || total.Elapsed < budget.Budget); round++)
         {
             for (int i = 0; i < candidates.Count; i++)
-            {
-                double c0 = ProcessCpuClock.Milliseconds();
-                long t0 = Stopwatch.GetTimestamp();
-                candidates[i].Run();
-                wall[i].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-                cpu[i].Add(ProcessCpuClock.Milliseconds() - c0);
-            }
+                for (int k = 0; k < budget.Block; k++)
+                {
+                    double c0 = ProcessCpuClock.Milliseconds();
+                    long t0 = Stopwatch.GetTimestamp();
+                    candidates[i].Run();
+                    if (k == 0 && budget.Block > 1) continue;
+                    wall[i].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                    cpu[i].Add(ProcessCpuClock.Milliseconds() - c0);
+                }
             progress?.Invoke(round + 1, total.Elapsed);
         }
         return wall.Select((w, i) => new TimingStats(Median(w), w.Min(), w.Max(), w.Count, Median(cpu[i]))).ToArray();

@@ -28,6 +28,35 @@ public class TimingTests
         Assert.All(stats, s => Assert.True(s.MinMs <= s.MedianMs && s.MedianMs <= s.MaxMs));
     }
 
+    private sealed class Sequence(List<string> log, string name, int slowEvery) : ITimedRun
+    {
+        private int _n;
+        public void Run()
+        {
+            log.Add(name);
+            if (slowEvery > 0 && _n++ % slowEvery == 0) Thread.Sleep(30); // the first run of each block is the slow one
+        }
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public void RoundRobin_InBlocks_RunsEachCandidateInARowAndDropsTheFirstOfEachBlock()
+    {
+        var log = new List<string>();
+        var a = new Sequence(log, "a", slowEvery: 4);
+        var b = new Sequence(log, "b", slowEvery: 0);
+        var stats = RoundRobinTimer.Measure([a, b], new TimingBudget(TimeSpan.Zero, MinRounds: 3, MaxRounds: 3, Warmup: 0, Block: 4));
+        Assert.Equal(string.Concat(Enumerable.Repeat("aaaabbbb", 3)), string.Concat(log));
+        Assert.All(stats, s => Assert.Equal(9, s.Runs)); // 3 rounds x (4 - 1)
+        Assert.True(stats[0].MaxMs < 25, $"the slow first run of a block was kept: max {stats[0].MaxMs} ms");
+        // Without blocks every run counts, the slow ones included.
+        log.Clear();
+        var c = new Sequence(log, "c", slowEvery: 2);
+        var single = RoundRobinTimer.Measure([c], new TimingBudget(TimeSpan.Zero, MinRounds: 4, MaxRounds: 4, Warmup: 0));
+        Assert.Equal(4, single[0].Runs);
+        Assert.True(single[0].MaxMs >= 25);
+    }
+
     [Fact]
     public void JitSettle_KeepsRunningWhileMethodsAreStillBeingCompiled()
     {

@@ -6,6 +6,8 @@ using OnnxDeconv.Kernels;
 using OnnxDeconv.Plugin;
 using OrtApi = OnnxDeconv.Plugin.OrtApi;
 
+using OnnxDeconv.TestSupport;
+
 namespace OnnxDeconv.Tests.Plugin;
 
 /// <summary>

@@ -4,6 +4,8 @@ using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Rewrites;
 using OnnxDeconv.GraphRewrite.Runtime;
 
+using OnnxDeconv.TestSupport;
+
 namespace OnnxDeconv.Tests.Plugin;
 
 /// <summary>
@@ -108,7 +110,7 @@ public sealed class NativePluginTests(NativePluginFixture native) : IClassFixtur
             args.AddRange(x.Dims.Select(d => d.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             string file = emulator?[0] ?? args[0];
             if (emulator is null) args.RemoveAt(0);
-            return NativePluginFixture.Run(file, args, dir, timeout ?? TimeSpan.FromMinutes(2), environment);
+            return NativeBuild.Run(file, args, dir, timeout ?? TimeSpan.FromMinutes(2), environment);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

@@ -105,11 +105,53 @@ public static class BenchMarkdown
                     : $"- Zero insertion is < 3x slower than the {c} on: {string.Join(", ", zi)}.");
             }
         }
+        PluginSoSection(sb, r, threads);
         if (convRows) ConvTransposeWorkspace(sb, r);
         ResizeConvSection(sb, r, threads);
         ModelSection(sb, r, threads);
         sb.AppendLine(End);
         return sb.ToString();
+    }
+
+    /// <summary>How far the published .so (what Python/C/C++ hosts load) is from the in-process plugin, per layer.</summary>
+    private static void PluginSoSection(StringBuilder sb, BenchReport r, int[] threads)
+    {
+        const string so = Candidate.PluginSo;
+        const double allowed = 0.05;
+        var inv = CultureInfo.InvariantCulture;
+        var all = r.Layers.Where(l => l.Has("plugin") && l.Has(so)).ToList();
+        if (all.Count == 0) return;
+        sb.AppendLine();
+        sb.AppendLine("### The plugin as hosts load it: published libonnxdeconv.so vs in-process");
+        sb.AppendLine();
+        sb.AppendLine($"**plugin (in ORT)** registers the op in-process (`RegisterOnnxDeconv()`, JIT-compiled kernel); **plugin-so** loads the published " +
+            $"`libonnxdeconv.so` (`{PublishedPlugin.PublishCommand}`) with `RegisterCustomOpLibrary`, as Python and C/C++ hosts do: its dispatcher runs the NativeAOT build " +
+            $"for this CPU ({r.PluginSo ?? "not recorded"}). Same rewritten model, same process, round-robin in blocks. \".so / in-process\" = plugin-so median / plugin median " +
+            $"(< 1: the .so is faster); the target is within {allowed:P0} either way.");
+        foreach (int t in threads)
+        {
+            var rows = all.Where(l => l.Threads == t).ToList();
+            if (rows.Count == 0) continue;
+            sb.AppendLine();
+            sb.AppendLine($"#### {t} thread(s)");
+            sb.AppendLine();
+            sb.AppendLine("| Layer | plugin ms (min-max, runs) | plugin-so ms (min-max, runs) | .so / in-process (CPU time) | plugin x ORT | plugin-so x ORT | within 5% |");
+            sb.AppendLine("|---|---:|---:|---:|---:|---:|---|");
+            foreach (var l in rows)
+            {
+                var (a, b) = (l.Timing("plugin"), l.Timing(so));
+                double ratio = b.MedianMs / a.MedianMs, cpuRatio = b.CpuMedianMs / a.CpuMedianMs;
+                sb.AppendLine(string.Create(inv, $"| {l.Name} | {a.MedianMs:F3} ({a.MinMs:F3}-{a.MaxMs:F3}, {a.Runs}) | {b.MedianMs:F3} ({b.MinMs:F3}-{b.MaxMs:F3}, {b.Runs}) | " +
+                    $"{ratio:F3} ({cpuRatio:F3}) | {l.Speedup("plugin"):F2}x | {l.Speedup(so):F2}x | {(Math.Abs(ratio - 1) <= allowed ? "yes" : "**no**")} |"));
+            }
+            sb.AppendLine();
+            var ratios = rows.Select(l => (l.ShortName, Ratio: l.Ms(so) / l.Ms("plugin"))).ToList();
+            var worst = ratios.MaxBy(x => Math.Abs(x.Ratio - 1));
+            int outside = ratios.Count(x => Math.Abs(x.Ratio - 1) > allowed);
+            double geo = Math.Exp(rows.Average(l => Math.Log(l.Speedup(so))));
+            sb.AppendLine(string.Create(inv, $"- {t} thread(s): {rows.Count - outside} of {rows.Count} layers within {allowed:P0}; furthest: {worst.ShortName} at {worst.Ratio:F3}; " +
+                $"geometric mean .so / in-process {Math.Exp(ratios.Average(x => Math.Log(x.Ratio))):F3}; plugin-so vs ORT geometric mean **{geo:F2}x**."));
+        }
     }
 
     private static void ConvTransposeWorkspace(StringBuilder sb, BenchReport r)

@@ -7,7 +7,7 @@ namespace OnnxDeconv.Cli.Bench;
 
 /// <summary>Everything one bench run measured: the machine, the layer suite's rows and the whole models (either may be empty).</summary>
 public sealed record BenchReport(string Command, string Date, string Machine, string Isa, Dictionary<int, double> PeakGflops,
-    string LoadAverageAtStart, string LoadAverageAtEnd, List<LayerResult> Layers, List<ModelBenchResult> Models)
+    string LoadAverageAtStart, string LoadAverageAtEnd, List<LayerResult> Layers, List<ModelBenchResult> Models, string? PluginSo = null)
 {
     private static readonly JsonSerializerOptions JsonOptions = new()
     {

@@ -32,6 +32,9 @@ public sealed record LayerResult(string Name, string ShortName, int Threads, lon
 /// </summary>
 public static class LayerBench
 {
+    /// <summary>Runs of a column in a row per round (the first is dropped: see <see cref="TimingBudget.Block"/>).</summary>
+    public const int BlockRuns = 4;
+
     /// <param name="afterLayer">Called with the results so far after each layer (to publish partial results).</param>
     public static List<LayerResult> Run(IReadOnlyList<Layer> layers, IReadOnlyList<Candidate> candidates, int[] threads, double seconds,
         TextWriter progress, Action<List<LayerResult>>? afterLayer = null)
@@ -56,7 +59,7 @@ public static class LayerBench
                     if (wrong.Count > 0)
                         throw new BenchVerificationException($"{layer.Name} at {t} thread(s): output differs from ONNX Runtime's original model beyond |a-b| <= 1e-5 + 1e-4|b|: " +
                             string.Join(", ", wrong.Select(w => string.Create(inv, $"{w.Key} (max ratio {w.Value:G3})"))));
-                    var timings = RoundRobinTimer.Measure(prepared, new TimingBudget(TimeSpan.FromSeconds(seconds), MinRounds: 7, MaxRounds: 400));
+                    var timings = RoundRobinTimer.Measure(prepared, new TimingBudget(TimeSpan.FromSeconds(seconds), MinRounds: 7, MaxRounds: 400, Block: BlockRuns));
                     var g = layer.Geometry;
                     bool convT = layer.Kind == LayerKind.ConvTranspose;
                     var r = new LayerResult(layer.Name, layer.ShortName, t, layer.Macs,
@@ -85,13 +88,25 @@ public static class LayerBench
         return Layer.Suite.Where(l => only.Contains(l.ShortName)).ToList();
     }
 
-    /// <summary>"ort" always stays: it is the reference for the output check and the ratios.</summary>
-    public static List<Candidate> SelectCandidates(string[]? keep)
+    /// <summary>
+    /// "ort" always stays: it is the reference for the output check and the ratios. "plugin-so" needs the published
+    /// library (<see cref="PublishedPlugin.Resolve"/> first): by default it is left out, with <paramref name="note"/>
+    /// saying why, when there is none; asked for by name without one, it is a usage error.
+    /// </summary>
+    public static List<Candidate> SelectCandidates(string[]? keep, out string? note)
     {
-        if (keep is null) return Candidate.All.ToList();
+        note = null;
+        bool haveSo = PublishedPlugin.Path is not null;
+        if (keep is null)
+        {
+            if (!haveSo) note = $"{Candidate.PluginSo} column left out: {PublishedPlugin.Missing}";
+            return Candidate.All.Where(c => haveSo || c.Name != Candidate.PluginSo).ToList();
+        }
         var unknown = keep.Where(n => Candidate.All.All(c => c.Name != n)).ToList();
         if (unknown.Count > 0)
             throw new Commands.UsageException($"--candidates: unknown candidate(s) {string.Join(", ", unknown)}; known: {string.Join(", ", Candidate.All.Select(c => c.Name))}");
+        if (keep.Contains(Candidate.PluginSo) && !haveSo)
+            throw new Commands.UsageException($"--candidates {Candidate.PluginSo}: {PublishedPlugin.Missing}");
         return Candidate.All.Where(c => c.Name == "ort" || keep.Contains(c.Name)).ToList();
     }
 

@@ -15,6 +15,9 @@ public interface IPrepared : ITimedRun
 /// <summary>A column of the layer tables: something that computes the layer, for the layer kinds it applies to.</summary>
 public sealed record Candidate(string Name, string Description, LayerKind[] Kinds, Func<LayerData, int, IPrepared> Prepare)
 {
+    /// <summary>The plugin through the published .so (<see cref="PublishedPlugin"/>); left out when none is found.</summary>
+    public const string PluginSo = "plugin-so";
+
     /// <summary>
     /// The suite's columns; "ort" comes first: it is the reference (ONNX Runtime on the layer's original model) every
     /// other column is checked and timed against.
@@ -30,6 +33,10 @@ public sealed record Candidate(string Name, string Description, LayerKind[] Kind
         new("plugin", "Optimizer.Run(Target.Plugin) in ONNX Runtime with RegisterOnnxDeconv (ORT_ENABLE_ALL; KernelContext_ParallelFor)",
             [LayerKind.ConvTranspose, LayerKind.ResizeConv],
             (d, t) => new OrtPrepared(LayerModels.Rewritten(d.Layer, d.W, d.B, RewriteTarget.Plugin), d, t, so => so.RegisterOnnxDeconv())),
+        new(PluginSo, "the same rewritten model in ONNX Runtime with the published libonnxdeconv.so registered (RegisterCustomOpLibrary: what Python/C/C++ hosts run)",
+            [LayerKind.ConvTranspose, LayerKind.ResizeConv],
+            (d, t) => new OrtPrepared(LayerModels.Rewritten(d.Layer, d.W, d.B, RewriteTarget.Plugin), d, t,
+                so => so.RegisterCustomOpLibrary(PublishedPlugin.Path ?? throw new InvalidOperationException(PublishedPlugin.Missing)))),
         new("kernel", "DeconvKernel in-process (a claim-by-counter pool as IParallelFor above 1 thread)", [LayerKind.ConvTranspose],
             (d, t) => new KernelPrepared(d, t)),
     ];

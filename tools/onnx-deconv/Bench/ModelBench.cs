@@ -66,6 +66,9 @@ public static class ModelBench
 {
     public const string Original = "original";
 
+    /// <summary>Suffix of a variant timed through the published libonnxdeconv.so instead of in-process registration.</summary>
+    public const string SoSuffix = "-so";
+
     public sealed record Options(IReadOnlyDictionary<string, long[]> Shapes, IReadOnlyList<BenchTarget> Targets, int[] Threads, double Seconds,
         int Seed = 0, int ProfileRuns = 10);
 
@@ -94,7 +97,14 @@ public static class ModelBench
                 continue;
             }
             summaries.Add(new(target.Name, done, skipped, null));
-            variants.Add((target.Name, ModelIO.Serialize(result.Model), OnnxDeconvSessionOptions.ConfigureFor(result.Model)));
+            byte[] bytes = ModelIO.Serialize(result.Model);
+            variants.Add((target.Name, bytes, OnnxDeconvSessionOptions.ConfigureFor(result.Model)));
+            // A model that needs the plugin is also timed as Python/C/C++ hosts run it: through the published .so.
+            if (OnnxDeconvSessionOptions.UsesPlugin(result.Model) && PublishedPlugin.Path is { } so)
+            {
+                summaries.Add(new($"{target.Name}{SoSuffix}", done, skipped, null));
+                variants.Add(($"{target.Name}{SoSuffix}", bytes, o => o.RegisterCustomOpLibrary(so)));
+            }
         }
 
         var runs = new List<ThreadResult>();
@@ -109,7 +119,7 @@ public static class ModelBench
                 foreach (var v in variants) sessions.Add(Open(path, v.Bytes, inputs, threads, v.Configure, profilePrefix: null));
                 Check(name, variants.Select(v => v.Name).ToList(), sessions, threads);
                 var lastReport = TimeSpan.Zero;
-                timings = RoundRobinTimer.Measure(sessions, new TimingBudget(TimeSpan.FromSeconds(options.Seconds), MinRounds: 5),
+                timings = RoundRobinTimer.Measure(sessions, new TimingBudget(TimeSpan.FromSeconds(options.Seconds), MinRounds: 5, Block: LayerBench.BlockRuns),
                     (round, elapsed) =>
                     {
                         if (elapsed - lastReport < TimeSpan.FromSeconds(5)) return;

@@ -22,7 +22,7 @@ internal static class BenchCommand
         var suite = new Option<string?>("--suite") { Description = "layers: the layer suite (ConvTranspose and Resize+Conv layers); all: the layer suite and every demo model in --models" };
         suite.AcceptOnlyFromAmong("layers", "all");
         var layers = new Option<string?>("--layers") { Description = "Suite layers to run, by short name (dcgan1-4, unet1-2, sr, dw, 1d, 3d, resize64, resize256); default all" };
-        var candidates = new Option<string?>("--candidates") { Description = "Suite columns besides the reference 'ort': zero-insert, portable, plugin, kernel (default all)" };
+        var candidates = new Option<string?>("--candidates") { Description = "Suite columns besides the reference 'ort': zero-insert, portable, plugin, plugin-so, kernel (default all)" };
         var targets = new Option<string?>("--targets") { Description = "Rewrites of MODEL to time against it: " + string.Join(", ", BenchTarget.Known.Select(t => t.Name)) + " (default all)" };
         var threads = new Option<string?>("--threads") { Description = "Intra-op thread counts, comma-separated (default 1 and all cores: 1," + Environment.ProcessorCount + ")" };
         var seconds = new Option<double>("--seconds") { Description = "Timing budget per layer or model and thread count (at least 5-7 rounds are always run)", DefaultValueFactory = _ => 2.0 };
@@ -32,10 +32,11 @@ internal static class BenchCommand
         var outMd = new Option<string?>("--out") { Description = "Markdown file whose bench:begin/bench:end block is replaced with the results (created if missing)" };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON to this file (atomically)" };
         var chart = new Option<string?>("--chart") { Description = "Draw the speed-ups over the original to this .svg or .png file" };
+        var pluginSo = new Option<string?>("--plugin-so") { Description = $"The published native plugin to time beside the in-process one (default ${PublishedPlugin.EnvironmentVariable}, else the repository's publish folder; 'none': do not)" };
 
         var cmd = new Command("bench", "Time a model and its rewrites (or the layer suite) side by side in ONNX Runtime at 1 and all threads; outputs are checked before timing.");
         cmd.Arguments.Add(model);
-        foreach (var o in new Option[] { suite, layers, candidates, targets, threads, seconds, shape, models, top, outMd, json, chart }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { suite, layers, candidates, targets, threads, seconds, shape, models, top, outMd, json, chart, pluginSo }) cmd.Options.Add(o);
 
         cmd.SetAction(pr =>
         {
@@ -55,6 +56,7 @@ internal static class BenchCommand
                     var settings = new Settings(ParseThreads(pr.GetValue(threads)), s, topN, pr.GetValue(outMd), pr.GetValue(json), pr.GetValue(chart),
                         "onnx-deconv " + string.Join(' ', pr.Tokens.Select(t => t.Value)));
                     if (settings.Chart is not null) BenchChart.CheckPath(settings.Chart);
+                    PublishedPlugin.Resolve(pr.GetValue(pluginSo));
                     // Checked up front: a long run must not end in a write error.
                     foreach (var (name, file) in new[] { ("--out", settings.Out), ("--json", settings.Json), ("--chart", settings.Chart) })
                         if (file is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(file))))
@@ -70,7 +72,8 @@ internal static class BenchCommand
                     if (pr.GetValue(targets) is not null || (pr.GetValue(shape)?.Length ?? 0) > 0)
                         throw new UsageException("--targets and --shape apply to a MODEL (the suite times every target on its own shapes)");
                     var layerList = LayerBench.Select(Split(pr.GetValue(layers)));
-                    var cols = LayerBench.SelectCandidates(Split(pr.GetValue(candidates)));
+                    var cols = LayerBench.SelectCandidates(Split(pr.GetValue(candidates)), out var soNote);
+                    if (soNote is not null) stderr.WriteLine($"warning: {soNote}");
                     List<string> demo = [];
                     if (suiteName == "all")
                     {
@@ -103,7 +106,7 @@ internal static class BenchCommand
 
         public BenchReport Report(List<LayerResult> layers, List<ModelBenchResult> models, bool partial) =>
             new(CommandLine, BenchEnvironment.Now() + (partial ? " (partial: run still in progress)" : ""), BenchEnvironment.Machine(),
-                KernelIsaSelector.Active.ToString(), Peak, Loaded, BenchEnvironment.LoadAverage(), layers, models);
+                KernelIsaSelector.Active.ToString(), Peak, Loaded, BenchEnvironment.LoadAverage(), layers, models, PublishedPlugin.Variant());
     }
 
     private static string[]? Split(string? csv) => csv?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
