@@ -132,6 +132,44 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void Sweep_has_at_least_60_distinct_real_layers_plus_deterministic_random_ones()
+    {
+        var layers = SweepSuite.Layers;
+        Assert.True(layers.Count >= 60 + SweepSuite.RandomCount, $"{layers.Count} layers");
+        Assert.Equal(layers.Count, layers.Select(l => l.ShortName).Distinct().Count());
+        // None of them is one of the suite's tuned layers (same shapes and attributes).
+        var tuned = Layer.Suite.Select(l => (string.Join(",", l.InputShape), string.Join(",", l.WeightShape))).ToHashSet();
+        var retuned = layers.Where(l => tuned.Contains((string.Join(",", l.InputShape), string.Join(",", l.WeightShape)))).Select(l => l.ShortName).ToList();
+        Assert.True(retuned.Count == 0, "sweep layers that repeat a suite layer: " + string.Join(", ", retuned));
+        // Every layer resolves, and ONNX Runtime would accept it (output_padding below the stride).
+        Assert.All(layers, l => Assert.False(l.Geometry.OrtRejectsOutputPadding, l.Name));
+        Assert.Contains(layers, l => l.InputShape[0] == 8);
+        Assert.Contains(layers, l => l.Kind == LayerKind.ResizeConv);
+        // Same seed, same random layers; another seed, others.
+        Assert.Equal(SweepSuite.RandomLayers(13, 5).Select(l => l.Name), SweepSuite.RandomLayers(13, 5).Select(l => l.Name));
+        Assert.NotEqual(SweepSuite.RandomLayers(13, 5).Select(l => l.Name), SweepSuite.RandomLayers(14, 5).Select(l => l.Name));
+    }
+
+    [Fact]
+    public void Bench_suite_sweep_writes_geomean_and_worst_layer()
+    {
+        using var tmp = new TempDir();
+        var r = Run("bench", "--suite", "sweep", "--layers", "gan-z,fsr-2,taesd-32", "--threads", "1", "--seconds", "0.01",
+            "--out", tmp.File("sweep.md"), "--json", tmp.File("sweep.json"), "--plugin-so", "none");
+
+        Assert.True(r.Code == ExitCodes.Ok, r.ToString());
+        Assert.Contains("plugin-so column left out: --plugin-so none", r.Err);
+        var layers = JsonDocument.Parse(File.ReadAllText(tmp.File("sweep.json"))).RootElement.GetProperty("Layers").EnumerateArray().ToList();
+        Assert.Equal(["gan-z", "fsr-2", "taesd-32"], layers.Select(l => l.GetProperty("ShortName").GetString()));
+        // The sweep's default columns leave zero insertion out.
+        Assert.Equal(["ort", "portable", "plugin", "kernel"], layers[0].GetProperty("Candidates").EnumerateArray().Select(c => c.GetProperty("Name").GetString()));
+        string md = File.ReadAllText(tmp.File("sweep.md"));
+        Assert.Contains("| FSRCNN x2 56->1 k9 s2 p4 op1 64x64 |", md);
+        Assert.Contains("- **plugin** vs ORT over 3 layers: geometric mean", md);
+        Assert.Contains("worst ", md);
+    }
+
+    [Fact]
     public void Bench_keeps_hand_written_text_around_the_generated_block()
     {
         using var tmp = new TempDir();

@@ -78,14 +78,14 @@ public static class LayerBench
         return results;
     }
 
-    /// <summary>The suite's layers named in <paramref name="only"/> (short names), all when null; unknown names are a usage error.</summary>
-    public static List<Layer> Select(string[]? only)
+    /// <summary>The layers of <paramref name="suite"/> named in <paramref name="only"/> (short names), all when null; unknown names are a usage error.</summary>
+    public static List<Layer> Select(string[]? only, IReadOnlyList<Layer> suite)
     {
-        if (only is null) return Layer.Suite.ToList();
-        var unknown = only.Where(n => Layer.Suite.All(l => l.ShortName != n)).ToList();
+        if (only is null) return suite.ToList();
+        var unknown = only.Where(n => suite.All(l => l.ShortName != n)).ToList();
         if (unknown.Count > 0)
-            throw new Commands.UsageException($"--layers: unknown layer(s) {string.Join(", ", unknown)}; known: {string.Join(", ", Layer.Suite.Select(l => l.ShortName))}");
-        return Layer.Suite.Where(l => only.Contains(l.ShortName)).ToList();
+            throw new Commands.UsageException($"--layers: unknown layer(s) {string.Join(", ", unknown)}; known: {string.Join(", ", suite.Select(l => l.ShortName))}");
+        return suite.Where(l => only.Contains(l.ShortName)).ToList();
     }
 
     /// <summary>

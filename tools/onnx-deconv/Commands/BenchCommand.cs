@@ -19,8 +19,8 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Argument<string?>("model") { Description = "The model to time against its rewrites (.onnx); omit with --suite", Arity = ArgumentArity.ZeroOrOne };
-        var suite = new Option<string?>("--suite") { Description = "layers: the layer suite (ConvTranspose and Resize+Conv layers); all: the layer suite and every demo model in --models" };
-        suite.AcceptOnlyFromAmong("layers", "all");
+        var suite = new Option<string?>("--suite") { Description = "layers: the layer suite (ConvTranspose and Resize+Conv layers); all: the layer suite and every demo model in --models; sweep: the broad sweep of layers from real architectures plus seeded random shapes (docs/sweep.md)" };
+        suite.AcceptOnlyFromAmong("layers", "all", "sweep");
         var layers = new Option<string?>("--layers") { Description = "Suite layers to run, by short name (dcgan1-4, unet1-2, sr, dw, 1d, 3d, resize64, resize256); default all" };
         var candidates = new Option<string?>("--candidates") { Description = "Suite columns besides the reference 'ort': zero-insert, portable, plugin, plugin-so, kernel (default all)" };
         var targets = new Option<string?>("--targets") { Description = "Rewrites of MODEL to time against it: " + string.Join(", ", BenchTarget.Known.Select(t => t.Name)) + " (default all)" };
@@ -54,7 +54,7 @@ internal static class BenchCommand
                     int topN = pr.GetValue(top);
                     if (topN < 1) throw new UsageException($"--top: {topN} must be at least 1");
                     var settings = new Settings(ParseThreads(pr.GetValue(threads)), s, topN, pr.GetValue(outMd), pr.GetValue(json), pr.GetValue(chart),
-                        "onnx-deconv " + string.Join(' ', pr.Tokens.Select(t => t.Value)));
+                        "onnx-deconv " + string.Join(' ', pr.Tokens.Select(t => t.Value)), suiteName == "sweep");
                     if (settings.Chart is not null) BenchChart.CheckPath(settings.Chart);
                     PublishedPlugin.Resolve(pr.GetValue(pluginSo));
                     // Checked up front: a long run must not end in a write error.
@@ -71,8 +71,18 @@ internal static class BenchCommand
                     }
                     if (pr.GetValue(targets) is not null || (pr.GetValue(shape)?.Length ?? 0) > 0)
                         throw new UsageException("--targets and --shape apply to a MODEL (the suite times every target on its own shapes)");
-                    var layerList = LayerBench.Select(Split(pr.GetValue(layers)));
-                    var cols = LayerBench.SelectCandidates(Split(pr.GetValue(candidates)), out var soNote);
+                    bool sweep = suiteName == "sweep";
+                    var layerList = LayerBench.Select(Split(pr.GetValue(layers)), sweep ? SweepSuite.Layers : Layer.Suite);
+                    // The sweep leaves zero insertion out unless asked: on its large-stride layers (ISTFT, FCN-32s) it costs minutes.
+                    string[]? keep = Split(pr.GetValue(candidates));
+                    string? soNote = null;
+                    if (keep is null && sweep)
+                    {
+                        keep = SweepCandidates.Where(c => c != Candidate.PluginSo || PublishedPlugin.Path is not null).ToArray();
+                        if (PublishedPlugin.Path is null) soNote = $"{Candidate.PluginSo} column left out: {PublishedPlugin.Missing}";
+                    }
+                    var cols = LayerBench.SelectCandidates(keep, out var defaultNote);
+                    soNote ??= defaultNote;
                     if (soNote is not null) stderr.WriteLine($"warning: {soNote}");
                     List<string> demo = [];
                     if (suiteName == "all")
@@ -99,7 +109,7 @@ internal static class BenchCommand
         return cmd;
     }
 
-    private sealed record Settings(int[] Threads, double Seconds, int Top, string? Out, string? Json, string? Chart, string CommandLine)
+    private sealed record Settings(int[] Threads, double Seconds, int Top, string? Out, string? Json, string? Chart, string CommandLine, bool Sweep)
     {
         public string Loaded { get; } = BenchEnvironment.LoadAverage();
         public Dictionary<int, double> Peak { get; } = [];
@@ -108,6 +118,8 @@ internal static class BenchCommand
             new(CommandLine, BenchEnvironment.Now() + (partial ? " (partial: run still in progress)" : ""), BenchEnvironment.Machine(),
                 KernelIsaSelector.Active.ToString(), Peak, Loaded, BenchEnvironment.LoadAverage(), layers, models, PublishedPlugin.Variant());
     }
+
+    private static readonly string[] SweepCandidates = ["portable", "plugin", Candidate.PluginSo, "kernel"];
 
     private static string[]? Split(string? csv) => csv?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
@@ -178,7 +190,7 @@ internal static class BenchCommand
         if (settings.Out is null) return;
         string? chart = settings.Chart is null ? null
             : Path.GetRelativePath(Path.GetDirectoryName(Path.GetFullPath(settings.Out))!, Path.GetFullPath(settings.Chart)).Replace('\\', '/');
-        BenchMarkdown.WriteInto(settings.Out, BenchMarkdown.Render(report, settings.Threads, chart));
+        BenchMarkdown.WriteInto(settings.Out, settings.Sweep ? SweepMarkdown.Render(report, settings.Threads) : BenchMarkdown.Render(report, settings.Threads, chart));
     }
 
     private static void Finish(TextWriter stdout, Settings settings, List<LayerResult> layers, List<ModelBenchResult> models)
