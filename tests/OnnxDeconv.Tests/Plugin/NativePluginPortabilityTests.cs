@@ -97,6 +97,17 @@ public sealed unsafe class NativePluginPortabilityTests(NativePluginFixture nati
     }
 
     [Fact]
+    public void RequestForAvx512OnAnAvx2Cpu_IsRefusedInFavourOfTheAvx2Build()
+    {
+        var (code, output) = NativePluginTests.RunCHost(native, rounds: 1, perturb: null, emulator: [native.Qemu, "-cpu", "Haswell"],
+            environment: new Dictionary<string, string> { ["ONNXDECONV_ISA"] = "avx512" }, timeout: TimeSpan.FromMinutes(5));
+        Assert.True(code == 0, $"C host under qemu -cpu Haswell with ONNXDECONV_ISA=avx512: exit {code}:\n{output}");
+        Assert.Contains("libonnxdeconv-avx2.so", output);
+        Assert.Contains("ONNXDECONV_ISA asks for more than this CPU runs", output);
+        Assert.Contains("ok: 1 rounds matched", output);
+    }
+
+    [Fact]
     public void Avx512BuildLoadedDirectlyOnAnAvx2Cpu_DoesNotRun()
     {
         // The emulation is real: bypassing the dispatcher, the x86-64-v4 build cannot run as a Haswell, so the
