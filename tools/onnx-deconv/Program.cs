@@ -24,11 +24,14 @@ namespace OnnxDeconv.Cli
             try
             {
                 var parsed = BuildRoot().Parse(args);
-                if (parsed.Errors.Count > 0)
+                // Unknown options are named first: System.CommandLine would report the value after one, or take it as a path.
+                var problems = OptionCheck.Problems(parsed, args);
+                if (problems.Count == 0) problems.AddRange(parsed.Errors.Select(e => Named(e) + OneLine(e.Message)));
+                if (problems.Count > 0)
                 {
                     // Unknown options, missing arguments, bad values: invalid input (3), not System.CommandLine's generic 1.
                     var err = stderr ?? Console.Error;
-                    foreach (var e in parsed.Errors) err.WriteLine($"error: {e.Message}");
+                    foreach (var e in problems) err.WriteLine($"error: {e}");
                     err.WriteLine("Run 'onnx-deconv --help' (or 'onnx-deconv COMMAND --help') for usage.");
                     return ExitCodes.InvalidInput;
                 }
@@ -39,6 +42,21 @@ namespace OnnxDeconv.Cli
                 (stderr ?? Console.Error).WriteLine($"error: unexpected failure: {e}");
                 return ExitCodes.Unexpected;
             }
+        }
+
+        /// <summary>"--target: " for an error about an option's value (System.CommandLine's message does not name it).</summary>
+        private static string Named(System.CommandLine.Parsing.ParseError e) => e.SymbolResult switch
+        {
+            System.CommandLine.Parsing.OptionResult o => $"{o.Option.Name}: ",
+            System.CommandLine.Parsing.ArgumentResult { Parent: System.CommandLine.Parsing.OptionResult o } => $"{o.Option.Name}: ",
+            _ => "",
+        };
+
+        /// <summary>"Argument 'foo' not recognized. Must be one of:\n\t'auto'\n\t..." on one line: 'auto', 'portable', ...</summary>
+        private static string OneLine(string message)
+        {
+            var lines = message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            return lines.Length <= 1 ? message : lines[0] + " " + string.Join(", ", lines.Skip(1));
         }
     }
 }

@@ -22,6 +22,8 @@ public sealed record BenchTarget(string Name, Func<ModelProto, IReadOnlyDictiona
         // Through CliHooks (not Optimizer.Run directly) so tests can substitute a broken rewrite.
         new("portable", (m, _) => CliHooks.Optimizer(m, new OptimizeOptions { Target = Target.Portable })),
         new("plugin", (m, _) => CliHooks.Optimizer(m, new OptimizeOptions { Target = Target.Plugin })),
+        // Resize/Upsample+Conv and zero insertion+Conv as the plain ConvTranspose they compute (ConvTransposes stay).
+        new("convtranspose", (m, _) => CliHooks.Optimizer(m, new OptimizeOptions { Target = Target.ConvTranspose })),
         // What `optimize` does by default: measured per node, with the user's decision cache (as optimize uses it).
         new("auto", (m, shapes) => CliHooks.Optimizer(m, new OptimizeOptions
         {
