@@ -1,5 +1,6 @@
 using System.Text.Json;
 using OnnxDeconv.Cli;
+using OnnxDeconv.Cli.Output;
 
 namespace OnnxDeconv.Cli.Tests;
 
@@ -12,10 +13,15 @@ internal static class CliHarness
         public override string ToString() => $"exit {Code}\n--- stdout\n{Out}\n--- stderr\n{Err}";
     }
 
-    public static Result Run(params string[] args)
+    /// <summary>Runs as if COLUMNS were unset and the output not a terminal (120 columns), whatever the test runner's terminal is.</summary>
+    public static Result Run(params string[] args) => RunAt(null, args);
+
+    /// <summary>Runs as if COLUMNS were <paramref name="columns"/> (null: unset), optionally as if stderr/stdout were a terminal.</summary>
+    public static Result RunAt(string? columns, string[] args, bool interactive = false)
     {
         var o = new StringWriter();
         var e = new StringWriter();
+        using var pin = Terminal.Pin(columns, interactive);
         int code = CliApp.Run(args, o, e);
         return new Result(code, o.ToString(), e.ToString());
     }

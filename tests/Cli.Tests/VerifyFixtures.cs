@@ -77,9 +77,7 @@ public sealed class VerifyFixtures : IDisposable
 
     public static (int Exit, string Out, string Err) Run(params string[] args)
     {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
+        var r = CliHarness.Run(args);
+        return (r.Code, r.Out, r.Err);
     }
 }

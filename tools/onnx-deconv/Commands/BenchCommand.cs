@@ -233,7 +233,7 @@ internal static class BenchCommand
         return (categories, series, "Speed-up over ONNX Runtime on the original layer or model");
     }
 
-    private static Table LayerTable(List<LayerResult> results, List<Candidate> cols)
+    private static Output.TextTable LayerTable(List<LayerResult> results, List<Candidate> cols)
     {
         var names = cols.Select(c => c.Name).ToList();
         var t = CliSupport.NewTable(["Layer", "Threads", .. names.Select(n => n == "ort" ? "reference (ORT) ms" : $"{n} ms (x ref)")]);
@@ -261,7 +261,7 @@ internal static class BenchCommand
         foreach (var run in r.Runs)
         {
             stdout.WriteLine($"Slowest nodes at {run.Threads} thread(s) (ONNX Runtime profiler, median kernel time):");
-            var n = CliSupport.NewTable("Variant", "Node", "Op", "Median ms", "Share of node time", "Runs");
+            var n = CliSupport.NewTable("Variant", "Node", "Op", "Median ms", "Share of node time", "Runs").Names("Node");
             foreach (var v in run.Variants)
             {
                 double total = v.Nodes.Sum(x => x.MedianMs);

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OnnxDeconv.Cli.Output;
 using OnnxDeconv.Geometry;
 using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.IO;
@@ -65,8 +66,8 @@ internal static class CliSupport
     }
 
     /// <summary>
-    /// A Spectre console writing to <paramref name="writer"/>: plain text (no ANSI) unless it is the real, non-redirected
-    /// terminal, so captured and piped output stays readable and stable.
+    /// A Spectre console writing to <paramref name="writer"/> at the terminal's width (<see cref="Terminal.Width"/>):
+    /// plain text (no ANSI) unless it is the real, non-redirected terminal, so captured and piped output stays readable.
     /// </summary>
     public static IAnsiConsole Console(TextWriter writer)
     {
@@ -78,20 +79,14 @@ internal static class CliSupport
             Interactive = InteractionSupport.No,
             Out = new AnsiConsoleOutput(writer),
         });
-        if (!terminal) console.Profile.Width = 200; // redirected: no terminal width to honour, avoid wrapping tables
+        console.Profile.Width = Terminal.Width(writer);
         return console;
     }
 
-    public static Table NewTable(params string[] headers)
-    {
-        var t = new Table().Border(TableBorder.Rounded);
-        foreach (var h in headers) t.AddColumn(new TableColumn(Markup.Escape(h)));
-        return t;
-    }
+    public static TextTable NewTable(params string[] headers) => new(headers);
 
-    /// <summary>Adds a row of plain text (escaped: model names may contain '[' ).</summary>
-    public static void Row(Table t, params string?[] cells) =>
-        t.AddRow(cells.Select(c => (Spectre.Console.Rendering.IRenderable)new Text(c ?? "")).ToArray());
+    /// <summary>Adds a row of plain text (model names may contain '[': never read as markup).</summary>
+    public static void Row(TextTable t, params string?[] cells) => t.AddRow(cells);
 
     public static string Dims(IEnumerable<long>? dims) => dims is null ? "?" : "[" + string.Join(", ", dims.Select(d => d < 0 ? "?" : d.ToString(CultureInfo.InvariantCulture))) + "]";
 

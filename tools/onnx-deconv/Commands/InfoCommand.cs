@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using OnnxDeconv.Cli.Output;
 using OnnxDeconv.Geometry;
 using OnnxDeconv.GraphRewrite;
 using OnnxDeconv.GraphRewrite.Graph;
@@ -144,8 +145,7 @@ internal static class InfoCommand
     {
         var c = CliSupport.Console(stdout);
         var initializers = index.Graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-        var summary = NewTable("Model", Markup.Escape(path)).HideHeaders();
-        summary.Title = new TableTitle($"Model {Markup.Escape(path)}");
+        var summary = new TextTable("Model", path) { ShowHeaders = false, Title = $"Model {path}" };
         Row(summary, "file", path);
         Row(summary, "producer", Producer(model));
         Row(summary, "IR version", model.IrVersion.ToString(CultureInfo.InvariantCulture));
@@ -157,15 +157,15 @@ internal static class InfoCommand
         c.Write(summary);
 
         var ops = NewTable("op", "count");
-        ops.Title = new TableTitle("Op histogram");
+        ops.Title = "Op histogram";
         foreach (var (op, count) in histogram) Row(ops, op, count.ToString(CultureInfo.InvariantCulture));
         c.Write(ops);
 
         if (infos.Count == 0) c.WriteLine("No ConvTranspose nodes.");
         else
         {
-            var t = NewTable("node", "kernel", "strides", "dilations", "pads", "output_padding", "group", "auto_pad", "output_shape", "X", "W", "Y", "MACs", "note");
-            t.Title = new TableTitle($"ConvTranspose nodes ({infos.Count})");
+            var t = NewTable("node", "kernel", "strides", "dilations", "pads", "output_padding", "group", "auto_pad", "output_shape", "X, W -> Y", "MACs", "note").Names("node");
+            t.Title = $"ConvTranspose nodes ({infos.Count})";
             foreach (var i in infos)
             {
                 var g = i.Geometry;
@@ -179,7 +179,7 @@ internal static class InfoCommand
                     (g?.Group ?? a?.Group)?.ToString(CultureInfo.InvariantCulture) ?? "?",
                     a is null ? "?" : ConvTransposeAttributes.AutoPadName(a.AutoPad),
                     a?.OutputShape is { } os ? Dims(os) : "-",
-                    Shape(i.InputShape), Shape(i.WeightShape), Shape(i.OutputShape),
+                    $"{Shape(i.InputShape)}, {Shape(i.WeightShape)} -> {Shape(i.OutputShape)}",
                     g is not null ? g.UsefulMacs.ToString("N0", CultureInfo.InvariantCulture) : "?",
                     Note(i));
             }
@@ -189,8 +189,8 @@ internal static class InfoCommand
         if (pairs.Count == 0) c.WriteLine("No Resize/Upsample -> Conv pairs.");
         else
         {
-            var t = NewTable("resize", "mode", "coord. transform", "nearest_mode", "scales", "conv", "kernel", "strides", "pads", "group", "X -> Y", "integer nearest repetition");
-            t.Title = new TableTitle($"Resize/Upsample -> Conv pairs ({pairs.Count})");
+            var t = NewTable("resize", "mode", "coord. transform", "nearest_mode", "scales", "conv", "kernel", "strides", "pads", "group", "X -> Y", "integer nearest repetition").Names("resize", "conv");
+            t.Title = $"Resize/Upsample -> Conv pairs ({pairs.Count})";
             foreach (var p in pairs)
                 Row(t, Attributes.Describe(p.Resize), p.Mode, p.CoordinateTransformationMode, p.NearestMode,
                     p.Scales is { } s ? "[" + string.Join(", ", s.Select(v => v.ToString(CultureInfo.InvariantCulture))) + "]" : p.Sizes is { } z ? $"sizes {Dims(z)}" : "not constant",
@@ -204,8 +204,8 @@ internal static class InfoCommand
         if (zeroInsertions.Count == 0) c.WriteLine("No zero-insertion -> Conv patterns.");
         else
         {
-            var t = NewTable("conv", "style", "strides", "pad begin", "pad end", "kernel", "group", "X -> Y", "rewritable");
-            t.Title = new TableTitle($"Zero-insertion -> Conv patterns ({zeroInsertions.Count})");
+            var t = NewTable("conv", "style", "strides", "pad begin", "pad end", "kernel", "group", "X -> Y", "rewritable").Names("conv");
+            t.Title = $"Zero-insertion -> Conv patterns ({zeroInsertions.Count})";
             foreach (var z in zeroInsertions)
             {
                 var m = z.Match;
@@ -220,8 +220,8 @@ internal static class InfoCommand
         if (pairs.Count + zeroInsertions.Count > 0)
         {
             // One narrow table for what optimize would gain: the detail tables above are too wide to hold it.
-            var t = NewTable("pattern", "conv", "rewritable", "MACs before -> after");
-            t.Title = new TableTitle("Upsample -> Conv rewrites");
+            var t = NewTable("pattern", "conv", "rewritable", "MACs before -> after").Names("conv");
+            t.Title = "Upsample -> Conv rewrites";
             foreach (var (p, rw) in pairs.Zip(pairRewrites))
                 Row(t, ResizeConvToConvTranspose.PatternName(p), Attributes.Describe(p.Conv), rw.Refusal is null ? "yes" : $"no: {rw.Refusal}",
                     rw.Refusal is null ? MacsText(rw.MacsBefore, rw.MacsAfter) : "");

@@ -1,4 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
+using OnnxDeconv.Cli.Output;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Pipeline;
 using OnnxDeconv.GraphRewrite.Runtime;
@@ -57,10 +58,5 @@ internal static class CliHooks
         if (optimizer is not null) OptimizerOverride.Value = optimizer;
         if (configure is not null) ConfigureOverride.Value = configure;
         return new Restore(() => { OptimizerOverride.Value = oldOpt; ConfigureOverride.Value = oldConf; });
-    }
-
-    private sealed class Restore(Action undo) : IDisposable
-    {
-        public void Dispose() => undo();
     }
 }

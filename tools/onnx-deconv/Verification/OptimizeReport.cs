@@ -1,4 +1,5 @@
 using System.Globalization;
+using OnnxDeconv.Cli.Output;
 using OnnxDeconv.GraphRewrite;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Pipeline;
@@ -21,10 +22,9 @@ internal static class OptimizeReport
         return counts;
     }
 
-    public static Table OpTable(IReadOnlyDictionary<string, int> before, IReadOnlyDictionary<string, int> after)
+    public static TextTable OpTable(IReadOnlyDictionary<string, int> before, IReadOnlyDictionary<string, int> after)
     {
-        var table = new Table().Border(TableBorder.Ascii);
-        foreach (var h in new[] { "Op", "Before", "After", "Change" }) table.AddColumn(new TableColumn(new Text(h)));
+        var table = new TextTable("Op", "Before", "After", "Change") { Border = TableBorder.Ascii };
         foreach (var op in before.Keys.Union(after.Keys).OrderBy(k => k, StringComparer.Ordinal))
         {
             int b = before.GetValueOrDefault(op), a = after.GetValueOrDefault(op);
@@ -34,11 +34,9 @@ internal static class OptimizeReport
         return table;
     }
 
-    public static Table NodeTable(IReadOnlyList<NodeReport> nodes)
+    public static TextTable NodeTable(IReadOnlyList<NodeReport> nodes)
     {
-        var table = new Table().Border(TableBorder.Ascii);
-        foreach (var h in new[] { "Node", "Pattern", "Result", "Lowering / reason", "MACs before", "MACs after", "Reduction" })
-            table.AddColumn(new TableColumn(new Text(h)));
+        var table = new TextTable("Node", "Pattern", "Result", "Lowering / reason", "MACs before", "MACs after", "Reduction") { Border = TableBorder.Ascii }.Names("Node");
         foreach (var n in nodes)
             table.AddRow(VerifyCli.Row(n.Node, n.Pattern, n.Rewritten ? "rewritten" : "skipped",
                 (n.Rewritten ? n.Lowering : n.Reason) ?? "", Macs(n.MacsBefore), n.Rewritten ? Macs(n.MacsAfter) : "",
@@ -60,11 +58,9 @@ internal static class OptimizeReport
         pattern.Produces is { } p && all.FirstOrDefault(r => r.Node == p && r.Rewritten) is { MacsAfter: > 0 } next ? next.MacsAfter : pattern.MacsAfter;
 
     /// <summary>One row per upsample+Conv pattern: its name, the nodes it covered, MACs before -> after (final form) and the reduction.</summary>
-    public static Table PatternTable(IReadOnlyList<NodeReport> patterns, IReadOnlyList<NodeReport> all)
+    public static TextTable PatternTable(IReadOnlyList<NodeReport> patterns, IReadOnlyList<NodeReport> all)
     {
-        var table = new Table().Border(TableBorder.Ascii);
-        table.Title = new TableTitle($"Upsample+Conv patterns ({patterns.Count})");
-        foreach (var h in new[] { "Pattern", "Nodes", "MACs before -> after", "Reduction" }) table.AddColumn(new TableColumn(new Text(h)));
+        var table = new TextTable("Pattern", "Nodes", "MACs before -> after", "Reduction") { Border = TableBorder.Ascii, Title = $"Upsample+Conv patterns ({patterns.Count})" }.Names("Nodes");
         foreach (var n in patterns)
             table.AddRow(VerifyCli.Row(n.Pattern, string.Join("\n", n.Nodes ?? [n.Node]),
                 n.Rewritten ? $"{Macs(n.MacsBefore)} -> {Macs(FinalMacs(n, all))}" : $"skipped: {n.Reason}",
@@ -84,11 +80,9 @@ internal static class OptimizeReport
         reduction = n.Rewritten && n.MacsBefore > 0 && FinalMacs(n, all) > 0 ? Math.Round(n.MacsBefore / (double)FinalMacs(n, all), 4) : (double?)null,
     });
     /// <summary>--target auto: each node's candidates with their median time, the ratio to the unchanged node, and the choice.</summary>
-    public static Table CandidateTable(IReadOnlyList<NodeReport> nodes)
+    public static TextTable CandidateTable(IReadOnlyList<NodeReport> nodes)
     {
-        var table = new Table().Border(TableBorder.Ascii);
-        foreach (var h in new[] { "Node", "Candidate", "Median ms", "vs unchanged", "Chosen" })
-            table.AddColumn(new TableColumn(new Text(h)));
+        var table = new TextTable("Node", "Candidate", "Median ms", "vs unchanged", "Chosen") { Border = TableBorder.Ascii }.Names("Node");
         foreach (var n in nodes.Where(n => n.Candidates is { Count: > 0 }))
         {
             double? baseline = n.Candidates!.FirstOrDefault(c => c.Label == "unchanged")?.MedianMs;

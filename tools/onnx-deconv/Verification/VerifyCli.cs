@@ -2,11 +2,11 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using OnnxDeconv.Cli.Output;
 using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Onnx;
 using OnnxDeconv.GraphRewrite.Verification;
 using Spectre.Console;
-using Spectre.Console.Rendering;
 
 namespace OnnxDeconv.Cli.Verification;
 
@@ -57,26 +57,13 @@ internal static class VerifyCli
         return ModelIO.Load(path);
     }
 
-    public static IAnsiConsole Console(TextWriter writer)
-    {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-            Out = new AnsiConsoleOutput(writer),
-        });
-        console.Profile.Width = 160; // stable layout whether or not a terminal is attached
-        return console;
-    }
+    public static IAnsiConsole Console(TextWriter writer) => Commands.CliSupport.Console(writer);
 
-    public static IRenderable[] Row(params string[] cells) => cells.Select(c => (IRenderable)new Text(c)).ToArray();
+    public static string[] Row(params string[] cells) => cells;
 
-    public static Table OutputTable(IEnumerable<OutputComparison> outputs)
+    public static TextTable OutputTable(IEnumerable<OutputComparison> outputs)
     {
-        var table = new Table().Border(TableBorder.Ascii);
-        foreach (var h in new[] { "Output", "Shape", "Max abs err", "Max rel err", "Worst index (got / expected)", "Result" })
-            table.AddColumn(new TableColumn(new Text(h)));
+        var table = new TextTable("Output", "Shape", "Max abs err", "Max rel err", "Worst index (got / expected)", "Result") { Border = TableBorder.Ascii }.Names("Output");
         foreach (var o in outputs)
         {
             string worst = o.WorstIndex is null || (o.Passed && o.MaxAbsError == 0) ? "-"
