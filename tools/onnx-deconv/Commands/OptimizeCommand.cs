@@ -249,6 +249,7 @@ internal static class OptimizeCommand
             }
             stdout.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
             WriteMemory(stdout, memory);
+            if (ok) PluginNotice.Write(stdout, result.Model);
         }
         if (!ok) stderr.WriteLine($"error: {outcome} (the rewritten model does not match {inPath}; see the table)");
         return ok ? ExitCodes.Ok : ExitCodes.VerificationFailed;
@@ -343,6 +344,7 @@ internal static class OptimizeCommand
             nodes = result.Nodes,
             patterns = OptimizeReport.PatternJson(OptimizeReport.UpsamplePatterns(result.Nodes), result.Nodes),
             wholeModel = result.WholeModel,
+            requiresPlugin = written ? PluginNotice.Json(result.Model) : null,
             warnings = result.Warnings,
             verification = verification is null ? null : VerifyCli.VerificationJson(verification),
             memory = new { peakRssBytes = memory.PeakRssBytes, largestTensorBytes = memory.LargestTensorBytes, modelBytes = memory.ModelBytes },
