@@ -10,6 +10,9 @@ internal static class CliHarness
     public sealed record Result(int Code, string Out, string Err)
     {
         public JsonElement Json() => JsonDocument.Parse(Out).RootElement;
+
+        /// <summary>Stdout with every line break and the indent after it read as one space (explain wraps prose at 80 columns).</summary>
+        public string Flat => System.Text.RegularExpressions.Regex.Replace(Out, @" *\r?\n *", " ");
         public override string ToString() => $"exit {Code}\n--- stdout\n{Out}\n--- stderr\n{Err}";
     }
 

@@ -18,7 +18,7 @@ public class ExplainArgumentsTests
         Assert.True(r.Code == 0, r.ToString());
         Assert.Contains("input 2x2 -> output 4x4", r.Out);
         Assert.Contains("= 2*(2-1) - 2*0 + 1*(2-1) + 0 + 1 = 4", r.Out);
-        Assert.Contains("No padding: all of it is kept", r.Out);
+        Assert.Contains("No padding: all of it is kept", r.Flat);
 
         var j = Run("explain", "--input", "2,2", "--kernel", "2", "--stride", "2", "--padding", "0", "--json").Json();
         var res = j.GetProperty("results")[0];
@@ -33,8 +33,8 @@ public class ExplainArgumentsTests
         var r = Run("explain", "--input", "2,2", "--kernel", "2", "--stride", "2", "--padding", "1");
         Assert.True(r.Code == 0, r.ToString());
         Assert.Contains("input 2x2 -> output 2x2", r.Out);
-        Assert.Contains("full output is s*(I-1) + d*(k-1) + 1 + op = 4", r.Out);
-        Assert.Contains("it removes 1 position(s) at the begin and 1 at the end of that full output, so O = 4 - 1 - 1 = 2", r.Out);
+        Assert.Contains("full output is s*(I-1) + d*(k-1) + 1 + op = 4", r.Flat);
+        Assert.Contains("it removes 1 position(s) at the begin and 1 at the end of that full output, so O = 4 - 1 - 1 = 2", r.Flat);
         // The picture shows the two border windows being dropped and two surviving.
         Assert.Equal(2, CountOccurrences(r.Out, "(removed by pads)"));
         Assert.Contains("-> y0", r.Out);
@@ -57,8 +57,8 @@ public class ExplainArgumentsTests
         Assert.True(r.Code == 0, r.ToString());
         Assert.Contains("input 12 -> output 27", r.Out);
         Assert.Contains("= 2*(12-1) - 2*0 + 1*(5-1) + 0 + 1 = 27", r.Out);
-        Assert.Contains("Conv(k=5, s=2, p=0), which maps 27 and 28 to 12", r.Out);
-        Assert.Contains("28 -> Conv(k=5, s=2, p=0) -> 12 -> ConvTranspose with output_padding=1 -> 28", r.Out);
+        Assert.Contains("Conv(k=5, s=2, p=0), which maps 27 and 28 to 12", r.Flat);
+        Assert.Contains("28 -> Conv(k=5, s=2, p=0) -> 12 -> ConvTranspose with output_padding=1 -> 28", r.Flat);
 
         var axis = Run("explain", "--input", "12", "--kernel", "5", "--stride", "2", "--json")
             .Json().GetProperty("results")[0].GetProperty("axes")[0];
@@ -79,7 +79,7 @@ public class ExplainArgumentsTests
     {
         var r = Run("explain", "--input", "28", "--kernel", "5", "--stride", "2", "--padding", "0");
         Assert.True(r.Code == 0, r.ToString());
-        Assert.Contains("28 -> Conv(k=5, s=2, p=0) -> 12 -> ConvTranspose(same k, s, p, d) -> 27; output_padding=1 gives 28", r.Out);
+        Assert.Contains("28 -> Conv(k=5, s=2, p=0) -> 12 -> ConvTranspose(same k, s, p, d) -> 27; output_padding=1 gives 28", r.Flat);
 
         var rt = Run("explain", "--input", "28", "--kernel", "5", "--stride", "2", "--padding", "0", "--json")
             .Json().GetProperty("results")[0].GetProperty("axes")[0].GetProperty("roundTrip");

@@ -14,7 +14,8 @@ public static class Explainer
     public const string ArgInput = "input", ArgKernel = "kernel", ArgStride = "stride", ArgPadding = "padding",
         ArgOutputPadding = "output_padding", ArgDilation = "dilation";
 
-    private const int MaxPictureWidth = 110;
+    // The picture's cells fit 80 columns with the indent, the row label and the outcome ('  (removed by pads)').
+    private const int MaxPictureWidth = 48;
     private const int MaxPictureRows = 9;
     // Bounds that keep hostile geometries (strides or lengths of 2^33 and more) from looping or allocating for ever.
     private const long MaxPictureCells = 4096;
@@ -87,6 +88,7 @@ public static class Explainer
             PyTorchExpressible = geometry.Axes.All(a => a.PadBegin == a.PadEnd && a.PadBegin >= 0),
             OrtAccepts = ortAccepts,
             OrtNote = note,
+            Costs = ComputeViews.Layer(geometry, [.. axes.Select(x => x.Compute)]),
         };
     }
 
@@ -134,12 +136,28 @@ public static class Explainer
             ImplicitPadEnd = a.ImplicitPadEnd,
             InverseConv = inverse,
             RoundTrip = roundTrip,
-            Picture = CanvasLength(Shorten(a, pictureInput)) <= MaxPictureCells
-                ? Picture(Shorten(a, pictureInput))
-                : [$"(no picture: the zero-insertion view is {CanvasLength(Shorten(a, pictureInput))} cells long even for I={pictureInput}, too long to draw)"],
+            Picture = CanvasLength(Shorten(a, pictureInput)) > MaxPictureCells
+                ? [$"(no picture: the zero-insertion view is {CanvasLength(Shorten(a, pictureInput))} cells long even for I={pictureInput}, too long to draw)"]
+                : CanvasLength(Shorten(a, pictureInput)) * CellWidth(Shorten(a, pictureInput)) > MaxPictureWidth
+                ? [$"(no picture: the zero-insertion view is {CanvasLength(Shorten(a, pictureInput))} cells long even for I={pictureInput}, wider than 80 columns; explain --svg draws it)"]
+                : Picture(Shorten(a, pictureInput)),
             PictureInput = pictureInput,
             Why = Why(a),
+            Compute = ComputeViews.Axis(a),
+            Collapses = Collapses(a, inverse, roundTrip),
         };
+    }
+
+    /// <summary>The floor of the Conv length formula written out where two (or more) lengths give one.</summary>
+    private static List<string> Collapses(AxisGeometry a, InverseConv? inverse, RoundTrip? roundTrip)
+    {
+        var lines = new List<string>();
+        string F(long l) => ComputeViews.ConvFloor(l, a.Kernel, a.Stride, a.PadBegin, a.PadEnd, a.Dilation);
+        if (roundTrip is { OutputPaddingNeeded: not 0 } rt)
+            lines.Add($"{F(rt.ConvInput)} = {rt.ConvOutput} = {F(rt.TransposeOutput)}");
+        if (inverse is { Preimages.Count: > 1 } inv)
+            lines.Add($"{F(inv.Preimages[0].ConvInput)} = {a.Input} = {string.Join(" = ", inv.Preimages.Skip(1).Select(p => F(p.ConvInput)))}");
+        return lines;
     }
 
     /// <summary>Conv output length floor((L + pb + pe - d*(k-1) - 1)/s) + 1, or 0 when the padded input is shorter than the dilated kernel.</summary>

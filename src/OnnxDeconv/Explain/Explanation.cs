@@ -52,6 +52,13 @@ public sealed record AxisExplanation
     public required long PictureInput { get; init; }
     /// <summary>Plain-language reason the output has its size (padding removes border rows of the full output).</summary>
     public required string Why { get; init; }
+    /// <summary>How the axis is computed: polyphase phases, GEMM + col2im, zero insertion (MACs and buffers).</summary>
+    public required AxisCompute Compute { get; init; }
+    /// <summary>
+    /// The floor that makes Conv map several lengths to one, written out for the lengths this axis involves, e.g.
+    /// "floor((28 + 0 - 5) / 2) + 1 = 12 = floor((27 + 0 - 5) / 2) + 1"; empty when nothing collapses.
+    /// </summary>
+    public required IReadOnlyList<string> Collapses { get; init; }
 }
 
 /// <summary>A whole ConvTranspose explained, axis by axis, plus the ONNX attributes it corresponds to.</summary>
@@ -70,4 +77,6 @@ public sealed record Explanation
     /// <summary>False when output_padding &gt;= stride on some axis: the spec allows it (dilation larger), ONNX Runtime refuses.</summary>
     public required bool OrtAccepts { get; init; }
     public required string OrtNote { get; init; }
+    /// <summary>The three ways to compute the whole layer: multiply-adds and extra memory of each.</summary>
+    public required IReadOnlyList<LayerCost> Costs { get; init; }
 }

@@ -26,9 +26,11 @@ internal static class ExplainCommand
         var dilation = new Option<string?>("--dilation") { Description = "dilation (default 1)" };
         var shape = new Option<string[]>("--shape") { Description = "Concrete input shape for a model with symbolic dims: name=1,3,64,64 (repeatable)", Arity = ArgumentArity.ZeroOrMore };
         var json = new Option<bool>("--json") { Description = "Machine-readable output (System.Text.Json)" };
+        var svg = new Option<string?>("--svg") { Description = "Draw one axis to this .svg: the input, the zero-inserted view and the polyphase phases", HelpName = "file" };
+        var svgAxis = new Option<int>("--svg-axis") { Description = "The axis --svg draws (default 0)", DefaultValueFactory = _ => 0 };
         var cmd = new Command("explain", "Explain the output size of a transposed convolution: formula, zero-insertion view, the Conv it inverts, output_padding, ONNX pads, a picture.");
         cmd.Arguments.Add(model);
-        foreach (var o in new Option[] { input, kernel, stride, padding, outputPadding, dilation, shape, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { input, kernel, stride, padding, outputPadding, dilation, shape, json, svg, svgAxis }) cmd.Options.Add(o);
         cmd.SetAction(pr =>
         {
             var stdout = pr.InvocationConfiguration.Output;
@@ -39,6 +41,8 @@ internal static class ExplainCommand
                 bool anyArg = new[] { input, kernel, stride, padding, outputPadding, dilation }.Any(o => pr.GetResult(o) is not null);
                 if (path is not null && anyArg)
                     throw new UsageException("give either a MODEL or --input/--kernel/... arguments, not both");
+                if (path is not null && pr.GetValue(svg) is not null)
+                    throw new UsageException("--svg draws the axis of --input/--kernel/... arguments, not of a MODEL");
                 if (path is not null)
                     return ExplainModel(path, ParseShapes(pr.GetValue(shape)), pr.GetValue(json), stdout, stderr);
                 var i = ParseList("--input", pr.GetValue(input));
@@ -55,10 +59,18 @@ internal static class ExplainCommand
                 {
                     throw new UsageException($"--{ex.Attribute.Replace('_', '-')}: {ex.Message}");
                 }
+                if (pr.GetValue(svg) is { } svgPath)
+                {
+                    int axis = pr.GetValue(svgAxis);
+                    if (axis < 0 || axis >= e.Axes.Count)
+                        throw new UsageException($"--svg-axis: {axis} is not an axis of the input (0..{e.Axes.Count - 1})");
+                    ExplainSvg.Write(svgPath, e.Axes[axis]);
+                }
                 if (pr.GetValue(json))
                     WriteJson(stdout, new JsonObject { ["source"] = "arguments", ["results"] = new JsonArray(ToJson(e, null, false)), ["errors"] = new JsonArray() });
                 else
                     Render(stdout, e, null, false);
+                if (pr.GetValue(svg) is { } drawn && !pr.GetValue(json)) stdout.WriteLine($"wrote {drawn} (axis {pr.GetValue(svgAxis)})");
                 return ExitCodes.Ok;
             });
         });
@@ -78,7 +90,7 @@ internal static class ExplainCommand
         if (!json)
         {
             stdout.WriteLine($"{path}: {nodes.Count} ConvTranspose node(s)");
-            foreach (var note in shapes.Notes) stdout.WriteLine($"note: {note}");
+            foreach (var note in shapes.Notes) ExplainText.Para(stdout, $"note: {note}");
         }
         foreach (var node in nodes)
         {
@@ -126,10 +138,10 @@ internal static class ExplainCommand
     {
         var g = e.Geometry;
         o.WriteLine();
-        if (node is not null) o.WriteLine($"== {node}");
+        if (node is not null) ExplainText.Para(o, $"== {node}");
         var inSpatial = g.Axes.Select(a => a.Input);
         var outSpatial = g.Axes.Select(a => a.Output);
-        o.WriteLine(fullShapes
+        ExplainText.Para(o, fullShapes
             ? $"input {Shape(g.InputShape)} -> output {Shape(g.OutputShape)}   (spatial {Shape(inSpatial)} -> {Shape(outSpatial)}; W {Shape(g.WeightShape)}, group {g.Group})"
             : $"input {Shape(inSpatial)} -> output {Shape(outSpatial)}");
 
@@ -141,41 +153,44 @@ internal static class ExplainCommand
             var axesText = group.Count() == 1 ? $"axis {ax.Axis}" : $"axes {string.Join(", ", group.Select(x => x.Axis))}";
             string pads = a.PadBegin == a.PadEnd ? $"p={a.PadBegin}" : $"pads={a.PadBegin}|{a.PadEnd}";
             o.WriteLine();
-            o.WriteLine($"{axesText}: I={a.Input} k={a.Kernel} s={a.Stride} {pads} d={a.Dilation} output_padding={a.OutputPadding}");
-            o.WriteLine($"  output size     {ax.Formula}");
-            o.WriteLine($"                    = {ax.FormulaFilled}");
-            o.WriteLine($"  why             {ax.Why}");
-            o.WriteLine($"  zero insertion  {a.Input} input(s) with s-1 = {a.Stride - 1} zero(s) between neighbours -> length {ax.ZeroInsertedLength}; " +
+            ExplainText.Para(o, $"{axesText}: I={a.Input} k={a.Kernel} s={a.Stride} {pads} d={a.Dilation} output_padding={a.OutputPadding}");
+            ExplainText.Item(o, "output size", ax.Formula);
+            ExplainText.Item(o, "", $"  = {ax.FormulaFilled}");
+            ExplainText.Item(o, "why", ax.Why);
+            ExplainText.Item(o, "zero insertion", $"{a.Input} input(s) with s-1 = {a.Stride - 1} zero(s) between neighbours -> length {ax.ZeroInsertedLength}; " +
                 $"implicit padding d*(k-1)-p = {Signed(ax.ImplicitPadBegin)} at the begin, {Signed(ax.ImplicitPadEnd)} at the end (d*(k-1)-p+output_padding) -> length {ax.ZeroInsertedLength + ax.ImplicitPadBegin + ax.ImplicitPadEnd}; " +
                 $"a stride-1 Conv with the flipped kernel (extent {a.DilatedKernel}) gives {a.Output}");
             if (ax.InverseConv is { } inv)
             {
                 string conv = ConvText(inv.Kernel, inv.Stride, inv.PadBegin, inv.PadEnd, inv.Dilation);
-                o.WriteLine($"  inverts         {conv}, which maps {string.Join(" and ", inv.Preimages.Select(p => p.ConvInput.ToString(CultureInfo.InvariantCulture)))} to {a.Input}:");
+                ExplainText.Item(o, "inverts", $"{conv}, which maps {string.Join(" and ", inv.Preimages.Select(p => p.ConvInput.ToString(CultureInfo.InvariantCulture)))} to {a.Input}:");
                 foreach (var p in inv.Preimages)
-                    o.WriteLine($"                    {p.ConvInput} -> {conv} -> {a.Input} -> ConvTranspose with output_padding={p.OutputPadding} -> {p.ConvInput}{(p.Selected ? "   (this one)" : "")}");
+                    ExplainText.Item(o, "", $"{p.ConvInput} -> {conv} -> {a.Input} -> ConvTranspose with output_padding={p.OutputPadding} -> {p.ConvInput}{(p.Selected ? "   (this one)" : "")}");
                 if (!inv.Preimages.Any(p => p.Selected))
-                    o.WriteLine($"                    output_padding={a.OutputPadding} is >= stride: the output {a.Output} is not a size that Conv maps to {a.Input}");
+                    ExplainText.Item(o, "", $"output_padding={a.OutputPadding} is >= stride: the output {a.Output} is not a size that Conv maps to {a.Input}");
             }
-            else o.WriteLine("  inverts         no Conv: the padding is negative (output_shape asks for more than the full output)");
+            else ExplainText.Item(o, "inverts", "no Conv: the padding is negative (output_shape asks for more than the full output)");
             if (ax.RoundTrip is { } rt)
             {
                 string conv = ConvText(a.Kernel, a.Stride, a.PadBegin, a.PadEnd, a.Dilation);
                 string tail = rt.OutputPaddingNeeded == 0
                     ? "the same size: output_padding=0 is right"
                     : $"output_padding={rt.OutputPaddingNeeded} gives {rt.ConvInput}";
-                o.WriteLine($"  round trip      {rt.ConvInput} -> {conv} -> {rt.ConvOutput} -> ConvTranspose(same k, s, p, d) -> {rt.TransposeOutput}; {tail}");
+                ExplainText.Item(o, "round trip", $"{rt.ConvInput} -> {conv} -> {rt.ConvOutput} -> ConvTranspose(same k, s, p, d) -> {rt.TransposeOutput}; {tail}");
             }
-            o.WriteLine($"  picture         (drawn for I={ax.PictureInput}{(ax.PictureInput != a.Input ? $"; I={a.Input} repeats the middle" : "")})");
-            foreach (var line in ax.Picture) o.WriteLine($"    {line}");
+            ExplainText.Compute(o, ax);
+            ExplainText.Item(o, "picture", $"(drawn for I={ax.PictureInput}{(ax.PictureInput != a.Input ? $"; I={a.Input} repeats the middle" : "")})");
+            ExplainText.Para(o, ax.Picture[0], indent: 4);
+            foreach (var line in ax.Picture.Skip(1)) o.WriteLine($"    {line}");
         }
         o.WriteLine();
-        o.WriteLine($"ONNX attributes: kernel_shape={Dims(e.OnnxKernelShape)} strides={Dims(e.OnnxStrides)} pads={Dims(e.OnnxPads)} output_padding={Dims(e.OnnxOutputPadding)} dilations={Dims(e.OnnxDilations)}" +
+        ExplainText.Para(o, $"ONNX attributes: kernel_shape={Dims(e.OnnxKernelShape)} strides={Dims(e.OnnxStrides)} pads={Dims(e.OnnxPads)} output_padding={Dims(e.OnnxOutputPadding)} dilations={Dims(e.OnnxDilations)}" +
             (g.Group != 1 ? $" group={g.Group}" : ""));
-        o.WriteLine(e.PyTorchExpressible
+        ExplainText.Para(o, e.PyTorchExpressible
             ? $"PyTorch: padding={Dims(g.Axes.Select(a => a.PadBegin))} output_padding={Dims(e.OnnxOutputPadding)} (ONNX pads=[p..., p...] repeats PyTorch's padding for begin and end)"
             : "PyTorch: asymmetric pads have no PyTorch padding= equivalent (pad the output or crop it explicitly)");
-        o.WriteLine($"ONNX Runtime: {e.OrtNote}");
+        ExplainText.Para(o, $"ONNX Runtime: {e.OrtNote}");
+        ExplainText.Costs(o, e);
     }
 
     private static string ConvText(long k, long s, long pb, long pe, long d) =>
@@ -231,6 +246,8 @@ internal static class ExplainCommand
                 } : null,
                 ["pictureInput"] = ax.PictureInput,
                 ["picture"] = Json(ax.Picture),
+                ["collapses"] = Json(ax.Collapses),
+                ["compute"] = ExplainText.Json(ax.Compute),
             };
             axes.Add(obj);
         }
@@ -260,6 +277,7 @@ internal static class ExplainCommand
         result["pytorchExpressible"] = e.PyTorchExpressible;
         result["ortAccepts"] = e.OrtAccepts;
         result["ortNote"] = e.OrtNote;
+        result["costs"] = ExplainText.Json(e.Costs);
         return result;
     }
 }
