@@ -45,4 +45,19 @@ public class PluginNoticeTests
         var json = Run("optimize", Dcgan, "-o", tmp.File("portable2.onnx"), "--target", "portable", "--json").Json();
         Assert.False(json.TryGetProperty("requiresPlugin", out _));
     }
+
+    [Fact]
+    public void Info_loads_a_model_that_optimize_rewrote_for_the_plugin()
+    {
+        // info probes shapes through ONNX Runtime, which refuses ai.onnxdeconv nodes unless the plugin is registered.
+        using var tmp = new TempDir();
+        Assert.Equal(0, Run("optimize", Dcgan, "-o", tmp.File("plugin.onnx"), "--target", "plugin").Code);
+        var r = Run("info", tmp.File("plugin.onnx"), "--json");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.DoesNotContain("is not a registered function/op", r.Out + r.Err);
+        var json = r.Json();
+        Assert.Equal("probed", json.GetProperty("shapeSource").GetString());
+        Assert.Contains("ai.onnxdeconv node(s): the model runs only with the OnnxDeconv plugin.", Run("info", tmp.File("plugin.onnx")).Out);
+        Assert.True(json.GetProperty("ops").EnumerateArray().Any(o => o.GetProperty("op").GetString() == "ai.onnxdeconv.TransposedConv"), r.Out);
+    }
 }

@@ -108,6 +108,8 @@ public static class ShapeProbe
             {
                 // A failed probe is reported through ShapeProbeException; keep ONNX Runtime's own log off stderr.
                 so.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
+                // A model this tool rewrote for the plugin holds ai.onnxdeconv nodes: ONNX Runtime loads it only with the plugin.
+                if (OnnxDeconvSessionOptions.UsesPlugin(copy)) so.RegisterOnnxDeconv();
                 if (externalDataDirectory is not null)
                     so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", externalDataDirectory);
             },

@@ -161,6 +161,9 @@ internal static class InfoCommand
         foreach (var (op, count) in histogram) Row(ops, op, count.ToString(CultureInfo.InvariantCulture));
         c.Write(ops);
 
+        int pluginNodes = index.Graph.Node.Count(n => n.Domain == OnnxDeconv.Plugin.TransposedConvSchema.Domain);
+        if (pluginNodes > 0)
+            c.WriteLine($"{pluginNodes} {OnnxDeconv.Plugin.TransposedConvSchema.Domain} node(s): the model runs only with the OnnxDeconv plugin.");
         if (infos.Count == 0) c.WriteLine("No ConvTranspose nodes.");
         else
         {
