@@ -104,7 +104,7 @@ internal static class InfoCommand
     private static string MacsText(long before, long after) =>
         before > 0 && after > 0
             ? $"{before.ToString("N0", CultureInfo.InvariantCulture)} -> {after.ToString("N0", CultureInfo.InvariantCulture)} "
-              + $"({(before / (double)after).ToString("0.00", CultureInfo.InvariantCulture)}x fewer)"
+              + $"({Verification.OptimizeReport.Reduction(before, after)})"
             : "?";
 
     private static ConvTransposeInfo Analyse(NodeProto node, ModelShapes shapes)

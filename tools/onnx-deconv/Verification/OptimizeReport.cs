@@ -108,8 +108,12 @@ internal static class OptimizeReport
         return $"whole model (median{(w.Cached ? ", cached" : "")}): original {r(w.OriginalMs)} ms, optimized {r(w.ResultMs)} ms ({speed}){tail}";
     }
 
+    /// <summary>"2.25x fewer", "1.56x more" or "same" (a rewrite can add MACs, e.g. zero taps of a combined Conv); "" when unknown.</summary>
     public static string Reduction(long before, long after) =>
-        before > 0 && after > 0 ? (before / (double)after).ToString("0.00", CultureInfo.InvariantCulture) + "x fewer" : "";
+        before <= 0 || after <= 0 ? ""
+        : before == after ? "same"
+        : before > after ? (before / (double)after).ToString("0.00", CultureInfo.InvariantCulture) + "x fewer"
+        : (after / (double)before).ToString("0.00", CultureInfo.InvariantCulture) + "x more";
 
     public static string Macs(long v) => v <= 0 ? "-" : v switch
     {
