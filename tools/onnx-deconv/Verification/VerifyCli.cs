@@ -86,7 +86,13 @@ internal static class VerifyCli
         console.Write(OutputTable(report.Outputs));
         if (report.Error is not null) writer.WriteLine($"error: {report.Error}");
         writer.WriteLine($"{(report.Passed ? "PASS" : "FAIL")}: {report.Outputs.Count(o => o.Passed)}/{report.Outputs.Count} output(s) within {report.Tolerance} (|a-b| <= atol + rtol*|b|); inputs: {report.InputSource} ({string.Join(", ", report.Inputs.Select(i => $"{i.Name}{Dims(i.Dims)}"))})");
+        foreach (var rule in HalfRules(report)) writer.WriteLine($"  {rule}");
     }
+
+    /// <summary>The widened rule of each 16-bit float type among the outputs (float16: one float16 step), in words.</summary>
+    public static IEnumerable<string> HalfRules(VerificationReport report) =>
+        report.Outputs.Select(o => o.ExpectedType ?? o.ActualType).OfType<TensorProto.Types.DataType>().Distinct()
+            .Select(t => report.Tolerance.RuleFor(t)).OfType<string>();
 
     public static readonly JsonSerializerOptions Json = new()
     {
@@ -103,6 +109,7 @@ internal static class VerifyCli
         error = r.Error,
         inputSource = r.InputSource,
         tolerance = new { atol = r.Tolerance.Atol, rtol = r.Tolerance.Rtol },
+        halfPrecisionRules = HalfRules(r).ToList() is { Count: > 0 } rules ? rules : null,
         inputs = r.Inputs.Select(i => new { name = i.Name, type = i.ElementType.ToString(), shape = i.Dims }),
         outputs = r.Outputs.Select(OutputJson),
     };
@@ -121,5 +128,7 @@ internal static class VerifyCli
         worstActual = o.WorstActual,
         worstExpected = o.WorstExpected,
         problem = o.Problem,
+        elementType = (o.ExpectedType ?? o.ActualType)?.ToString(),
+        tolerance = o.Tolerance is { } t ? new { atol = t.Atol, rtol = t.Rtol } : null,
     };
 }
