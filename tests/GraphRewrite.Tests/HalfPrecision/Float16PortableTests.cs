@@ -11,7 +11,7 @@ namespace OnnxDeconv.GraphRewrite.Tests.HalfPrecision;
 /// <summary>
 /// The portable target on float16 ConvTranspose nodes: rewritten into float16 Conv + Reshape/Transpose + Slice,
 /// equal to the float32 reference rounded to float16 and to ONNX Runtime's run of the original (ORT_DISABLE_ALL),
-/// both within the float16 rule |a-b| &lt;= 1e-3 + 2^-10*|b|.
+/// both within the float16 rule |a-b| &lt;= 2^-8 + 2^-9*|b| (Tolerance.ForType).
 /// </summary>
 public class Float16PortableTests
 {

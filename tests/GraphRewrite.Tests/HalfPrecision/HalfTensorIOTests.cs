@@ -95,20 +95,20 @@ public class HalfTensorIOTests
     [Fact]
     public void Comparer_Float16_OneStepApartPasses_UnderTheFloat16Rule_NotTheFloat32One()
     {
-        // 1.0 and the next float16 (1 + 2^-10) are one step apart: within 1e-3 + 2^-10*|b|, far outside 1e-5 + 1e-4*|b|.
+        // 1.0 and the next float16 (1 + 2^-10) are one step apart: within 2^-8 + 2^-9*|b|, far outside 1e-5 + 1e-4*|b|.
         var b = TensorValue.Rounded("y", DataType.Float16, [2], [1f, -0.25f]);
         var a = TensorValue.Rounded("y", DataType.Float16, [2], [1f + 1f / 1024, -0.25f]);
         var c = OutputComparer.Compare("y", b, a, Tolerance.Default);
         Assert.True(c.Passed, c.Describe());
-        Assert.Equal(new Tolerance(1e-3, 1.0 / 1024), c.Tolerance);
+        Assert.Equal(new Tolerance(1.0 / 256, 1.0 / 512), c.Tolerance);
         Assert.False(Tolerance.Default.Close(1f + 1f / 1024, 1f));
     }
 
     [Fact]
-    public void Comparer_Float16_ThreeStepsApart_Fails_AndNamesTheElement()
+    public void Comparer_Float16_EightStepsApart_Fails_AndNamesTheElement()
     {
         var b = TensorValue.Rounded("y", DataType.Float16, [2], [4f, 1f]);
-        var a = TensorValue.Rounded("y", DataType.Float16, [2], [4f, 1f + 3f / 1024]);
+        var a = TensorValue.Rounded("y", DataType.Float16, [2], [4f, 1f + 8f / 1024]);
         var c = OutputComparer.Compare("y", b, a, Tolerance.Default);
         Assert.False(c.Passed);
         Assert.Equal(1, c.Mismatches);

@@ -13,7 +13,7 @@ namespace OnnxDeconv.GraphRewrite.Tests.HalfPrecision;
 /// float16 single-node models and their reference. The reference is independent of every rewrite: the scalar
 /// ConvTranspose computed in float32 from the float16 values (widened exactly), rounded once to float16 - what
 /// ONNX Runtime's CPU does for the original node (it has no float16 ConvTranspose and inserts Casts around the float one).
-/// Tolerance: the project's float16 rule, |a-b| &lt;= 1e-3 + 2^-10*|b| (one float16 step at |b|; Tolerance.ForType).
+/// Tolerance: the project's float16 rule, |a-b| &lt;= 2^-8 + 2^-9*|b| (two float16 steps at |b| plus four at magnitude 1; Tolerance.ForType).
 /// </summary>
 internal static class HalfTestKit
 {
