@@ -4,7 +4,7 @@ using DataType = OnnxDeconv.GraphRewrite.Onnx.TensorProto.Types.DataType;
 
 namespace OnnxDeconv.DemoModels;
 
-/// <summary>Deterministic sample inputs for a model with static float inputs (demo models, tests, benchmarks).</summary>
+/// <summary>Deterministic sample inputs for a model with static float (or float16/bfloat16) inputs (demo models, tests, benchmarks).</summary>
 public static class DemoInputs
 {
     /// <summary>One tensor per graph input that is not an initializer: uniform in [-sqrt 3, sqrt 3) (unit variance).</summary>
@@ -17,13 +17,17 @@ public static class DemoInputs
         {
             if (initializers.Contains(input.Name)) continue;
             var tt = input.Type?.TensorType;
-            if (tt is null || tt.ElemType != (int)DataType.Float)
-                throw new InvalidDataException($"input '{input.Name}': only FLOAT tensor inputs get sample data");
+            if (tt is null || tt.ElemType is not ((int)DataType.Float or (int)DataType.Float16 or (int)DataType.Bfloat16))
+                throw new InvalidDataException($"input '{input.Name}': only FLOAT, FLOAT16 and BFLOAT16 tensor inputs get sample data");
             if (tt.Shape is null || tt.Shape.Dim.Any(d => !d.HasDimValue))
                 throw new InvalidDataException($"input '{input.Name}': shape is not fully static");
             long[] dims = tt.Shape.Dim.Select(d => d.DimValue).ToArray();
             long count = dims.Aggregate(1L, (p, d) => checked(p * d));
-            result.Add(TensorValue.Float(input.Name, dims, rng.Uniform(count, MathF.Sqrt(3f))));
+            var values = rng.Uniform(count, MathF.Sqrt(3f));
+            // Half-precision inputs: the same draw rounded to the type (nearest even).
+            result.Add(tt.ElemType == (int)DataType.Float
+                ? TensorValue.Float(input.Name, dims, values)
+                : TensorValue.Rounded(input.Name, (DataType)tt.ElemType, dims, values));
         }
         return result;
     }

@@ -1,5 +1,6 @@
 using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Onnx;
+using DataType = OnnxDeconv.GraphRewrite.Onnx.TensorProto.Types.DataType;
 
 namespace OnnxDeconv.DemoModels;
 
@@ -23,6 +24,7 @@ public static class DemoModelCatalog
         new("hifigan_upsampler_1d.onnx", "HiFi-GAN upsampler: conv_pre k7, LeakyReLU 0.1, ConvT1d k16 s8 p4, LeakyReLU, conv_post k7, Tanh", HifiganUpsampler1d()),
         new("decoder_3d.onnx", "3D decoder: ConvT3d k2 s2, ReLU, Conv3d 3x3x3, ReLU", Decoder3d()),
         new("depthwise_convtranspose.onnx", "Depthwise ConvT (group = channels) k4 s2 p1, pointwise Conv 1x1, ReLU", DepthwiseConvTranspose()),
+        new("fp16_decoder.onnx", "float16 decoder: ConvT k4 s2 p1, ReLU, Resize nearest x2, Conv 3x3, LeakyReLU 0.2, Conv 3x3, Tanh (every tensor float16)", Fp16Decoder()),
         new("upfirdn_zero_insertion.onnx", "upfirdn-style x2 zero insertion: Reshape [N,C,H,1,W,1], Pad, Reshape [N,C,2H,2W], Pad, Conv k4", UpfirdnZeroInsertion()),
     ];
 
@@ -95,6 +97,19 @@ public static class DemoModelCatalog
         x = n.LeakyRelu(n.Conv(x, "HRconv", 32, 32, [3, 3], [1, 1, 1, 1]), "lrelu3", 0.2f);
         n.Conv(x, "conv_last", 32, 3, [3, 3], [1, 1, 1, 1], output: "out");
         return n.Build("out", 1, 3, 64, 64);
+    }
+
+    // A half-precision export (as torch's model.half() + torch.onnx.export writes it): every weight, input, output and
+    // activation float16, the Resize scales float32 (the op requires it). Holds both patterns that the targets rewrite:
+    // a ConvTranspose (portable, plugin, auto) and a Resize+Conv pair (every target, convtranspose included).
+    private static ModelProto Fp16Decoder()
+    {
+        var n = new NetBuilder("fp16_decoder", Seed + 9);
+        string x = n.Input("latent", 1, 64, 8, 8);
+        x = n.Relu(n.ConvTranspose(x, "up.0", 64, 32, [4, 4], [2, 2], [1, 1, 1, 1], [8, 8]), "up.1");
+        x = n.LeakyRelu(n.Conv(n.ResizeNearest(x, "up.2", [1, 1, 2, 2]), "up.3", 32, 16, [3, 3], [1, 1, 1, 1]), "up.4", 0.2f);
+        n.Tanh(n.Conv(x, "to_rgb", 16, 3, [3, 3], [1, 1, 1, 1]), "tanh", output: "image");
+        return HalfModel.Convert(n.Build("image", 1, 3, 32, 32), DataType.Float16);
     }
 
     // HiFi-GAN V1 first stage with widths reduced (512 -> 64): lrelu(0.1) then ConvTranspose1d(k=16, s=8, p=4).

@@ -266,11 +266,12 @@ public static class ExternalData
         return bytes;
     }
 
-    /// <summary>Float data of a FLOAT tensor, inline or external.</summary>
+    /// <summary>Float data of a FLOAT tensor, inline or external; FLOAT16/BFLOAT16 data is widened to float32 (exact).</summary>
     public static float[] ReadFloats(TensorProto t, string? baseDirectory)
     {
+        if (HalfFloats.IsHalf((DataType)t.DataType)) return HalfFloats.Widen((DataType)t.DataType, ReadBytes(t, baseDirectory));
         if (t.DataType != (int)DataType.Float)
-            throw new ModelFormatException($"tensor '{t.Name}': expected FLOAT, got {(DataType)t.DataType}");
+            throw new ModelFormatException($"tensor '{t.Name}': expected FLOAT, FLOAT16 or BFLOAT16, got {(DataType)t.DataType}");
         if (!IsExternal(t) || baseDirectory is null) return MemoryMarshal.Cast<byte, float>(ReadBytes(t, baseDirectory)).ToArray();
         // Straight into the float array: a large external weight is held once, not as bytes and then as floats.
         var region = Locate(t, baseDirectory);

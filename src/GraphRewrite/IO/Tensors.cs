@@ -69,13 +69,21 @@ public static class Tensors
         return n;
     }
 
-    /// <summary>Float data of an inline FLOAT tensor (raw_data or float_data).</summary>
+    /// <summary>
+    /// Float data of an inline FLOAT tensor (raw_data or float_data); FLOAT16 and BFLOAT16 tensors are widened to
+    /// float32 exactly (see <see cref="HalfFloats"/>), so weight readers handle half-precision models unchanged.
+    /// </summary>
     public static float[] ToFloats(TensorProto t)
     {
-        if (t.DataType != (int)TensorProto.Types.DataType.Float)
-            throw new InvalidDataException($"tensor '{t.Name}': expected FLOAT, got {(TensorProto.Types.DataType)t.DataType}");
         if (t.DataLocation == TensorProto.Types.DataLocation.External)
             throw new InvalidDataException($"tensor '{t.Name}': data is external; read it with ModelIO.TensorFloats(model, tensor) or ExternalData.ReadBytes");
+        if (HalfFloats.IsHalf((TensorProto.Types.DataType)t.DataType))
+        {
+            try { return HalfFloats.ToFloats(t); }
+            catch (ModelFormatException e) { throw new InvalidDataException(e.Message, e); }
+        }
+        if (t.DataType != (int)TensorProto.Types.DataType.Float)
+            throw new InvalidDataException($"tensor '{t.Name}': expected FLOAT, FLOAT16 or BFLOAT16, got {(TensorProto.Types.DataType)t.DataType}");
         long n = ElementCount(t.Dims);
         if (t.HasRawData)
         {

@@ -30,6 +30,11 @@ public sealed record LoweringRequest
     /// <summary>Every spatial dim of the input is a known constant (the Reshape/Transpose interleave then uses constant shapes).</summary>
     public required bool StaticSpatial { get; init; }
     public PhaseForm Form { get; init; } = PhaseForm.Auto;
+    /// <summary>
+    /// The node's element type. FLOAT16/BFLOAT16 interleave with Reshape/Transpose (ONNX Runtime's CPU has them for
+    /// half types, DepthToSpace it does not); the caller narrows the float32 initializers (<see cref="HalfInitializers"/>).
+    /// </summary>
+    public TensorProto.Types.DataType ElementType { get; init; } = TensorProto.Types.DataType.Float;
     /// <summary>Where large rearranged weights are written slice by slice (never held whole); null = built in memory.</summary>
     public IWeightSink? Sink { get; init; }
 }
@@ -68,7 +73,7 @@ public static class PortableLowering
         bool phaseMajor = form == PhaseForm.PerPhase; // Concat of per-phase outputs is phase-major by construction
         if (plan.PhaseCount > 1)
         {
-            bool d2s = plan.Rank == 2 && plan.Axes[0].Stride == plan.Axes[1].Stride;
+            bool d2s = plan.Rank == 2 && plan.Axes[0].Stride == plan.Axes[1].Stride && !HalfFloats.IsHalf(request.ElementType);
             if (d2s && form == PhaseForm.PerPhase)
                 interleave = InterleaveForm.DepthToSpaceDcr;
             else if (d2s && request.Opset >= 11)

@@ -336,7 +336,7 @@ public static class AutoTuner
             return new Decision(position, description, hit.Choice, hit.Candidates, true,
                 hit.Choice == Unchanged ? $"no candidate was {WinMargin * 100:0}% faster than {baselineName} (cached)" : null, origin);
 
-        var xValue = RandomInput(node.Input[0], xShape);
+        var xValue = RandomInput(node.Input[0], xShape, NodeElementType(index, node));
         var candidates = new List<TimedModel>();
         IReadOnlyList<TensorValue>? expected = null;
         foreach (var (label, m) in models)
@@ -398,7 +398,7 @@ public static class AutoTuner
         problem = null;
         var opset = index.Opset(Ops.DefaultDomain) ?? 0;
         var builder = new ModelBuilder("auto_candidate", opset, Math.Max(model.IrVersion, 4));
-        builder.Input(node.Input[0], xShape);
+        builder.Input(node.Input[0], xShape, NodeElementType(index, node));
         for (int i = 1; i < node.Input.Count; i++)
         {
             if (node.Input[i].Length == 0) continue;
@@ -483,7 +483,7 @@ public static class AutoTuner
     private static ModelProto? IsolatePattern(ModelProto model, NodeProto node, OriginalPattern origin, long[] xShape)
     {
         var builder = new ModelBuilder("auto_original", origin.Opset, Math.Max(model.IrVersion, 4));
-        builder.Input(node.Input[0], xShape);
+        builder.Input(node.Input[0], xShape, NodeElementType(new GraphIndex(model), node));
         // Runs from memory: external weights are read in (the pre-passed model shares the original's source folder).
         foreach (var t in origin.Initializers) builder.Graph.Initializer.Add(ModelIO.InlineCopy(model, t));
         foreach (var n in origin.Nodes) builder.Graph.Node.Add(n.Clone());
@@ -502,13 +502,18 @@ public static class AutoTuner
         foreach (var t in origin.Initializers.Where(t => !have.Contains(t.Name))) model.Graph.Initializer.Add(t.Clone());
     }
 
-    private static TensorValue RandomInput(string name, long[] shape)
+    private static TensorValue RandomInput(string name, long[] shape, Onnx.TensorProto.Types.DataType type)
     {
         var rng = new Random(InputSeed);
         var data = new float[Tensors.ElementCount(shape)];
         for (int i = 0; i < data.Length; i++) data[i] = (float)(rng.NextDouble() * 2 - 1);
-        return TensorValue.Float(name, shape, data);
+        return HalfFloats.IsHalf(type) ? TensorValue.Rounded(name, type, shape, data) : TensorValue.Float(name, shape, data);
     }
+
+    /// <summary>The node's element type (its weights'): float16 nodes are timed on float16 inputs.</summary>
+    private static Onnx.TensorProto.Types.DataType NodeElementType(GraphIndex index, NodeProto node) =>
+        node.Input.Count > 1 && ConvTransposeToPortable.ConstantValue(index, node.Input[1]) is { } w && HalfFloats.IsHalf((Onnx.TensorProto.Types.DataType)w.DataType)
+            ? (Onnx.TensorProto.Types.DataType)w.DataType : Onnx.TensorProto.Types.DataType.Float;
 
     /// <summary>The concrete input shape of every node: declared when fully static (and no --shape given), else probed.</summary>
     private static Dictionary<string, long[]> InputShapes(ModelProto model, IReadOnlyList<NodeProto> nodes,

@@ -80,17 +80,19 @@ public static class ConvTransposeToPlugin
 
         var wt = index.Constant(w);
         if (wt is null) { reason = $"weights '{w}' are not constant (graph input or computed): the plugin needs them packed offline"; return false; }
-        if (wt.DataType != (int)DataType.Float) { reason = $"weights '{w}' are {(DataType)wt.DataType}; the plugin computes float32 only"; return false; }
-        if (index.ValueInfo(x)?.Type?.TensorType is { } xt && xt.ElemType != (int)DataType.Undefined && xt.ElemType != (int)DataType.Float)
+        // float32 and float16 (computed in float32, converted at the op boundary); see TransposedConvSchema.
+        var type = (DataType)wt.DataType;
+        if (type is not (DataType.Float or DataType.Float16)) { reason = $"weights '{w}' are {type}; the plugin takes float32 or float16 only"; return false; }
+        if (index.ValueInfo(x)?.Type?.TensorType is { } xt && xt.ElemType != (int)DataType.Undefined && xt.ElemType != (int)type)
         {
-            reason = $"input '{x}' is {(DataType)xt.ElemType}; the plugin computes float32 only";
+            reason = $"input '{x}' is {(DataType)xt.ElemType}, weights are {type}; ONNX requires one type";
             return false;
         }
         if (b is not null)
         {
             var bt = index.Constant(b);
             if (bt is null) { reason = $"bias '{b}' is not constant"; return false; }
-            if (bt.DataType != (int)DataType.Float) { reason = $"bias '{b}' is {(DataType)bt.DataType}; the plugin takes float32 only"; return false; }
+            if (bt.DataType != (int)type) { reason = $"bias '{b}' is {(DataType)bt.DataType}, weights are {type}; ONNX requires one type"; return false; }
         }
 
         ConvTransposeAttributes attrs;
@@ -174,7 +176,10 @@ public static class ConvTransposeToPlugin
         string packedName = Unique(used, $"{match.WeightName}_onnxdeconv_packed");
         string output = match.Activation?.Output[0] ?? match.Node.Output[0];
         string name = string.IsNullOrEmpty(match.Node.Name) ? Unique(used, $"{T.OpType}_{output}") : match.Node.Name;
-        var (node, packed) = PluginLowering.Lower(match.Plan, match.Node.Input[0], output, packedName, name, spill?.For(model));
+        // float16 weights: packed in float32 (only rearranged, so exact) and stored back as float16; the spill file holds float32.
+        var type = (DataType)(index.Constant(match.WeightName)?.DataType ?? (int)DataType.Float);
+        var (node, packed) = PluginLowering.Lower(match.Plan, match.Node.Input[0], output, packedName, name, HalfFloats.IsHalf(type) ? null : spill?.For(model));
+        packed = HalfInitializers.Narrow(packed, type);
 
         int at = graph.Node.IndexOf(match.Node);
         if (at < 0) throw new InvalidOperationException($"node {Attributes.Describe(match.Node)} is not in the main graph");
@@ -228,7 +233,7 @@ public static class ConvTransposeToPlugin
         {
             if (clip.Input[i].Length == 0) continue;
             var t = index.Constant(clip.Input[i]);
-            if (t is null || t.DataType != (int)DataType.Float) return null;
+            if (t is null || !HalfFloats.IsFloatLike((DataType)t.DataType)) return null;
             float[] v;
             try { v = Tensors.ToFloats(t); }
             catch (InvalidDataException) { return null; }

@@ -2,7 +2,8 @@
 // After:   X ─ Conv(W', B'; stride 1)  [one Conv with Cout*prod(s) channels, or one Conv per phase + Concat]
 //            ─ DepthToSpace | Reshape/Transpose/Reshape   (interleave the phases; absent when every stride is 1)
 //            ─ Slice                                      (crop pads/output_padding; absent when nothing to crop) ─ Y
-// Preconditions: default domain; W (and B) constant FLOAT tensors; a configuration ONNX Runtime accepts
+// Preconditions: default domain; W (and B) constant FLOAT, FLOAT16 or BFLOAT16 tensors (half types: rearranged
+// exactly in float32 and stored back in the model's type; no DepthToSpace, which ONNX Runtime's CPU lacks for them); a configuration ONNX Runtime accepts
 // (output_padding < stride); output_shape only with a static input size; a form valid at the model's opset.
 // Y keeps its name, so its value_info and every consumer stay valid; the opset import is never changed.
 using OnnxDeconv.Geometry;
@@ -56,19 +57,20 @@ public static class ConvTransposeToPortable
             return index.IsGraphInput(wName)
                 ? $"weights '{wName}' are a graph input, not a constant: they can change at run time"
                 : $"weights '{wName}' are computed in the graph, not a constant";
-        if (w.DataType != (int)DataType.Float) return $"weights '{wName}' are {(DataType)w.DataType}; only FLOAT is supported";
+        if (!HalfFloats.IsFloatLike((DataType)w.DataType)) return $"weights '{wName}' are {(DataType)w.DataType}; only FLOAT, FLOAT16 and BFLOAT16 are supported";
+        var type = (DataType)w.DataType;
         if (ExternalUnreadable(index, w)) return $"weights '{wName}' use external data but the model's folder is unknown; load the model from its file";
         string? bName = node.Input.Count > 2 && node.Input[2].Length > 0 ? node.Input[2] : null;
         if (bName is not null)
         {
             var b = ConstantValue(index, bName);
             if (b is null) return $"bias '{bName}' is not a constant";
-            if (b.DataType != (int)DataType.Float) return $"bias '{bName}' is {(DataType)b.DataType}; only FLOAT is supported";
+            if (b.DataType != (int)type) return $"bias '{bName}' is {(DataType)b.DataType}, weights are {type}; ONNX requires one type";
             if (ExternalUnreadable(index, b)) return $"bias '{bName}' uses external data but the model's folder is unknown";
         }
         var xType = index.ValueInfo(node.Input[0])?.Type?.TensorType;
-        if (xType is not null && xType.ElemType != 0 && xType.ElemType != (int)DataType.Float)
-            return $"input '{node.Input[0]}' is {(DataType)xType.ElemType}; only FLOAT is supported";
+        if (xType is not null && xType.ElemType != 0 && xType.ElemType != (int)type)
+            return $"input '{node.Input[0]}' is {(DataType)xType.ElemType}, weights are {type}; ONNX requires one type";
 
         long[] wShape = w.Dims.ToArray();
         if (wShape.Length < 3) return $"weights '{wName}' have rank {wShape.Length}; expected >= 3";
@@ -160,8 +162,10 @@ public static class ConvTransposeToPortable
         var graph = model.Graph;
         var ctx = new RewriteContext(graph);
         var index = new GraphIndex(model);
-        var w = ModelIO.TensorFloats(model, ConstantValue(index, match.Weights)
-            ?? throw new InvalidOperationException($"weights '{match.Weights}' vanished between match and apply"));
+        var wt = ConstantValue(index, match.Weights)
+            ?? throw new InvalidOperationException($"weights '{match.Weights}' vanished between match and apply");
+        var type = (DataType)wt.DataType; // float16/bfloat16 weights are widened exactly here and narrowed back below
+        var w = ModelIO.TensorFloats(model, wt);
         float[] b = match.Bias is { } bn
             ? ModelIO.TensorFloats(model, ConstantValue(index, bn) ?? throw new InvalidOperationException($"bias '{bn}' vanished between match and apply"))
             : [];
@@ -174,8 +178,10 @@ public static class ConvTransposeToPortable
             Opset = match.Opset,
             StaticSpatial = match.StaticSpatial,
             Form = match.Choice.Form,
-            Sink = spill?.For(model),
+            ElementType = type,
+            Sink = HalfFloats.IsHalf(type) ? null : spill?.For(model), // the spill file holds float32 slices
         });
+        lowered = HalfInitializers.Narrow(lowered, type);
         ctx.ReplaceNode(match.Node, lowered.Nodes);
         graph.Initializer.AddRange(lowered.Initializers);
         bool listInitializersAsInputs = model.IrVersion < 4; // keep that IR's convention for the new initializers

@@ -165,7 +165,7 @@ public static class ResizeConvToConvTranspose
 
         var w = index.Constant(conv.Input[1]);
         if (w is null) { reason = $"Conv weight '{conv.Input[1]}' is not a constant"; return false; }
-        if (w.DataType != (int)DataType.Float) { reason = $"Conv weight '{conv.Input[1]}' is {(DataType)w.DataType}, only float32 is rewritten"; return false; }
+        if (!HalfFloats.IsFloatLike((DataType)w.DataType)) { reason = $"Conv weight '{conv.Input[1]}' is {(DataType)w.DataType}, only float32, float16 and bfloat16 are rewritten"; return false; }
         string? bias = conv.Input.Count > 2 && conv.Input[2].Length > 0 ? conv.Input[2] : null;
         if (bias is not null && index.Constant(bias) is null) { reason = $"Conv bias '{bias}' is not a constant"; return false; }
 
@@ -259,8 +259,12 @@ public static class ResizeConvToConvTranspose
 
         string weightName = editor.UniqueValueName($"{conv.Input[1]}_convtranspose");
         // The derived weights were computed for this match alone: the tensor takes the array (one copy of a large weight).
-        editor.AddInitializer(Tensors.FromFloatsOwned(weightName, match.WeightShape, match.Weights));
-        if (oldIr) graph.Input.Add(ModelBuilder.ValueInfo(weightName, DataType.Float, match.WeightShape));
+        // A float16/bfloat16 Conv keeps its type: the summed taps (computed in float32) are rounded once to it.
+        var type = (DataType)(new GraphIndex(model).Constant(conv.Input[1])?.DataType ?? (int)DataType.Float);
+        editor.AddInitializer(HalfFloats.IsHalf(type)
+            ? HalfFloats.Tensor(weightName, type, match.WeightShape, match.Weights)
+            : Tensors.FromFloatsOwned(weightName, match.WeightShape, match.Weights));
+        if (oldIr) graph.Input.Add(ModelBuilder.ValueInfo(weightName, type, match.WeightShape));
 
         var ct = new NodeProto
         {

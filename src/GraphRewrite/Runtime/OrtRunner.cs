@@ -89,6 +89,8 @@ public sealed class OrtRunner : IDisposable
             bool[] a => NamedOnnxValue.CreateFromTensor(v.Name, new DenseTensor<bool>(a, dims)),
             byte[] a => NamedOnnxValue.CreateFromTensor(v.Name, new DenseTensor<byte>(a, dims)),
             sbyte[] a => NamedOnnxValue.CreateFromTensor(v.Name, new DenseTensor<sbyte>(a, dims)),
+            Float16[] a => NamedOnnxValue.CreateFromTensor(v.Name, new DenseTensor<Float16>(a, dims)),
+            BFloat16[] a => NamedOnnxValue.CreateFromTensor(v.Name, new DenseTensor<BFloat16>(a, dims)),
             _ => throw new NotSupportedException($"input '{v.Name}': {v.Data.GetType()} is not supported"),
         };
     }
@@ -104,6 +106,8 @@ public sealed class OrtRunner : IDisposable
             case DenseTensor<bool> t: return new TensorValue(v.Name, DataType.Bool, Dims(t.Dimensions), t.ToArray());
             case DenseTensor<byte> t: return new TensorValue(v.Name, DataType.Uint8, Dims(t.Dimensions), t.ToArray());
             case DenseTensor<sbyte> t: return new TensorValue(v.Name, DataType.Int8, Dims(t.Dimensions), t.ToArray());
+            case DenseTensor<Float16> t: return new TensorValue(v.Name, DataType.Float16, Dims(t.Dimensions), t.ToArray());
+            case DenseTensor<BFloat16> t: return new TensorValue(v.Name, DataType.Bfloat16, Dims(t.Dimensions), t.ToArray());
             default: throw new NotSupportedException($"output '{v.Name}': {v.Value?.GetType().Name ?? "null"} is not supported");
         }
     }

@@ -89,6 +89,8 @@ public sealed class OrtTimedSession : ITimedRun
         bool[] a => OrtValue.CreateTensorValueFromMemory(a, v.Dims),
         byte[] a => OrtValue.CreateTensorValueFromMemory(a, v.Dims),
         sbyte[] a => OrtValue.CreateTensorValueFromMemory(a, v.Dims),
+        Float16[] a => OrtValue.CreateTensorValueFromMemory(a, v.Dims),
+        BFloat16[] a => OrtValue.CreateTensorValueFromMemory(a, v.Dims),
         _ => throw new NotSupportedException($"input '{v.Name}': {v.Data.GetType().Name} is not supported"),
     };
 
@@ -105,6 +107,8 @@ public sealed class OrtTimedSession : ITimedRun
             TensorElementType.Bool => new TensorValue(name, DataType.Bool, dims, v.GetTensorDataAsSpan<bool>().ToArray()),
             TensorElementType.UInt8 => new TensorValue(name, DataType.Uint8, dims, v.GetTensorDataAsSpan<byte>().ToArray()),
             TensorElementType.Int8 => new TensorValue(name, DataType.Int8, dims, v.GetTensorDataAsSpan<sbyte>().ToArray()),
+            TensorElementType.Float16 => new TensorValue(name, DataType.Float16, dims, v.GetTensorDataAsSpan<Float16>().ToArray()),
+            TensorElementType.BFloat16 => new TensorValue(name, DataType.Bfloat16, dims, v.GetTensorDataAsSpan<BFloat16>().ToArray()),
             var t => throw new NotSupportedException($"output '{name}': element type {t} is not supported"),
         };
     }

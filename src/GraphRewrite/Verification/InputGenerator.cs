@@ -6,7 +6,8 @@ namespace OnnxDeconv.GraphRewrite.Verification;
 
 /// <summary>
 /// Seeded random inputs that honour each graph input's declared element type and shape (as ONNX Runtime reports
-/// them, so initializers are excluded and models verified by path work too). float/double: uniform [-1, 1];
+/// them, so initializers are excluded and models verified by path work too). float/double: uniform [-1, 1]
+/// (float16/bfloat16: the same, rounded to the type);
 /// integers: uniform {0..3} (small and non-negative, so index-like inputs stay in range); bool: fair coin.
 /// </summary>
 public static class InputGenerator
@@ -73,6 +74,14 @@ public static class InputGenerator
         switch (type)
         {
             case DataType.Float: { var a = new float[n]; for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1); return a; }
+            case DataType.Float16 or DataType.Bfloat16:
+            {
+                // The same uniform [-1, 1] draw, rounded to the type: every value is exactly representable, so both
+                // models see identical inputs and a reference can widen them exactly.
+                var a = new float[n];
+                for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1);
+                return TensorValue.Rounded(name, type, [n], a).Data;
+            }
             case DataType.Double: { var a = new double[n]; for (int i = 0; i < n; i++) a[i] = rng.NextDouble() * 2 - 1; return a; }
             case DataType.Int64: { var a = new long[n]; for (int i = 0; i < n; i++) a[i] = rng.Next(4); return a; }
             case DataType.Int32: { var a = new int[n]; for (int i = 0; i < n; i++) a[i] = rng.Next(4); return a; }

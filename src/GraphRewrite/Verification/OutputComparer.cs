@@ -22,6 +22,8 @@ public sealed record OutputComparison
     public long[]? WorstIndex { get; init; }
     public double? WorstExpected { get; init; }
     public double? WorstActual { get; init; }
+    /// <summary>The tolerance this output was held to (per element type, see <see cref="Tolerance.ForType"/>); null when nothing was compared.</summary>
+    public Tolerance? Tolerance { get; init; }
     /// <summary>Why the output fails beyond plain numeric error (missing, shape or type mismatch, NaN), else null.</summary>
     public string? Problem { get; init; }
 
@@ -36,7 +38,10 @@ public sealed record OutputComparison
     }
 }
 
-/// <summary>Compares tensors element-wise with a <see cref="Tolerance"/>; shape, type and NaN mismatches fail.</summary>
+/// <summary>
+/// Compares tensors element-wise with a <see cref="Tolerance"/> (widened for float16/bfloat16 outputs, see
+/// <see cref="Tolerance.ForType"/>); shape, type and NaN mismatches fail.
+/// </summary>
 public static class OutputComparer
 {
     public static OutputComparison Compare(string name, TensorValue? expected, TensorValue? actual, Tolerance tolerance)
@@ -64,6 +69,7 @@ public static class OutputComparer
                 Problem = $"shape mismatch: expected [{string.Join(",", expected.Dims)}], got [{string.Join(",", actual.Dims)}]",
             };
 
+        tolerance = tolerance.ForType(expected.ElementType);
         var e = Reader(expected);
         var a = Reader(actual);
         long n = expected.Data.Length;
@@ -93,6 +99,7 @@ public static class OutputComparer
             ExpectedType = expected.ElementType, ActualType = actual.ElementType,
             ExpectedDims = expected.Dims, ActualDims = actual.Dims,
             Elements = n,
+            Tolerance = tolerance,
             Mismatches = mismatches,
             MaxAbsError = nans > 0 ? double.NaN : maxAbs,
             MaxRelError = nans > 0 ? double.NaN : maxRel,
@@ -124,6 +131,8 @@ public static class OutputComparer
         bool[] b => i => b[i] ? 1 : 0,
         byte[] u => i => u[i],
         sbyte[] s => i => s[i],
+        Microsoft.ML.OnnxRuntime.Float16[] h => i => IO.HalfFloats.Float16ToFloat(h[i].value),
+        Microsoft.ML.OnnxRuntime.BFloat16[] bf => i => IO.HalfFloats.BFloat16ToFloat(bf[i].value),
         _ => throw new NotSupportedException($"tensor '{t.Name}': {t.ElementType} cannot be compared"),
     };
 }

@@ -68,9 +68,10 @@ public static unsafe class OnnxDeconvPlugin
             if (_api is null)
             {
                 api = OrtApi.FromBase(apiBase);
-                IntPtr op = TransposedConvOp.Create(api);
                 IntPtr d = api.CreateCustomOpDomain(TransposedConvSchema.Domain);
-                api.CustomOpDomainAdd(d, op);
+                // One kernel per element type under one op name (float X/W/B/Y, float16 X/W/B/Y).
+                api.CustomOpDomainAdd(d, TransposedConvOp.Create(api, TransposedConvOp.ElementFloat));
+                api.CustomOpDomainAdd(d, TransposedConvOp.Create(api, TransposedConvOp.ElementFloat16));
                 _domain = d;
                 _api = api;
             }

@@ -37,6 +37,7 @@ public static class OrtApiSlots
     public const int KernelInfoGetAttributeArray_int64 = 163;
     public const int RegisterCustomOpsLibrary_V2 = 228;
     public const int KernelInfo_GetNodeName = 244;
+    public const int KernelInfoGetConstantInput_tensor = 249;
     public const int ShapeInferContext_GetInputCount = 267;
     public const int ShapeInferContext_GetInputTypeShape = 268;
     public const int ShapeInferContext_GetAttribute = 269;
@@ -75,6 +76,7 @@ public static class OrtApiSlots
         [nameof(KernelInfoGetAttributeArray_int64)] = KernelInfoGetAttributeArray_int64,
         [nameof(RegisterCustomOpsLibrary_V2)] = RegisterCustomOpsLibrary_V2,
         [nameof(KernelInfo_GetNodeName)] = KernelInfo_GetNodeName,
+        [nameof(KernelInfoGetConstantInput_tensor)] = KernelInfoGetConstantInput_tensor,
         [nameof(ShapeInferContext_GetInputCount)] = ShapeInferContext_GetInputCount,
         [nameof(ShapeInferContext_GetInputTypeShape)] = ShapeInferContext_GetInputTypeShape,
         [nameof(ShapeInferContext_GetAttribute)] = ShapeInferContext_GetAttribute,
@@ -276,6 +278,19 @@ internal sealed unsafe class OrtApi
     }
 
     // ---- kernel context and tensors ----
+
+    /// <summary>
+    /// The node's input <paramref name="index"/> when it is a constant initializer (owned by the session, valid for the
+    /// kernel's life), else IntPtr.Zero: also when the input is absent or the query fails.
+    /// </summary>
+    public IntPtr KernelInfoConstantInput(IntPtr info, nuint index)
+    {
+        int isConstant = 0;
+        IntPtr value = IntPtr.Zero;
+        IntPtr status = ((delegate* unmanaged<IntPtr, nuint, int*, IntPtr*, IntPtr>)Slot(OrtApiSlots.KernelInfoGetConstantInput_tensor))(info, index, &isConstant, &value);
+        if (status != IntPtr.Zero) { ReleaseStatus(status); return IntPtr.Zero; }
+        return isConstant != 0 ? value : IntPtr.Zero;
+    }
 
     public nuint KernelContextInputCount(IntPtr context)
     {

@@ -9,32 +9,41 @@ namespace OnnxDeconv.Plugin;
 /// The OrtCustomOp callbacks of TransposedConv. Every [UnmanagedCallersOnly] entry catches everything: an exception
 /// escaping into ONNX Runtime aborts the process, so errors become an OrtStatus (or a safe default) instead.
 /// </summary>
-internal static unsafe class TransposedConvOp
+internal static unsafe partial class TransposedConvOp
 {
-    private const int ElementFloat = 1;          // ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+    internal const int ElementFloat = 1;         // ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+    internal const int ElementFloat16 = 10;      // ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16
     private const int InputRequired = 0;         // INPUT_OUTPUT_REQUIRED
     private const int InputOptional = 1;         // INPUT_OUTPUT_OPTIONAL
     private const int MemTypeDefault = 0;        // OrtMemTypeDefault
 
     private static OrtApi? _api;
     private static IntPtr _nameUtf8;
+    private static IntPtr _halfOp; // the float16 OrtCustomOp (callbacks receive the op pointer)
 
     /// <summary>The API table used by every callback (one ONNX Runtime per process/runtime).</summary>
     internal static OrtApi Api => _api ?? throw new InvalidOperationException("TransposedConv used before registration");
 
-    /// <summary>Builds the OrtCustomOp in native memory (once per process); the pointer is never freed.</summary>
-    internal static IntPtr Create(OrtApi api)
+    /// <summary>
+    /// Builds the OrtCustomOp of one element type (<see cref="ElementFloat"/> or <see cref="ElementFloat16"/>) in native
+    /// memory (once per process); the pointer is never freed. Both are registered under one name: ONNX Runtime merges
+    /// same-named ops of a domain into one schema whose every input/output allows either type, and picks the kernel
+    /// whose types match the node (X, W, B and Y all float, or all float16).
+    /// </summary>
+    internal static IntPtr Create(OrtApi api, int elementType)
     {
         _api = api;
-        _nameUtf8 = AllocUtf8(S.OpType);
+        if (_nameUtf8 == IntPtr.Zero) _nameUtf8 = AllocUtf8(S.OpType);
+        bool half = elementType == ElementFloat16;
+        if (!half && elementType != ElementFloat) throw new ArgumentException($"element type {elementType} is not float (1) or float16 (10)");
         var op = (OrtCustomOpNative*)NativeMemory.AllocZeroed((nuint)sizeof(OrtCustomOpNative));
         op->Version = api.Version;
         op->CreateKernel = IntPtr.Zero;   // V2 entries are used (version > 15 and KernelCompute == null)
         op->GetName = (IntPtr)(delegate* unmanaged<IntPtr, IntPtr>)&GetName;
         op->GetExecutionProviderType = (IntPtr)(delegate* unmanaged<IntPtr, IntPtr>)&GetExecutionProviderType;
-        op->GetInputType = (IntPtr)(delegate* unmanaged<IntPtr, nuint, int>)&GetInputType;
+        op->GetInputType = half ? (IntPtr)(delegate* unmanaged<IntPtr, nuint, int>)&GetHalfType : (IntPtr)(delegate* unmanaged<IntPtr, nuint, int>)&GetInputType;
         op->GetInputTypeCount = (IntPtr)(delegate* unmanaged<IntPtr, nuint>)&GetInputTypeCount;
-        op->GetOutputType = (IntPtr)(delegate* unmanaged<IntPtr, nuint, int>)&GetOutputType;
+        op->GetOutputType = half ? (IntPtr)(delegate* unmanaged<IntPtr, nuint, int>)&GetHalfType : (IntPtr)(delegate* unmanaged<IntPtr, nuint, int>)&GetOutputType;
         op->GetOutputTypeCount = (IntPtr)(delegate* unmanaged<IntPtr, nuint>)&GetOutputTypeCount;
         op->KernelCompute = IntPtr.Zero;
         op->KernelDestroy = (IntPtr)(delegate* unmanaged<IntPtr, void>)&KernelDestroy;
@@ -54,6 +63,7 @@ internal static unsafe class TransposedConvOp
         op->ReleaseMayInplace = (IntPtr)(delegate* unmanaged<int*, int*, void>)&ReleaseIndexMap;
         op->GetAliasMap = (IntPtr)(delegate* unmanaged<int**, int**, nuint>)&NoIndexMap;
         op->ReleaseAliasMap = (IntPtr)(delegate* unmanaged<int*, int*, void>)&ReleaseIndexMap;
+        if (half) _halfOp = (IntPtr)op;
         return (IntPtr)op;
     }
 
@@ -70,6 +80,7 @@ internal static unsafe class TransposedConvOp
     [UnmanagedCallersOnly] private static int GetInputType(IntPtr op, nuint index) => ElementFloat;
     [UnmanagedCallersOnly] private static nuint GetInputTypeCount(IntPtr op) => 3;
     [UnmanagedCallersOnly] private static int GetOutputType(IntPtr op, nuint index) => ElementFloat;
+    [UnmanagedCallersOnly] private static int GetHalfType(IntPtr op, nuint index) => ElementFloat16;
     [UnmanagedCallersOnly] private static nuint GetOutputTypeCount(IntPtr op) => 1;
     [UnmanagedCallersOnly] private static int GetInputCharacteristic(IntPtr op, nuint index) => index == S.InputB ? InputOptional : InputRequired;
     [UnmanagedCallersOnly] private static int GetOutputCharacteristic(IntPtr op, nuint index) => InputRequired;
@@ -124,6 +135,7 @@ internal static unsafe class TransposedConvOp
                 n => api.KernelInfoInts(info, n), n => api.KernelInfoInt(info, n),
                 n => api.KernelInfoFloat(info, n), n => api.KernelInfoString(info, n));
             var state = new KernelState(attrs, string.IsNullOrEmpty(node) ? null : node);
+            if (op == _halfOp) ConvertConstantHalfInputs(api, info, state);
             *kernel = GCHandle.ToIntPtr(GCHandle.Alloc(state));
             return IntPtr.Zero;
         }
@@ -161,11 +173,11 @@ internal static unsafe class TransposedConvOp
         if (wv == IntPtr.Zero) throw new TransposedConvException("W", "input W (packed weights) is missing");
 
         var (xType, xShape) = api.TensorTypeAndShape(xv);
-        RequireFloat("X", xType);
+        RequireFloat("X", xType, xType);
         var (g, wanted, plan) = state.GeometryFor(xShape);
 
         var (wType, wShape) = api.TensorTypeAndShape(wv);
-        RequireFloat("W", wType);
+        RequireFloat("W", wType, xType);
         if (wShape.Length != 1 || wShape[0] != wanted)
             throw new TransposedConvException("W", $"packed W has shape [{string.Join(",", wShape)}]; this geometry needs a 1-D tensor of {wanted} values (in_channels {a.InChannels}, out_channels {a.OutChannels}, group {a.Group}, kernel_shape [{string.Join(",", a.KernelShape)}])");
 
@@ -173,7 +185,7 @@ internal static unsafe class TransposedConvOp
         if (bv != IntPtr.Zero)
         {
             var (bType, bShape) = api.TensorTypeAndShape(bv);
-            RequireFloat("B", bType);
+            RequireFloat("B", bType, xType);
             if (bShape.Length != 1 || bShape[0] != a.OutChannels)
                 throw new TransposedConvException("B", $"B has shape [{string.Join(",", bShape)}]; must be [{a.OutChannels}] (out_channels)");
             biasCount = a.OutChannels;
@@ -186,19 +198,27 @@ internal static unsafe class TransposedConvOp
         if (xCount > int.MaxValue || yCount > int.MaxValue || wanted > int.MaxValue)
             throw new TransposedConvException("X", $"tensors above {int.MaxValue} elements are not supported (X {xCount}, Y {yCount})");
 
+        var parallel = new OrtParallelFor(api, context);
+        if (xType == ElementFloat16)
+        {
+            RunHalf(state, plan, api, xv, wv, biasCount > 0 ? bv : IntPtr.Zero, yv, xCount, wanted, biasCount, yCount, parallel);
+            return;
+        }
         float* px = api.TensorData(xv), pw = api.TensorData(wv), py = api.TensorData(yv);
         float* pb = biasCount > 0 ? api.TensorData(bv) : null;
-        var parallel = new OrtParallelFor(api, context);
         DeconvKernel.Run(plan, a.Epilogue,
             new ReadOnlySpan<float>(px, (int)xCount), new ReadOnlySpan<float>(pw, (int)wanted),
             biasCount > 0 ? new ReadOnlySpan<float>(pb, (int)biasCount) : ReadOnlySpan<float>.Empty,
             new Span<float>(py, (int)yCount), parallel);
     }
 
-    private static void RequireFloat(string input, int type)
+    /// <summary>Every input is float, or every input is float16 (<paramref name="xType"/> decides which).</summary>
+    private static void RequireFloat(string input, int type, int xType)
     {
-        if (type != ElementFloat)
-            throw new TransposedConvException(input, $"input {input} has element type {type} (ONNXTensorElementDataType); TransposedConv takes float (1) only");
+        if (type != ElementFloat && type != ElementFloat16)
+            throw new TransposedConvException(input, $"input {input} has element type {type} (ONNXTensorElementDataType); TransposedConv takes float (1) or float16 (10)");
+        if (type != xType)
+            throw new TransposedConvException(input, $"input {input} has element type {type} but X has {xType}; X, W and B must have one type");
     }
 
     private static long Count(long[] dims)
@@ -217,7 +237,7 @@ internal static unsafe class TransposedConvOp
             var api = Api;
             // The context owns this info (the C++ wrapper release()s it unfreed): never release it here.
             IntPtr xInfo = api.ShapeInferInputTypeShape(context, S.InputX);
-            long[] x = api.TypeAndShapeOf(xInfo).Dims;
+            var (xType, x) = api.TypeAndShapeOf(xInfo);
             string[] xNames = api.SymbolicDimensions(xInfo, x.Length);
             long[]? k = api.ShapeInferInts(context, S.KernelShape);
             long[]? s = api.ShapeInferInts(context, S.Strides);
@@ -248,7 +268,9 @@ internal static unsafe class TransposedConvOp
                     names[i + 2] = xNames[i + 2].Length > 0
                         ? $"{xNames[i + 2]}*{s[i]}+{opad[i] + d[i] * (k[i] - 1) + 1 - s[i] - p[i] - p[i + r]}"
                         : UniqueDimName();
-            api.ShapeInferSetOutput(context, 0, ElementFloat, y, names);
+            // Y has X's type (float or float16; unknown X: the op's own type).
+            int yType = xType is ElementFloat or ElementFloat16 ? xType : op == _halfOp ? ElementFloat16 : ElementFloat;
+            api.ShapeInferSetOutput(context, 0, yType, y, names);
             return IntPtr.Zero;
         }
         catch (Exception e) { return ToStatus(e, null); }
@@ -263,6 +285,9 @@ internal static unsafe class TransposedConvOp
     {
         public TransposedConvAttributes Attributes { get; } = attributes;
         public string? Node { get; } = node;
+        /// <summary>float16 kernels: W and B widened to float32 once at creation when they are constant initializers.</summary>
+        public float[]? ConstantW { get; set; }
+        public float[]? ConstantB { get; set; }
 
         // The last geometry, reused while X's shape repeats (the usual case): no geometry rebuild per call.
         // Immutable and swapped as a whole, so concurrent Run calls on one session are safe.

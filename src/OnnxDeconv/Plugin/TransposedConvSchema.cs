@@ -5,8 +5,10 @@ namespace OnnxDeconv.Plugin;
 
 /// <summary>
 /// The custom op <c>ai.onnxdeconv::TransposedConv</c> version 1 (documented in docs/custom-op.md).
-/// Inputs: X (float [N, Cin, spatial...]), W (float, 1-D, packed by <see cref="DeconvKernel.PackWeights"/>),
-/// optional B (float [Cout]). Output: Y (float [N, Cout, spatial...]). The attributes carry the fully resolved plan.
+/// Inputs: X (T [N, Cin, spatial...]), W (T, 1-D, packed by <see cref="DeconvKernel.PackWeights"/>),
+/// optional B (T [Cout]). Output: Y (T [N, Cout, spatial...]). T is float or float16, the same for all four (one
+/// registered kernel per type; float16 computes in float32, converted at the op boundary, Y rounded once).
+/// The attributes carry the fully resolved plan.
 /// </summary>
 public static class TransposedConvSchema
 {

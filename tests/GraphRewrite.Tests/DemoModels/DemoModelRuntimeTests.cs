@@ -38,7 +38,7 @@ public sealed class DemoModelRuntimeTests(ITestOutputHelper output)
         {
             var actual = Assert.Single(outputs, o => o.Name == declared.Name);
             Assert.Equal(declared.Type.TensorType.Shape.Dim.Select(d => d.DimValue), actual.Dims);
-            var y = actual.AsFloats();
+            var y = actual.WidenedFloats();
             Assert.All(y, v => Assert.True(float.IsFinite(v)));
             // Not degenerate: a real spread of values, and a Tanh output that is not stuck at +-1.
             double mean = y.Average(v => (double)v);
@@ -65,19 +65,27 @@ public sealed class DemoModelRuntimeTests(ITestOutputHelper output)
         var w = model.Graph.Initializer.Single(t => t.Name == node.Input[1]);
         var b = node.Input.Count > 2 ? model.Graph.Initializer.Single(t => t.Name == node.Input[2]) : null;
         var geometry = ConvTransposeGeometry.Resolve(ConvTransposeNode.ReadAttributes(node), x.Dims, w.Dims.ToArray());
-        var expected = ReferenceConvTranspose.Compute(geometry, x.AsFloats(), Tensors.ToFloats(w), b is null ? [] : Tensors.ToFloats(b));
+        var expected = ReferenceConvTranspose.Compute(geometry, x.WidenedFloats(), Tensors.ToFloats(w), b is null ? [] : Tensors.ToFloats(b));
 
         // The layer alone: same node, same initializers, its captured input as the only graph input.
         var builder = new ModelBuilder("isolated", 17, 8);
-        builder.Input(node.Input[0], x.Dims);
+        builder.Input(node.Input[0], x.Dims, x.ElementType);
         builder.Graph.Initializer.Add(w);
         if (b is not null) builder.Graph.Initializer.Add(b);
         builder.Graph.Node.Add(node.Clone());
-        builder.Output(node.Output[0], geometry.OutputShape);
+        builder.Output(node.Output[0], geometry.OutputShape, x.ElementType);
         var actual = Assert.Single(OrtRunner.RunOnce(builder.Build(), [x with { Name = node.Input[0] }]));
 
         Assert.Equal(geometry.OutputShape, actual.Dims);
-        AssertClose(expected, actual.AsFloats(), $"{fileName} {Attributes.Describe(node)}");
+        if (actual.ElementType == DataType.Float)
+            AssertClose(expected, actual.AsFloats(), $"{fileName} {Attributes.Describe(node)}");
+        else
+        {
+            // A half model: the float32 reference rounded to its type, held to that type's rule (Tolerance.ForType).
+            var c = OnnxDeconv.GraphRewrite.Verification.OutputComparer.Compare(node.Output[0], TensorValue.Rounded(node.Output[0], actual.ElementType, actual.Dims, expected),
+                actual, OnnxDeconv.GraphRewrite.Verification.Tolerance.Default);
+            Assert.True(c.Passed, $"{fileName} {Attributes.Describe(node)}: {c.Describe()} ({c.Tolerance})");
+        }
     }
 
     /// <summary>Runs the model with <paramref name="name"/> exposed as an extra graph output and returns its value.</summary>
@@ -85,7 +93,9 @@ public sealed class DemoModelRuntimeTests(ITestOutputHelper output)
     {
         var copy = model.Clone();
         bool isInput = copy.Graph.Input.Any(i => i.Name == name);
-        if (!isInput) copy.Graph.Output.Add(ModelBuilder.ValueInfo(name, DataType.Float, null));
+        // Intermediate values have the model's element type (its first input's: float, or float16 for a half model).
+        var type = (DataType)(copy.Graph.Input.FirstOrDefault()?.Type?.TensorType?.ElemType ?? (int)DataType.Float);
+        if (!isInput) copy.Graph.Output.Add(ModelBuilder.ValueInfo(name, type, null));
         var inputs = DemoInputs.For(model);
         if (isInput) return inputs.Single(i => i.Name == name);
         using var runner = new OrtRunner(copy);

@@ -187,7 +187,7 @@ public static class ModelBench
             {
                 var c = OutputComparer.Compare(e.Name, e, actual.FirstOrDefault(a => a.Name == e.Name), Tolerance.Default);
                 if (!c.Passed)
-                    throw new BenchVerificationException($"{model}: the {names[i]} rewrite differs from the original at {threads} thread(s) ({Tolerance.Default}): {c.Describe()}");
+                    throw new BenchVerificationException($"{model}: the {names[i]} rewrite differs from the original at {threads} thread(s) ({c.Tolerance ?? Tolerance.Default}): {c.Describe()}");
             }
         }
     }

@@ -94,7 +94,13 @@ internal static class VerifyCli
             writer.WriteLine($"noise floor: {f.Summary}");
             writer.WriteLine($"noise floor rule: {NoiseFloor.Rule} (docs/verification.md)");
         }
+        foreach (var rule in HalfRules(report)) writer.WriteLine($"  {rule}");
     }
+
+    /// <summary>The widened rule of each 16-bit float type among the outputs (float16: one float16 step), in words.</summary>
+    public static IEnumerable<string> HalfRules(VerificationReport report) =>
+        report.Outputs.Select(o => o.ExpectedType ?? o.ActualType).OfType<TensorProto.Types.DataType>().Distinct()
+            .Select(t => report.Tolerance.RuleFor(t)).OfType<string>();
 
     public static readonly JsonSerializerOptions Json = new()
     {
@@ -111,6 +117,7 @@ internal static class VerifyCli
         error = r.Error,
         inputSource = r.InputSource,
         tolerance = new { atol = r.Tolerance.Atol, rtol = r.Tolerance.Rtol },
+        halfPrecisionRules = HalfRules(r).ToList() is { Count: > 0 } rules ? rules : null,
         inputs = r.Inputs.Select(i => new { name = i.Name, type = i.ElementType.ToString(), shape = i.Dims }),
         outputs = r.Outputs.Select(OutputJson),
         noiseFloor = r.NoiseFloor is not { } f ? null : new
@@ -138,5 +145,7 @@ internal static class VerifyCli
         worstActual = o.WorstActual,
         worstExpected = o.WorstExpected,
         problem = o.Problem,
+        elementType = (o.ExpectedType ?? o.ActualType)?.ToString(),
+        tolerance = o.Tolerance is { } t ? new { atol = t.Atol, rtol = t.Rtol } : null,
     };
 }
