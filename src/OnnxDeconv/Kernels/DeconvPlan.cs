@@ -74,27 +74,12 @@ internal sealed class DeconvPlan
     /// Depends on channels, kernel, strides and dilations only (never on the image size, pads or the ISA), so one packed
     /// tensor serves every input shape and variant.
     /// </summary>
-    public static int BlockFor(ConvTransposeGeometry g)
-    {
-        long maxTaps = 1;
-        foreach (var ax in g.Axes)
-        {
-            // Taps per residue, counted over the kernel (never over the stride: a hostile model's stride can be 2^31).
-            var perResidue = new Dictionary<long, long>();
-            long most = 0;
-            for (long k = 0; k < ax.Kernel; k++)
-            {
-                long r = k * ax.Dilation % ax.Stride;
-                long n = perResidue.GetValueOrDefault(r) + 1;
-                perResidue[r] = n;
-                most = Math.Max(most, n);
-            }
-            maxTaps *= most;
-        }
-        return g.OutChannelsPerGroup >= 96 && maxTaps >= 2 ? WideBlock : ChannelBlock;
-    }
+    public static int BlockFor(ConvTransposeGeometry g) =>
+        g.OutChannelsPerGroup >= 96 && PhaseDecomposition.MaxTapsOf(g) >= 2 ? WideBlock : ChannelBlock;
 
     public ConvTransposeGeometry Geometry { get; }
+    /// <summary>The layer's polyphase decomposition; <see cref="AllResidues"/> is its kernel-side view.</summary>
+    public PhaseDecomposition Phases { get; }
     public KernelIsa Isa { get; }
     /// <summary>Output channels per packed weight block (<see cref="BlockFor"/>).</summary>
     public int Block { get; }
@@ -196,7 +181,8 @@ internal sealed class DeconvPlan
             OutStride[a] = so; so *= (int)g.Axes[a].Output;
         }
 
-        AllResidues = BuildResidues(g, InStride, Cig, Cog);
+        Phases = new PhaseDecomposition(g);
+        AllResidues = BuildResidues(Phases, InStride, Cig, Cog);
         Work = AllResidues.Where(res => res.Pixels > 0).ToArray();
         MaxTaps = Math.Max(1, AllResidues.Max(res => res.Taps));
 
@@ -230,7 +216,7 @@ internal sealed class DeconvPlan
         // packed weights (a few MB at most).
         if (Cig == 1 && Cog <= ChannelBlock && direct != false && channel != true && Work.Length > 0 && DepthwiseLayout.TableInts(g) <= 1 << 22)
         {
-            var dw = new DepthwiseLayout(g, AllResidues, Cog, Lanes);
+            var dw = new DepthwiseLayout(g, Phases, AllResidues, Cog, Lanes);
             if (dw.ScratchFloats <= g.Batch * g.OutChannels * OutSpatial) Dw = dw;
         }
         var fused = Dw is not null ? null : BuildFusedGroups(g, Work);
@@ -420,85 +406,49 @@ internal sealed class DeconvPlan
 
     private static int DivUp(int a, int b) => (a + b - 1) / b;
 
-    private static Residue[] BuildResidues(ConvTransposeGeometry g, int[] inStride, int cig, int cog)
+    /// <summary>The kernel's view of every phase combination: int offsets into one image's input and packed weights.</summary>
+    private static Residue[] BuildResidues(PhaseDecomposition phases, int[] inStride, int cig, int cog)
     {
+        var g = phases.Geometry;
         int r = g.Rank;
-        // Per axis, per residue value: the taps (k, c) and the output grid.
-        var axisTaps = new List<(int K, int C)>[r][];
-        var axisGrid = new (int O0, int Q, int M0)[r][];
-        for (int a = 0; a < r; a++)
-        {
-            var ax = g.Axes[a];
-            int s = (int)ax.Stride;
-            axisTaps[a] = new List<(int, int)>[s];
-            axisGrid[a] = new (int, int, int)[s];
-            for (int rv = 0; rv < s; rv++)
-            {
-                axisTaps[a][rv] = new List<(int, int)>();
-                for (int k = 0; k < ax.Kernel; k++)
-                    if (k * ax.Dilation % s == rv) axisTaps[a][rv].Add((k, (int)((k * ax.Dilation - rv) / s)));
-                long o0 = FloorMod(rv - ax.PadBegin, s);
-                int q = o0 < ax.Output ? (int)((ax.Output - 1 - o0) / s + 1) : 0;
-                long m0 = FloorDiv(o0 + ax.PadBegin - rv, s);
-                axisGrid[a][rv] = ((int)o0, q, (int)m0);
-            }
-        }
-
-        var list = new List<Residue>();
-        var rv2 = new int[r];
+        var list = new Residue[phases.PhaseCount];
         long weightOffset = 0;
-        while (true)
+        foreach (var combo in phases.Combinations)
         {
-            int taps = 1, pixels = 1;
-            for (int a = 0; a < r; a++) { taps *= axisTaps[a][rv2[a]].Count; pixels *= axisGrid[a][rv2[a]].Q; }
+            int taps = checked((int)combo.Taps);
             var tapC = new int[taps * r];
             var tapK = new int[taps];
             var tapIn = new int[taps];
             for (int t = 0; t < taps; t++)
             {
-                int rem = t, kflat = 0, kmul = 1, inOff = 0;
-                for (int a = r - 1; a >= 0; a--)
+                int inOff = 0;
+                for (int a = 0; a < r; a++)
                 {
-                    var lst = axisTaps[a][rv2[a]];
-                    var (k, c) = lst[rem % lst.Count];
-                    rem /= lst.Count;
+                    int c = checked((int)combo.Tap(t, a).Offset);
                     tapC[t * r + a] = c;
-                    kflat += k * kmul;
-                    kmul *= (int)g.Axes[a].Kernel;
                     inOff += c * inStride[a];
                 }
-                tapK[t] = kflat;
+                tapK[t] = checked((int)combo.KernelIndex(t, g.Axes));
                 tapIn[t] = inOff;
             }
-            var cmin = new int[r];
-            var cmax = new int[r];
-            for (int a = 0; a < r; a++)
+            var ax = combo.Axes;
+            list[combo.Index] = new Residue
             {
-                var lst = axisTaps[a][rv2[a]];
-                cmin[a] = lst.Count == 0 ? 0 : lst.Min(e => e.C);
-                cmax[a] = lst.Count == 0 ? 0 : lst.Max(e => e.C);
-            }
-            list.Add(new Residue
-            {
-                O0 = Enumerable.Range(0, r).Select(a => axisGrid[a][rv2[a]].O0).ToArray(),
-                Q = Enumerable.Range(0, r).Select(a => axisGrid[a][rv2[a]].Q).ToArray(),
-                M0 = Enumerable.Range(0, r).Select(a => axisGrid[a][rv2[a]].M0).ToArray(),
-                CMin = cmin,
-                CMax = cmax,
-                Pixels = pixels,
+                O0 = ax.Select(p => checked((int)p.FirstOutput)).ToArray(),
+                Q = ax.Select(p => checked((int)p.Count)).ToArray(),
+                M0 = ax.Select(p => checked((int)p.FirstInput)).ToArray(),
+                CMin = ax.Select(p => checked((int)p.MinOffset)).ToArray(),
+                CMax = ax.Select(p => checked((int)p.MaxOffset)).ToArray(),
+                Pixels = checked((int)combo.Pixels),
                 Taps = taps,
                 TapC = tapC,
                 TapK = tapK,
                 TapInOffset = tapIn,
                 WeightOffset = weightOffset,
-            });
+            };
             weightOffset += (long)taps * cig * cog;
-            // Next residue tuple, last axis fastest.
-            int ax2 = r - 1;
-            while (ax2 >= 0 && ++rv2[ax2] == g.Axes[ax2].Stride) { rv2[ax2] = 0; ax2--; }
-            if (ax2 < 0) break;
         }
-        return list.ToArray();
+        return list;
     }
 
     private static FusedGroup[]? BuildFusedGroups(ConvTransposeGeometry g, Residue[] work)
@@ -593,8 +543,6 @@ internal sealed class DeconvPlan
         return Math.Max(0, hi - lo);
     }
 
-    private static long FloorMod(long a, long m) => ((a % m) + m) % m;
-    private static long FloorDiv(long a, long m) => (a - FloorMod(a, m)) / m;
 
     /// <summary>True when <paramref name="g"/> describes the same computation this plan was built for.</summary>
     public bool Matches(ConvTransposeGeometry g)

@@ -41,7 +41,7 @@ internal sealed class DepthwiseLayout
     public int TmpFloats { get; }
     public long FloatsNeeded { get; }
 
-    public DepthwiseLayout(ConvTransposeGeometry g, Residue[] all, int cog, int lanes)
+    public DepthwiseLayout(ConvTransposeGeometry g, PhaseDecomposition phases, Residue[] all, int cog, int lanes)
     {
         var axes = g.Axes;
         Rank = g.Rank;
@@ -53,30 +53,18 @@ internal sealed class DepthwiseLayout
         InputLast = (int)axes[last].Input;
         OutputLast = (int)axes[last].Output;
         Stride = (int)axes[last].Stride;
-        TapK = new int[Rank][][];
-        TapC = new int[Rank][][];
-        for (int a = 0; a < Rank; a++)
-        {
-            var ax = axes[a];
-            int s = (int)ax.Stride;
-            TapK[a] = new int[s][];
-            TapC[a] = new int[s][];
-            for (int rv = 0; rv < s; rv++)
-            {
-                var ks = Enumerable.Range(0, (int)ax.Kernel).Where(k => k * ax.Dilation % s == rv).ToArray();
-                TapK[a][rv] = ks;
-                TapC[a][rv] = ks.Select(k => (int)((k * ax.Dilation - rv) / s)).ToArray();
-            }
-        }
+        TapK = phases.Axes.Select(ad => ad.Phases.Select(ph => ph.Taps.Select(t => (int)t.Kernel).ToArray()).ToArray()).ToArray();
+        TapC = phases.Axes.Select(ad => ad.Phases.Select(ph => ph.Taps.Select(t => (int)t.Offset).ToArray()).ToArray()).ToArray();
         // Last axis: output o = j + q*s (phase j) has residue (j + pb) mod s and reads x[M0_j + q - c].
-        int pb = (int)axes[last].PadBegin, st = Stride;
+        var lastAxis = phases.Axes[last];
+        int st = Stride;
         PhaseResidue = new int[st];
         PhaseM0 = new int[st];
         int qMax = 0;
         for (int j = 0; j < st; j++)
         {
-            PhaseResidue[j] = (j + pb) % st;
-            PhaseM0[j] = (j + pb - PhaseResidue[j]) / st;
+            PhaseResidue[j] = (int)lastAxis.ResidueOf(j);
+            PhaseM0[j] = (int)lastAxis.Phases[PhaseResidue[j]].FirstInput;
             if (j < OutputLast) qMax = Math.Max(qMax, (OutputLast - 1 - j) / st + 1);
         }
         // Every phase computes whole vectors up to qRound (tails are written selectively), so the rows cover those loads.

@@ -131,70 +131,60 @@ public sealed record TransposedConvPlan
 public static class TransposedConvPlanBuilder
 {
     /// <summary>Most sub-convolutions (product of the strides) a plan is built for.</summary>
-    public const long MaxPhases = 1 << 16;
+    public const long MaxPhases = PhaseDecomposition.MaxPhases;
 
     /// <param name="geometry">The resolved ConvTranspose.</param>
     /// <param name="hasBias">Whether the node has a bias input.</param>
     /// <param name="padsFromOutputShape">True when the node's pads were derived from output_shape (then they hold for the static input size only).</param>
     public static TransposedConvPlan Build(ConvTransposeGeometry geometry, bool hasBias, bool padsFromOutputShape)
     {
-        // One phase per stride position: a hostile stride (2^31-1 was found by tools/fuzz) must not allocate that many.
-        long phases = geometry.Axes.Aggregate(1L, (p, a) => a.Stride > MaxPhases ? MaxPhases + 1 : Math.Min(p * a.Stride, MaxPhases + 1));
-        if (phases > MaxPhases)
-            throw new GeometryException("strides",
-                $"strides [{string.Join(",", geometry.Axes.Select(a => a.Stride))}] give more than {MaxPhases} phases; such a node is not rewritten");
-        var axes = geometry.Axes.Select(BuildAxis).ToArray();
+        var phases = new PhaseDecomposition(geometry); // refuses more than MaxPhases phases
         return new TransposedConvPlan
         {
             Geometry = geometry,
-            Axes = axes,
+            Axes = phases.Axes.Select(BuildAxis).ToArray(),
             HasBias = hasBias,
             DependsOnStaticInputSize = padsFromOutputShape,
         };
     }
 
-    private static AxisPlan BuildAxis(AxisGeometry a)
+    private static AxisPlan BuildAxis(AxisDecomposition decomposition)
     {
-        long s = a.Stride, d = a.Dilation;
-        var taps = new List<PhaseTap>[s];
-        for (long r = 0; r < s; r++) taps[r] = [];
-        for (long k = 0; k < a.Kernel; k++)
-        {
-            long t = k * d;
-            taps[t % s].Add(new PhaseTap(k, (t - t % s) / s));
-        }
+        var a = decomposition.Axis;
+        long s = a.Stride;
+        var taps = decomposition.Phases.Select(p => p.Taps.Select(t => new PhaseTap(t.Kernel, t.Offset)).ToList()).ToArray();
 
         // Row range: the first full-output row needed is pb div s; no phase may need a negative Conv pad at the begin,
         // so start no later than the smallest per-phase largest offset.
         long firstNeeded = a.PadBegin / s;
         long rowStart = firstNeeded;
-        foreach (var list in taps)
-            if (list.Count > 0) rowStart = Math.Min(rowStart, list.Max(p => p.Offset));
+        foreach (var p in decomposition.Phases)
+            if (!p.IsEmpty) rowStart = Math.Min(rowStart, p.MaxOffset);
 
         var phases = new AxisPhase[s];
         for (long r = 0; r < s; r++)
         {
+            var p = decomposition.Phases[(int)r];
             var list = taps[r];
-            if (list.Count == 0)
+            if (p.IsEmpty)
             {
                 // An empty phase (gcd(d, s) > 1) is only bias; as its own Conv it is one zero tap with offset rowStart.
                 phases[r] = new AxisPhase(r, list, rowStart, rowStart, 1);
                 continue;
             }
-            long min = list.Min(p => p.Offset), max = list.Max(p => p.Offset);
             long dil = 0;
-            foreach (var p in list) dil = Gcd(dil, p.Offset - min);
-            phases[r] = new AxisPhase(r, list, min, max, dil == 0 ? 1 : dil);
+            foreach (var t in p.Taps) dil = Gcd(dil, t.Offset - p.MinOffset);
+            phases[r] = new AxisPhase(r, list, p.MinOffset, p.MaxOffset, dil == 0 ? 1 : dil);
         }
 
         // Last full-output row needed: (pb + O - 1) div s = I - 1 + floor((op + d(K-1) - pe) / s); rows past the
         // input are zero padding of the Conv. Every per-phase Conv pad at the end must be >= 0 too.
-        long extraEnd = Math.Max(0, FloorDiv(a.OutputPadding + d * (a.Kernel - 1) - a.PadEnd, s));
+        long extraEnd = Math.Max(0, FloorDiv(a.OutputPadding + a.Dilation * (a.Kernel - 1) - a.PadEnd, s));
         foreach (var p in phases) extraEnd = Math.Max(extraEnd, p.MinOffset);
 
         long combinedDil = 0;
-        foreach (var list in taps)
-            foreach (var p in list) combinedDil = Gcd(combinedDil, p.Offset);
+        foreach (var p in decomposition.Phases)
+            foreach (var t in p.Taps) combinedDil = Gcd(combinedDil, t.Offset);
 
         var plan = new AxisPlan
         {
