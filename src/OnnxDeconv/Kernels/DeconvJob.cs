@@ -41,7 +41,13 @@ internal abstract unsafe class DeconvJob
 
     public abstract void Execute(int item);
 
-    public static DeconvJob Create(KernelIsa isa, DeconvPlan plan) => plan.Channel is not null ? isa switch
+    public static DeconvJob Create(KernelIsa isa, DeconvPlan plan) => plan.Gemm is not null ? isa switch
+    {
+        KernelIsa.Avx512 => new PhaseGemmJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
+        KernelIsa.Avx2 => new PhaseGemmJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
+        KernelIsa.Vector => new PhaseGemmJob<VectorOps, System.Numerics.Vector<float>>(),
+        _ => new PhaseGemmJob<ScalarOps, float>(),
+    } : plan.Channel is not null ? isa switch
     {
         KernelIsa.Avx512 => new ChannelJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
         KernelIsa.Avx2 => new ChannelJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),

@@ -384,7 +384,21 @@ internal sealed class DeconvPlan
                 }
             }
         }
+        // The phase-GEMM path where the walk above loses most (see PhaseGemmLayout.TryCreate); only under the heuristic,
+        // so forcing direct reads or the channel path still tests those.
+        if (direct is null && channel is null && Dw is null
+            && PhaseGemmLayout.TryCreate(g, AllResidues, OutStride, Cig, Cog, isa, Lanes) is { } gemm)
+        {
+            Gemm = gemm;
+            Channel = null;
+            ItemsPerImageGroup = gemm.ItemsPerImageGroup;
+            ItemCount = checked((int)(images * ItemsPerImageGroup));
+            ScratchFloats = gemm.ScratchFloats;
+        }
     }
+
+    /// <summary>The phase-GEMM path's layout (null when the plan takes another path).</summary>
+    public PhaseGemmLayout? Gemm { get; }
 
     private readonly Stack<DeconvJob> _jobs = new();
 
