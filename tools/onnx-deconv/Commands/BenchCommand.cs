@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using OnnxDeconv.Cli.Bench;
+using OnnxDeconv.Cli.Output;
 using OnnxDeconv.Cli.Verification;
 using OnnxDeconv.GraphRewrite.Timing;
 using OnnxDeconv.GraphRewrite.Verification;
@@ -150,7 +151,8 @@ internal static class BenchCommand
     private static int RunSuite(TextWriter stdout, TextWriter stderr, Settings settings, List<Layer> layers, List<Candidate> cols, List<string> demo)
     {
         MeasurePeak(stderr, settings);
-        var results = LayerBench.Run(layers, cols, settings.Threads, settings.Seconds, stderr,
+        using var progress = new ProgressLog(stderr, "bench", plainPrefix: null);
+        var results = LayerBench.Run(layers, cols, settings.Threads, settings.Seconds, progress,
             partial => Publish(settings, partial, [], partial: true));
         var console = CliSupport.Console(stdout);
         console.Write(LayerTable(results, cols));
@@ -170,9 +172,10 @@ internal static class BenchCommand
         var layers = layerResults ?? [];
         var results = new List<ModelBenchResult>();
         var console = CliSupport.Console(stdout);
+        using var progress = new ProgressLog(stderr, "bench", plainPrefix: null);
         foreach (var path in paths)
         {
-            var r = ModelBench.Run(path, opts, stderr);
+            var r = ModelBench.Run(path, opts, progress);
             results.Add(r);
             Publish(settings, layers, results, partial: true);
             WriteModel(console, stdout, r, settings.Top);
