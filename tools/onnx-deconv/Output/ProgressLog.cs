@@ -24,7 +24,7 @@ public sealed class ProgressLog : IDisposable
         _writer = writer;
         _title = title;
         _plainPrefix = plainPrefix;
-        Interactive = Terminal.IsInteractive(writer) && !IsCi();
+        Interactive = Terminal.DrawsProgress(writer);
     }
 
     /// <summary>Drawing a bar (a person is watching a terminal), not printing lines.</summary>
@@ -81,7 +81,4 @@ public sealed class ProgressLog : IDisposable
         _writer.Flush();
         _drawn = bar + pad;
     }
-
-    private static bool IsCi() =>
-        Environment.GetEnvironmentVariable("CI") is { Length: > 0 } ci && !ci.Equals("false", StringComparison.OrdinalIgnoreCase);
 }
