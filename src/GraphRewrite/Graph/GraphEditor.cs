@@ -25,15 +25,28 @@ public enum GraphOutputUse
 /// <item><see cref="RemoveNode"/>, <see cref="InsertAfter"/>, <see cref="InsertBefore"/>, <see cref="AddInitializer"/>,
 /// <see cref="RemoveUnusedInitializers"/> (subgraph reads count as uses), <see cref="EnsureOpset"/>.</item>
 /// </list>
+/// <item><see cref="ReplaceNode"/> (a node by a node list, in place), <see cref="RemoveIfUnused"/> (a constant that lost
+/// its last reader), <see cref="AddInitializer(TensorProto, bool)"/> keeping IR &lt; 4's initializers-as-inputs.</item>
+/// </list>
+/// <see cref="Index"/> is a <see cref="GraphIndex"/> kept current: every edit through this editor invalidates it, and it
+/// is rebuilt once on the next read, not once per lookup.
 /// Names are collected once; after editing the graph by hand (not through this editor) call <see cref="Refresh"/>.
+/// This is the only editor of graphs in src/GraphRewrite: rewrites, lowerings and the auto-tuner's restore all edit here.
 /// </summary>
 public sealed class GraphEditor
 {
     private readonly HashSet<string> _valueNames = new(StringComparer.Ordinal);
     private readonly HashSet<string> _nodeNames = new(StringComparer.Ordinal);
+    private GraphIndex? _index;
 
     public ModelProto Model { get; }
     public GraphProto Graph => Model.Graph;
+
+    /// <summary>Lookups over the main graph as it is now (rebuilt lazily after an edit made through this editor).</summary>
+    public GraphIndex Index => _index ??= new GraphIndex(Model);
+
+    /// <summary>Model IR version below 4: every initializer is also listed as a graph input.</summary>
+    public bool ListsInitializersAsInputs => Model.IrVersion < 4;
 
     public GraphEditor(ModelProto model)
     {
@@ -45,6 +58,7 @@ public sealed class GraphEditor
     /// <summary>Re-collects every name in the model (call after edits made without this editor).</summary>
     public void Refresh()
     {
+        _index = null;
         _valueNames.Clear();
         _nodeNames.Clear();
         foreach (var g in Topology.AllGraphs(Model))
@@ -65,6 +79,17 @@ public sealed class GraphEditor
 
     /// <summary>A node name starting with <paramref name="hint"/> that no node in the model has; reserved from now on.</summary>
     public string UniqueNodeName(string hint) => Reserve(_nodeNames, hint);
+
+    /// <summary>A name used neither by a value nor by a node (for lowerings that name a node and its output alike); reserved in both.</summary>
+    public string UniqueName(string hint)
+    {
+        if (string.IsNullOrEmpty(hint)) hint = "v";
+        string name = hint;
+        for (long i = 1; _valueNames.Contains(name) || _nodeNames.Contains(name); i++) name = $"{hint}_{i}";
+        _valueNames.Add(name);
+        _nodeNames.Add(name);
+        return name;
+    }
 
     private static string Reserve(HashSet<string> taken, string hint)
     {
@@ -94,6 +119,7 @@ public sealed class GraphEditor
             throw new InvalidOperationException(
                 $"value '{oldValue}' is a graph output; choose how to handle it (GraphOutputUse.Keep, Rename or Identity)");
 
+        _index = null;
         int changed = ReplaceInNodes(Graph, oldValue, newValue, except);
         switch (graphOutputs)
         {
@@ -151,6 +177,7 @@ public sealed class GraphEditor
                 throw new InvalidOperationException(
                     $"cannot remove node {Topology.Label(node, IndexOf(graph, node))}: its output '{output.Name}' is a graph output");
         }
+        _index = null;
         graph.Node.RemoveAt(IndexOf(graph, node));
     }
 
@@ -175,6 +202,7 @@ public sealed class GraphEditor
     {
         var defined = Topology.DefinedNames(graph);
         foreach (var n in nodes) Prepare(graph, n, defined);
+        _index = null;
         for (int i = 0; i < nodes.Length; i++) graph.Node.Insert(index + i, nodes[i]);
     }
 
@@ -203,6 +231,7 @@ public sealed class GraphEditor
         ArgumentException.ThrowIfNullOrEmpty(tensor.Name);
         if (Topology.DefinedNames(Graph).Contains(tensor.Name))
             throw new InvalidOperationException($"initializer '{tensor.Name}': the name is already defined in graph '{Graph.Name}'");
+        _index = null;
         Graph.Initializer.Add(tensor);
         _valueNames.Add(tensor.Name);
     }
@@ -225,6 +254,7 @@ public sealed class GraphEditor
             {
                 var name = g.Initializer[i].Name;
                 if (reads.Contains(name) || inputs.Contains(name)) continue;
+        _index = null;
                 g.Initializer.RemoveAt(i);
                 removed.Add(name);
             }
@@ -253,8 +283,93 @@ public sealed class GraphEditor
         return existing.Version;
     }
 
+    /// <summary>
+    /// Replaces <paramref name="node"/> by <paramref name="replacement"/> at its position (its inputs are defined before
+    /// it, so the order stays topological); <paramref name="alsoRemove"/> (e.g. a fused activation whose output the
+    /// replacement now writes) goes too, with the value_info of the value that no longer exists. Unnamed replacement
+    /// nodes get a unique name; an output something else in the graph already defines is refused (the replaced
+    /// nodes' outputs excepted).
+    /// </summary>
+    public void ReplaceNode(NodeProto node, IReadOnlyList<NodeProto> replacement, NodeProto? alsoRemove = null)
+    {
+        var graph = Owner(node);
+        int at = IndexOf(graph, node);
+        graph.Node.RemoveAt(at);
+        if (alsoRemove is not null)
+        {
+            int extra = IndexOf(graph, alsoRemove);
+            if (extra < 0) throw new InvalidOperationException($"node {Topology.Label(alsoRemove, -1)} is not in the graph of {Topology.Label(node, at)}");
+            graph.Node.RemoveAt(extra);
+            if (extra < at) at--;
+            var gone = node.Output.Where(o => o.Length > 0 && !replacement.Any(r => r.Output.Contains(o))).ToHashSet(StringComparer.Ordinal);
+            foreach (var vi in graph.ValueInfo.Where(v => gone.Contains(v.Name)).ToList()) graph.ValueInfo.Remove(vi);
+        }
+        _index = null;
+        // The replaced nodes' own outputs may be written again (even where a broken graph defines them twice).
+        var freed = node.Output.Concat(alsoRemove?.Output ?? []).ToHashSet(StringComparer.Ordinal);
+        var defined = Topology.DefinedNames(graph);
+        defined.ExceptWith(freed);
+        foreach (var n in replacement)
+        {
+            if (n.Name.Length == 0) n.Name = UniqueNodeName(n.OpType.Length > 0 ? n.OpType : "node");
+            else _nodeNames.Add(n.Name);
+            foreach (var o in n.Output.Where(o => o.Length > 0))
+            {
+                if (!defined.Add(o) && !freed.Contains(o))
+                    throw new InvalidOperationException($"node '{n.Name}': output '{o}' is already defined in graph '{graph.Name}'");
+                _valueNames.Add(o);
+            }
+        }
+        for (int i = 0; i < replacement.Count; i++) graph.Node.Insert(at + i, replacement[i]);
+    }
+
+    /// <summary>
+    /// Adds an initializer to the main graph; with <paramref name="keepIrConvention"/> and a model of IR &lt; 4 it is
+    /// listed as a graph input too, as that IR requires of every initializer.
+    /// </summary>
+    public void AddInitializer(TensorProto tensor, bool keepIrConvention)
+    {
+        AddInitializer(tensor);
+        if (keepIrConvention && ListsInitializersAsInputs)
+            Graph.Input.Add(ModelBuilder.ValueInfo(tensor.Name, (TensorProto.Types.DataType)tensor.DataType, tensor.Dims.ToArray()));
+    }
+
+    /// <summary>
+    /// Removes the initializer (with its value_info) or Constant node defining <paramref name="value"/> in the main graph
+    /// when nothing reads it any more: no node at any depth (subgraphs capture outer values), no graph output. In an IR
+    /// &lt; 4 model its graph-input entry goes too (it was listed only because that IR lists every initializer).
+    /// Returns true when something was removed.
+    /// </summary>
+    public bool RemoveIfUnused(string value)
+    {
+        if (string.IsNullOrEmpty(value) || Graph.Output.Any(o => o.Name == value)) return false;
+        if (Graph.Node.Any(n => Reads(n, value))) return false;
+        _index = null;
+        var init = Graph.Initializer.FirstOrDefault(t => t.Name == value);
+        if (init is not null)
+        {
+            Graph.Initializer.Remove(init);
+            var vi = Graph.ValueInfo.FirstOrDefault(v => v.Name == value);
+            if (vi is not null) Graph.ValueInfo.Remove(vi);
+            var input = ListsInitializersAsInputs ? Graph.Input.FirstOrDefault(v => v.Name == value) : null;
+            if (input is not null) Graph.Input.Remove(input);
+            return true;
+        }
+        var constant = Graph.Node.FirstOrDefault(n => n.OpType == Ops.Constant.OpType && Ops.IsDefaultDomain(n.Domain) && n.Output.Contains(value));
+        if (constant is null) return false;
+        Graph.Node.Remove(constant);
+        return true;
+    }
+
+    private static bool Reads(NodeProto n, string value) =>
+        n.Input.Contains(value) || Topology.Subgraphs(n).Any(g => g.Node.Any(m => Reads(m, value)));
+
     /// <summary>Stable topological sort of every graph (see <see cref="Topology.Order"/>); true if anything moved.</summary>
-    public bool SortTopologically() => Topology.SortInPlace(Model);
+    public bool SortTopologically()
+    {
+        _index = null;
+        return Topology.SortInPlace(Model);
+    }
 
     // Protobuf messages compare by value: two identical nodes are equal, so nodes are found by reference.
     private static int IndexOf(GraphProto graph, NodeProto node)

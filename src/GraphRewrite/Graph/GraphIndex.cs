@@ -124,6 +124,18 @@ public sealed class GraphIndex
 
     public bool IsConstant(string value) => Constant(value) is not null;
 
+    /// <summary>
+    /// As <see cref="Constant"/>, also counting initializers listed as graph inputs in IR version &lt; 4 models: that IR
+    /// required every initializer to be listed as an input, so the listing does not mark it as meant to be fed (ONNX
+    /// Runtime treats them as constants too). Every matcher reads weights through this one rule.
+    /// </summary>
+    public TensorProto? ConstantWeight(string value)
+    {
+        var c = Constant(value);
+        if (c is null && Model is { IrVersion: < 4 } && IsGraphInput(value)) c = Initializer(value);
+        return c;
+    }
+
     public ValueInfoProto? ValueInfo(string value) => _valueInfo.GetValueOrDefault(value);
 
     /// <summary>Static shape of <paramref name="value"/> from value_info/inputs/outputs or a constant; -1 for unknown dims; null if rank unknown.</summary>

@@ -2,9 +2,11 @@ using OnnxDeconv.Geometry;
 using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Patterns;
 using OnnxDeconv.Kernels;
 using OnnxDeconv.Plugin;
 using T = OnnxDeconv.GraphRewrite.Ops.TransposedConv;
+using DataType = OnnxDeconv.GraphRewrite.Onnx.TensorProto.Types.DataType;
 
 namespace OnnxDeconv.GraphRewrite.Lowering;
 
@@ -32,6 +34,17 @@ public static class PluginLowering
     /// fit it: everything packing checks, without packing (matching stays cheap and Apply cannot fail).
     /// </summary>
     public static void CheckPackable(ConvTransposeGeometry g, float[] onnxWeights) => DeconvKernel.PackWeights(g, onnxWeights, 0, Span<float>.Empty);
+
+    /// <summary>
+    /// As <see cref="CheckPackable"/> without the weight values (matching reads none): the weight count must be what
+    /// the geometry packs, and the kernel must accept the geometry (building its plan is what refuses one).
+    /// </summary>
+    public static void CheckGeometry(ConvTransposeGeometry g, long weightCount)
+    {
+        long n = DeconvKernel.PackedWeightLength(g);
+        if (weightCount != n) throw new ArgumentException($"W has {weightCount} values; geometry needs {n}");
+        _ = DeconvKernel.WorkspaceBytes(g);
+    }
 
     /// <summary>
     /// Packs the weights offline (<see cref="DeconvKernel.PackWeights(ConvTransposeGeometry, ReadOnlySpan{float}, long, Span{float})"/>)
@@ -80,4 +93,58 @@ public static class PluginLowering
     public static string Describe(PluginPlan plan) =>
         $"{T.Domain}:{T.OpType} (packed W {DeconvKernel.PackedWeightLength(plan.Geometry)}"
         + (plan.Epilogue.Kind == Activation.None ? "" : $", fused {plan.Epilogue.Kind}") + ")";
+}
+
+/// <summary>
+/// Lowers a site to the plugin op, packing the weights offline.
+/// <code>
+/// Before:  X -> ConvTranspose(W const, [B const]) [-> Relu | LeakyRelu | Clip | Sigmoid | Tanh] -> Y
+/// After:   X -> ai.onnxdeconv:TransposedConv(X, W_packed, [B], activation=...) -> Y
+/// </code>
+/// The activation is the site's fusable one: the ConvTranspose's sole consumer, its intermediate not a graph output.
+/// </summary>
+internal sealed class PluginSiteLowering : ISiteLowering
+{
+    public string Name => "plugin";
+
+    public string? CanLower(ConvTransposeSite site)
+    {
+        if (site.Model.OpsetImport.FirstOrDefault(o => o.Domain == T.Domain) is { } import && import.Version != T.Version)
+            return $"the model imports domain '{T.Domain}' at version {import.Version}; the plugin op is version {T.Version}";
+        // float32 and float16 (computed in float32, converted at the op boundary); see TransposedConvSchema.
+        if (site.ElementType is not (DataType.Float or DataType.Float16))
+            return $"weights '{site.WeightName}' are {site.ElementType}; the plugin takes float32 or float16 only";
+        try
+        {
+            PluginLowering.CheckGeometry(site.Geometry, Tensors.ElementCount(site.WeightTensor.Dims));
+            return null;
+        }
+        catch (ArgumentException e) { return $"the plugin kernel cannot run this geometry: {e.Message}"; }
+    }
+
+    public LoweredSite Lower(ConvTransposeSite site, GraphEditor editor, LoweringEnvironment environment)
+    {
+        var g = site.Geometry;
+        var plan = new PluginPlan
+        {
+            Geometry = g,
+            Weights = site.Weights(environment.Weights),
+            BiasName = site.BiasName,
+            Epilogue = site.Epilogue,
+            OutputShape = site.Attributes.OutputShape is null ? null : g.Axes.Select(a => a.Output).ToArray(),
+        };
+        string packedName = editor.UniqueValueName($"{site.WeightName}_onnxdeconv_packed");
+        string output = site.FusedOutput;
+        string name = string.IsNullOrEmpty(site.Node.Name) ? editor.UniqueNodeName($"{T.OpType}_{output}") : site.Node.Name;
+        // float16 weights: packed in float32 (only rearranged, so exact) and stored back as float16; the spill file holds float32.
+        var (node, packed) = PluginLowering.Lower(plan, site.Input, output, packedName, name, site.IsHalf ? null : environment.Spill?.For(editor.Model));
+        packed = HalfInitializers.Narrow(packed, site.ElementType);
+        editor.ReplaceNode(site.Node, [node], site.Activation);
+        editor.AddInitializer(packed, keepIrConvention: true);
+        editor.RemoveIfUnused(site.WeightName);
+        editor.EnsureOpset(T.Domain, T.Version);
+        long macs = site.StaticSpatial ? g.UsefulMacs : 0;
+        string pattern = site.Activation is null ? Ops.ConvTranspose.OpType : $"{Ops.ConvTranspose.OpType}+{site.Activation.OpType}";
+        return new LoweredSite(true, pattern, PluginLowering.Describe(plan), macs, macs);
+    }
 }

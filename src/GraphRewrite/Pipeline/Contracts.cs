@@ -45,6 +45,12 @@ public sealed record OptimizeOptions
     /// is never held whole next to the weight it is computed from (the large-model path); null = in memory.
     /// </summary>
     public IO.SpillFile? Spill { get; init; }
+
+    /// <summary>Names of lowerings (<see cref="Lowering.Lowerings.All"/>) not to use: a site they would lower is reported as left alone.</summary>
+    public IReadOnlySet<string> Disabled { get; init; } = new HashSet<string>();
+
+    /// <summary>Where weight values are read from; null = the model's own data (a test counts reads through it).</summary>
+    public IO.IWeightSource? Weights { get; init; }
 }
 
 /// <summary>One candidate lowering of a node under <see cref="Target.Auto"/>: its median time, or why it was not timed.</summary>
@@ -65,6 +71,11 @@ public sealed record NodeReport
     public required bool Rewritten { get; init; }
     /// <summary>Why the node was left alone (null when rewritten).</summary>
     public string? Reason { get; init; }
+    /// <summary>
+    /// The lowering whose own limit left the site alone (<see cref="Lowering.ISiteLowering.Name"/>); null when the node
+    /// is not a site at all (then every target gives the same <see cref="Reason"/>) or when it was rewritten.
+    /// </summary>
+    public string? RefusedBy { get; init; }
     /// <summary>Which lowering was used and how (e.g. "polyphase Conv(16ch)+DepthToSpace+Slice").</summary>
     public string? Lowering { get; init; }
     public long MacsBefore { get; init; }

@@ -2,11 +2,12 @@ using OnnxDeconv.GraphRewrite.Graph;
 using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Lowering;
 using OnnxDeconv.GraphRewrite.Onnx;
+using OnnxDeconv.GraphRewrite.Patterns;
 using OnnxDeconv.GraphRewrite.Rewrites;
 
 namespace OnnxDeconv.GraphRewrite.Pipeline;
 
-/// <summary>Match → plan → lower over a whole model. Verification and saving are the caller's (the CLI's) job.</summary>
+/// <summary>Pre-passes, then match → lower every site with the target's lowering (see docs/architecture.md). Verification and saving are the caller's (the CLI's) job.</summary>
 public static class Optimizer
 {
     /// <summary>
@@ -35,50 +36,23 @@ public static class Optimizer
         // Then explicit zero insertion + Conv becomes a ConvTranspose, and BatchNormalization after any ConvTranspose is folded.
         var sources = ZeroInsertConvToConvTranspose.RewriteAll(result, options.AfterNode)
             .Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result, options.AfterNode)).ToList();
-        switch (options.Target)
-        {
-            case Target.Portable: break;
-            case Target.Plugin:
-            {
-                var rewritten = ConvTransposeToPlugin.RewriteAll(result, options.AfterNode, options.Spill);
-                reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, rewritten.Nodes));
-                return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
-            }
-            case Target.ConvTranspose:
-                reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, []));
-                return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
-            case Target.Auto:
-                return AutoTuner.Run(model, result, reports, sources, options);
-        }
-        int firstLowered = reports.Count;
+        if (options.Target == Target.Auto) return AutoTuner.Run(model, result, reports, sources, options);
 
-        var candidates = result.Graph.Node.Where(n => n.OpType == Ops.ConvTranspose.OpType).ToList();
-        // Shapes of values without value_info, for the MAC columns only (rewrites are shape-agnostic there).
-        var hints = candidates.Count > 0 ? ShapeHints.Infer(result) : [];
-        foreach (var node in candidates)
+        // Every ConvTranspose becomes a site (one matcher for every target) and is lowered by the target's lowering.
+        var lowering = options.Target switch
         {
-            string name = Attributes.Describe(node);
-            var index = new GraphIndex(result); // rebuilt per node: earlier rewrites changed the graph
-            if (!ConvTransposeToPortable.TryMatch(index, node, form, out var match, out var reason, hints) || match is null)
-            {
-                reports.Add(new NodeReport { Node = name, Pattern = Ops.ConvTranspose.OpType, Rewritten = false, Reason = reason });
-                continue;
-            }
-            var lowered = ConvTransposeToPortable.Apply(result, match, options.Spill);
-            options.AfterNode?.Invoke(result);
-            reports.Add(new NodeReport
-            {
-                Node = name,
-                Pattern = Ops.ConvTranspose.OpType,
-                Rewritten = true,
-                Lowering = match.Note is null ? lowered.Description : $"{lowered.Description} ({match.Note})",
-                MacsBefore = match.Plan.UsefulMacs,
-                MacsAfter = lowered.Choice.Macs,
-            });
+            Target.Portable => Lowerings.PortableFor(form),
+            Target.Plugin => Lowerings.Plugin,
+            _ => null, // Target.ConvTranspose stops after the pre-passes
+        };
+        var lowered = new List<NodeReport>();
+        if (lowering is not null && result.Graph.Node.Any(ConvTransposeMatcher.IsCandidate))
+        {
+            var environment = new LoweringEnvironment { Weights = options.Weights ?? ModelWeightSource.Instance, Spill = options.Spill };
+            // Shapes of values without value_info, for the MAC columns only (lowerings are shape-agnostic there).
+            lowered = LoweringPass.Run(result, lowering, environment, options.AfterNode, options.Disabled, ShapeHints.Infer(result));
         }
-        var loweredReports = reports.Skip(firstLowered).ToList();
-        reports.RemoveRange(firstLowered, loweredReports.Count);
-        reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, loweredReports));
+        reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, lowered));
         return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
     }
 }

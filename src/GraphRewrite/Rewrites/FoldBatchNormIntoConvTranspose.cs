@@ -136,15 +136,15 @@ public static class FoldBatchNormIntoConvTranspose
     /// <summary>Gives the ConvTranspose the folded weights and bias and the BatchNormalization's output; removes the BatchNormalization.</summary>
     public static SourceRewrite Apply(ModelProto model, BatchNormFoldMatch match)
     {
-        var ctx = new RewriteContext(model.Graph);
+        var editor = new GraphEditor(model);
         var ct = match.ConvTranspose;
         var bn = match.BatchNorm;
         string stem = string.IsNullOrEmpty(ct.Name) ? ct.Output[0] : ct.Name;
-        string wName = ctx.UniqueName($"{ct.Input[1]}_bnfolded");
-        string bName = ctx.UniqueName($"{stem}_bnfolded_bias");
+        string wName = editor.UniqueName($"{ct.Input[1]}_bnfolded");
+        string bName = editor.UniqueName($"{stem}_bnfolded_bias");
         // The folded weights were computed for this match alone: the tensor takes the array (one copy of a large weight).
-        model.Graph.Initializer.Add(Tensors.FromFloatsOwned(wName, match.WeightShape, match.Weights));
-        model.Graph.Initializer.Add(Tensors.FromFloats(bName, [match.Bias.Length], match.Bias));
+        editor.AddInitializer(Tensors.FromFloatsOwned(wName, match.WeightShape, match.Weights), keepIrConvention: true);
+        editor.AddInitializer(Tensors.FromFloats(bName, [match.Bias.Length], match.Bias), keepIrConvention: true);
 
         var dropped = new List<string> { ct.Input[1] };
         if (ct.Input.Count > 2) dropped.Add(ct.Input[2]);
@@ -152,10 +152,10 @@ public static class FoldBatchNormIntoConvTranspose
         string y = ct.Output[0];
         ct.Input[1] = wName;
         if (ct.Input.Count > 2) ct.Input[2] = bName; else ct.Input.Add(bName);
+        editor.RemoveNode(bn, allowDanglingUses: true); // its output is the ConvTranspose's from now on
         ct.Output[0] = bn.Output[0];
-        model.Graph.Node.Remove(bn);
         foreach (var vi in model.Graph.ValueInfo.Where(v => v.Name == y).ToList()) model.Graph.ValueInfo.Remove(vi);
-        foreach (var v in dropped.Where(v => v.Length > 0).Distinct()) ctx.RemoveIfUnused(v);
+        foreach (var v in dropped.Where(v => v.Length > 0).Distinct()) editor.RemoveIfUnused(v);
 
         var report = new NodeReport
         {

@@ -252,10 +252,7 @@ public static class ResizeConvToConvTranspose
         var graph = model.Graph;
         var resize = match.Pair.Resize;
         var conv = match.Pair.Conv;
-        int at = graph.Node.IndexOf(conv);
-        if (at < 0) throw new InvalidOperationException($"node '{conv.Name}' is not in graph '{graph.Name}'");
         var editor = new GraphEditor(model);
-        bool oldIr = model.IrVersion < 4; // that IR lists initializers among the graph inputs; keep its convention
 
         string weightName = editor.UniqueValueName($"{conv.Input[1]}_convtranspose");
         // The derived weights were computed for this match alone: the tensor takes the array (one copy of a large weight).
@@ -263,8 +260,7 @@ public static class ResizeConvToConvTranspose
         var type = (DataType)(new GraphIndex(model).Constant(conv.Input[1])?.DataType ?? (int)DataType.Float);
         editor.AddInitializer(HalfFloats.IsHalf(type)
             ? HalfFloats.Tensor(weightName, type, match.WeightShape, match.Weights)
-            : Tensors.FromFloatsOwned(weightName, match.WeightShape, match.Weights));
-        if (oldIr) graph.Input.Add(ModelBuilder.ValueInfo(weightName, type, match.WeightShape));
+            : Tensors.FromFloatsOwned(weightName, match.WeightShape, match.Weights), keepIrConvention: true);
 
         var ct = new NodeProto
         {
@@ -281,19 +277,17 @@ public static class ResizeConvToConvTranspose
         ct.Attribute.Add(Attributes.Ints(CT.Pads, match.Pads));
         if (match.Group != 1) ct.Attribute.Add(Attributes.Int(CT.Group, match.Group));
         // Same position as the Conv: X is produced before the Resize, which precedes the Conv, so order stays topological.
-        graph.Node[at] = ct;
-
-        var context = new RewriteContext(graph);
-        context.RemoveIfUnused(conv.Input[1], oldIr);
-        var index = new GraphIndex(model);
+        editor.ReplaceNode(conv, [ct]);
+        editor.RemoveIfUnused(conv.Input[1]);
+        var index = editor.Index;
         string u = resize.Output[0];
         int others = index.Uses(u).Count;
         if (others > 0 || index.IsGraphOutput(u))
             return $"{resize.OpType} kept for {others} other consumer(s)";
-        graph.Node.Remove(resize);
+        editor.RemoveNode(resize);
         var vi = graph.ValueInfo.FirstOrDefault(v => v.Name == u);
         if (vi is not null) graph.ValueInfo.Remove(vi);
-        foreach (var input in resize.Input.Skip(1)) context.RemoveIfUnused(input, oldIr);
+        foreach (var input in resize.Input.Skip(1)) editor.RemoveIfUnused(input);
         return $"{resize.OpType} removed";
     }
 

@@ -120,16 +120,16 @@ public static class ZeroInsertConvToConvTranspose
         var derived = Derive(match);
         // For the report, in graph order (the matcher collects them walking back from the Conv).
         string[] sourceNodes = [.. match.Nodes.OrderBy(n => model.Graph.Node.IndexOf(n)).Select(Attributes.Describe), Attributes.Describe(match.Conv)];
-        var ctx = new RewriteContext(model.Graph);
+        var editor = new GraphEditor(model);
         var conv = match.Conv;
-        string wName = ctx.UniqueName($"{match.WeightName}_convtranspose");
+        string wName = editor.UniqueName($"{match.WeightName}_convtranspose");
         // Derived just now for this rewrite: the tensor takes the array (one copy of a large weight).
-        model.Graph.Initializer.Add(Tensors.FromFloatsOwned(wName, derived.WeightShape, derived.Weights));
+        editor.AddInitializer(Tensors.FromFloatsOwned(wName, derived.WeightShape, derived.Weights), keepIrConvention: true);
         var node = new NodeProto
         {
             OpType = Ops.ConvTranspose.OpType,
             Domain = Ops.DefaultDomain,
-            Name = string.IsNullOrEmpty(conv.Name) ? ctx.UniqueName($"{Ops.ConvTranspose.OpType}_{conv.Output[0]}") : conv.Name,
+            Name = string.IsNullOrEmpty(conv.Name) ? editor.UniqueName($"{Ops.ConvTranspose.OpType}_{conv.Output[0]}") : conv.Name,
         };
         node.Input.Add(match.Input);
         node.Input.Add(wName);
@@ -138,18 +138,18 @@ public static class ZeroInsertConvToConvTranspose
         node.Attribute.AddRange(ConvTransposeNode.ToAttributes(derived.Attributes));
 
         string original = Attributes.Describe(conv);
-        ctx.ReplaceNode(conv, [node]);
+        editor.ReplaceNode(conv, [node]);
         var dropped = new List<string> { match.WeightName };
         foreach (var n in match.Nodes)
         {
-            model.Graph.Node.Remove(n);
+            editor.RemoveNode(n, allowDanglingUses: true); // the chain goes as a whole
             dropped.AddRange(n.Input.Skip(1));
             foreach (var o in n.Output)
                 foreach (var vi in model.Graph.ValueInfo.Where(v => v.Name == o).ToList()) model.Graph.ValueInfo.Remove(vi);
         }
         // Zero constants may feed a Concat as input 0 too; the data input x is never a constant here.
         foreach (var n in match.Nodes) dropped.AddRange(n.Input.Take(1).Where(i => i != match.Input));
-        foreach (var v in dropped.Distinct()) ctx.RemoveIfUnused(v);
+        foreach (var v in dropped.Distinct()) editor.RemoveIfUnused(v);
 
         var a = derived.Attributes;
         var report = new NodeReport
