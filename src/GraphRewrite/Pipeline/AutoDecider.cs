@@ -49,6 +49,9 @@ internal sealed class AutoDecider(OptimizeOptions options, int threads, ICandida
         Decision Keep(string reason, IReadOnlyList<CandidateTiming>? candidates = null) =>
             new(position, description, Unchanged, candidates ?? [], false, reason);
 
+        // The isolated-node timer builds float inputs and weights; a QDQ site is kept until it can time one.
+        if (site.Quantized is not null)
+            return Keep("QDQ site: auto does not time quantized sites yet (kept as it is); --target portable lowers it to QLinearConv (bench --suite qdq)");
         var lowerings = Lowerings.AutoCandidates(site, options.PortableOnly).Where(l => l != Lowerings.Keep && l != Lowerings.ConvTranspose).ToList();
         var refusals = lowerings.Select(l => options.Disabled.Contains(l.Name) ? "disabled" : l.CanLower(site)).ToList();
         if (refusals.All(r => r is not null))

@@ -20,8 +20,8 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Argument<string?>("model") { Description = "The model to time against its rewrites (.onnx); omit with --suite", Arity = ArgumentArity.ZeroOrOne };
-        var suite = new Option<string?>("--suite") { Description = "layers: the layer suite (ConvTranspose and Resize+Conv layers); all: the layer suite and every demo model in --models; sweep: the broad sweep of layers from real architectures plus seeded random shapes (docs/sweep.md)" };
-        suite.AcceptOnlyFromAmong("layers", "all", "sweep");
+        var suite = new Option<string?>("--suite") { Description = "layers: the layer suite (ConvTranspose and Resize+Conv layers); all: the layer suite and every demo model in --models; sweep: the broad sweep of layers from real architectures plus seeded random shapes (docs/sweep.md); qdq: the group-1 suite layers quantized (QDQ), rewritten vs original" };
+        suite.AcceptOnlyFromAmong("layers", "all", "sweep", "qdq");
         var layers = new Option<string?>("--layers") { Description = "Suite layers to run, by short name (dcgan1-4, unet1-2, sr, dw, 1d, 3d, resize64, resize256); default all" };
         var candidates = new Option<string?>("--candidates") { Description = "Suite columns besides the reference 'ort': zero-insert, portable, plugin, plugin-so, kernel (default all)" };
         var targets = new Option<string?>("--targets") { Description = "Rewrites of MODEL to time against it: " + string.Join(", ", BenchTarget.Known.Select(t => t.Name)) + " (default all)" };
@@ -72,6 +72,12 @@ internal static class BenchCommand
                     }
                     if (pr.GetValue(targets) is not null || (pr.GetValue(shape)?.Length ?? 0) > 0)
                         throw new UsageException("--targets and --shape apply to a MODEL (the suite times every target on its own shapes)");
+                    if (suiteName == "qdq")
+                    {
+                        if (pr.GetValue(candidates) is not null) throw new UsageException("--candidates does not apply to --suite qdq (original vs rewritten QDQ model)");
+                        var qdqLayers = LayerBench.Select(Split(pr.GetValue(layers)), QdqLayerBench.Suite);
+                        return QdqLayerBench.Report(stdout, QdqLayerBench.Run(qdqLayers, settings.Threads, s, stderr), settings.Json, settings.CommandLine);
+                    }
                     bool sweep = suiteName == "sweep";
                     var layerList = LayerBench.Select(Split(pr.GetValue(layers)), sweep ? SweepSuite.Layers : Layer.Suite);
                     // The sweep leaves zero insertion out unless asked: on its large-stride layers (ISTFT, FCN-32s) it costs minutes.
