@@ -51,8 +51,10 @@ public static class ZeroInsertion
     public static bool IsConv(NodeProto node) => node.OpType == C.OpType && Ops.IsDefaultDomain(node.Domain);
 
     /// <summary>True when <paramref name="conv"/> reads a zero-stuffed tensor this matcher understands; otherwise a reason.</summary>
-    public static bool TryMatch(GraphIndex index, NodeProto conv, out ZeroInsertionMatch? match, out string? reason) =>
-        SafeMatch.Try((out ZeroInsertionMatch? m) => Check(index, conv, out m), out match, out reason);
+    /// <param name="known">Exact static shapes for values without value_info (see <see cref="ZeroInsertionProbe.Find"/>).</param>
+    public static bool TryMatch(GraphIndex index, NodeProto conv, out ZeroInsertionMatch? match, out string? reason,
+        Func<string, long[]?>? known = null) =>
+        SafeMatch.Try((out ZeroInsertionMatch? m) => Check(index, conv, known, out m), out match, out reason);
 
     /// <summary>
     /// True when the Conv's data input comes through a chain that moves data between axes and adds values (Concat or
@@ -61,7 +63,11 @@ public static class ZeroInsertion
     public static bool LooksLikeZeroInsertion(GraphIndex index, NodeProto conv) =>
         IsConv(conv) && conv.Input.Count > 0 && ZeroInsertionProbe.LooksLike(ZeroInsertionProbe.Walk(index, conv.Input[0]));
 
-    private static string? Check(GraphIndex index, NodeProto conv, out ZeroInsertionMatch? match)
+    /// <summary>The values a zero-insertion chain in front of <paramref name="conv"/> may start from (for a shape probe to cover).</summary>
+    public static IEnumerable<string> ChainValues(GraphIndex index, NodeProto conv) =>
+        IsConv(conv) && conv.Input.Count > 0 ? ZeroInsertionProbe.Walk(index, conv.Input[0]).Select(s => s.Data) : [];
+
+    private static string? Check(GraphIndex index, NodeProto conv, Func<string, long[]?>? known, out ZeroInsertionMatch? match)
     {
         match = null;
         if (!IsConv(conv)) return $"not a Conv ({conv.OpType})";
@@ -100,7 +106,7 @@ public static class ZeroInsertion
             if (bt.Dims.Count != 1 || bt.Dims[0] != cout) return $"Conv bias '{bias}' has shape [{string.Join(",", bt.Dims)}]; expected [{cout}]";
         }
 
-        string? notZi = ZeroInsertionProbe.Find(index, conv.Input[0], r, cin, out var chain, out var geo);
+        string? notZi = ZeroInsertionProbe.Find(index, conv.Input[0], r, cin, known, out var chain, out var geo);
         if (notZi is not null) return notZi;
         var nodes = chain!.Steps.Select(st => st.Node).Reverse().Concat(chain.Generators).ToList();
         long[] strides = geo!.Strides, xs = chain.InputShape;

@@ -67,7 +67,9 @@ internal static class ZeroInsertionProbe
     /// The farthest chain start of rank 2 + <paramref name="spatial"/> whose probe shows zero insertion; otherwise the
     /// reason found at the farthest such start.
     /// </summary>
-    public static string? Find(GraphIndex index, string convInput, int spatial, long channels, out ZeroInsertionChain? chain, out ProbeGeometry? geometry)
+    /// <param name="known">Exact static shapes from elsewhere (ONNX Runtime's probe, or propagation from fully static inputs) for values without value_info.</param>
+    public static string? Find(GraphIndex index, string convInput, int spatial, long channels, Func<string, long[]?>? known,
+        out ZeroInsertionChain? chain, out ProbeGeometry? geometry)
     {
         chain = null; geometry = null;
         var walk = Walk(index, convInput);
@@ -81,6 +83,7 @@ internal static class ZeroInsertionProbe
             var steps = walk.Take(i + 1).Reverse().ToList();
             long[]? shape = index.Shape(input);
             if (shape is null || shape.Any(v => v <= 0)) shape = shapes.GetValueOrDefault(input) ?? shape;
+            if ((shape is null || shape.Any(v => v <= 0)) && known?.Invoke(input) is { } k && k.All(v => v > 0)) shape = k;
             if (shape is not null && shape.All(v => v > 0) && shape.Length != 2 + spatial)
             {
                 LearnShapes(index, steps, input, shape, shapes); // a flattened start (e.g. after a Gemm) tells later starts their shape
