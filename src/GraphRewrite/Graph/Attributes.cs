@@ -5,7 +5,7 @@ using AttrType = OnnxDeconv.GraphRewrite.Onnx.AttributeProto.Types.AttributeType
 namespace OnnxDeconv.GraphRewrite.Graph;
 
 /// <summary>A node attribute is missing, of the wrong type or out of range; the message names node and attribute.</summary>
-public sealed class AttributeException(string message) : Exception(message);
+public sealed class AttributeException(string message) : InvalidInputException(message);
 
 /// <summary>Typed reads of node attributes (with the ONNX default when absent) and attribute construction.</summary>
 public static class Attributes

@@ -4,7 +4,7 @@ namespace OnnxDeconv.GraphRewrite.Graph;
 
 /// <summary>A graph's nodes cannot be ordered because they depend on each other; <see cref="Nodes"/> is one such cycle.</summary>
 public sealed class GraphCycleException(string graphName, IReadOnlyList<string> nodes)
-    : Exception($"graph '{graphName}' has a cycle: {string.Join(" -> ", nodes)} -> {nodes[0]}")
+    : InvalidInputException($"graph '{graphName}' has a cycle: {string.Join(" -> ", nodes)} -> {nodes[0]}")
 {
     public string GraphName { get; } = graphName;
     public IReadOnlyList<string> Nodes { get; } = nodes;

@@ -6,7 +6,7 @@ using OnnxDeconv.GraphRewrite.Onnx;
 namespace OnnxDeconv.GraphRewrite.IO;
 
 /// <summary>A model file could not be read or written; the message names the file and what is wrong.</summary>
-public sealed class ModelFormatException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class ModelFormatException(string message, Exception? inner = null) : InvalidInputException(message, inner);
 
 /// <summary>How <see cref="ModelIO.Save(ModelProto, string, ModelSaveOptions)"/> writes a model.</summary>
 public sealed record ModelSaveOptions

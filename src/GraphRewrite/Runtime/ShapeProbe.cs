@@ -7,7 +7,7 @@ namespace OnnxDeconv.GraphRewrite.Runtime;
 
 /// <summary>Shapes could not be probed; the message says which input needs a concrete shape or what ONNX Runtime refused.</summary>
 public sealed class ShapeProbeException(string message, IReadOnlyList<string>? inputsNeedingShape = null, Exception? inner = null)
-    : Exception(message, inner)
+    : InvalidInputException(message, inner)
 {
     /// <summary>Graph inputs that have a symbolic or unknown dimension and no shape was given for.</summary>
     public IReadOnlyList<string> InputsNeedingShape { get; } = inputsNeedingShape ?? [];

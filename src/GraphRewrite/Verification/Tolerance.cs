@@ -58,4 +58,4 @@ public sealed record Tolerance(double Atol = Tolerance.DefaultAtol, double Rtol 
 }
 
 /// <summary>A user-supplied input (file, --shape, tolerance) is unusable; the message names the file or input. CLI exit 3.</summary>
-public sealed class VerificationInputException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class VerificationInputException(string message, Exception? inner = null) : InvalidInputException(message, inner);

@@ -37,7 +37,7 @@ public sealed record ConvTransposeAttributes
 }
 
 /// <summary>An invalid ConvTranspose configuration; <see cref="Attribute"/> names the offending attribute (or input).</summary>
-public sealed class GeometryException(string attribute, string message) : Exception(message)
+public sealed class GeometryException(string attribute, string message) : InvalidInputException(message)
 {
     public string Attribute { get; } = attribute;
 }

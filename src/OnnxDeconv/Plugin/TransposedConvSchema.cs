@@ -105,7 +105,7 @@ public static class TransposedConvSchema
 }
 
 /// <summary>Invalid TransposedConv attributes or inputs; <see cref="Subject"/> names the attribute or input.</summary>
-public sealed class TransposedConvException(string subject, string message) : Exception(message)
+public sealed class TransposedConvException(string subject, string message) : InvalidInputException(message)
 {
     public string Subject { get; } = subject;
 }

@@ -13,16 +13,19 @@ using Spectre.Console;
 namespace OnnxDeconv.Cli.Commands;
 
 /// <summary>A command-line value is malformed (e.g. "--input 2,x"); exit code 3 with this message.</summary>
-internal sealed class UsageException(string message) : Exception(message);
+internal sealed class UsageException(string message) : InvalidInputException(message);
 
 /// <summary>Small helpers shared by the info and explain commands: argument parsing, console and JSON output, error mapping.</summary>
 internal static class CliSupport
 {
-    /// <summary>Runs a command body; every bad-input exception becomes "error: ..." on stderr and exit code 3.</summary>
+    /// <summary>
+    /// Runs a command body: the one place a bad-input exception (<see cref="InvalidInputException"/>, whatever library
+    /// threw it) becomes "error: ..." on stderr and exit code 3. Every command's action runs inside it.
+    /// </summary>
     public static int Guard(TextWriter stderr, Func<int> body)
     {
         try { return body(); }
-        catch (Exception e) when (e is UsageException or ModelFormatException or AttributeException or GeometryException or ShapeProbeException)
+        catch (InvalidInputException e)
         {
             stderr.WriteLine($"error: {e.Message}");
             return ExitCodes.InvalidInput;
