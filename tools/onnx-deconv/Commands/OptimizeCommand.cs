@@ -107,156 +107,64 @@ internal static class OptimizeCommand
         return cmd;
     }
 
-    /// <summary>A model that came with external data is written with initializers of at least this many bytes in "OUT.data".</summary>
-    internal const long ExternalDataThreshold = 1024;
-
-    /// <summary>--verify auto runs the whole model when the model file plus its external data is under this size, else node by node.</summary>
-    internal const long VerifyModelMaxBytes = 512L << 20;
-
-    /// <summary>New initializers of at least this size go to a spill file next to OUT while a model with external data is rewritten.</summary>
-    internal const long SpillThreshold = 1L << 20;
-
-    internal enum VerifyMode { Auto, Model, Nodes, None }
-
+    /// <summary>
+    /// Runs the session (all policy: verify mode by size, auto's large-model fallback, spilling, verification, the
+    /// atomic write; see <see cref="OptimizeSession"/>) and prints its outcome as a table or JSON.
+    /// </summary>
     private static int Run(TextWriter stdout, TextWriter stderr, ProgressLog progress, string inPath, string? outPath, OptimizeOptions optimizeOptions,
         VerifyMode verifyMode, bool inPlace, bool json, VerifyOptions verifyOptions)
     {
-        if (!File.Exists(inPath)) throw new ModelFormatException($"{inPath}: input model file not found");
-        if (outPath is null)
+        var o = OptimizeSession.Run(new OptimizeRequest
         {
-            if (!inPlace) throw new VerificationInputException("-o OUT is required (or --in-place to overwrite IN)");
-            outPath = inPath;
-        }
-        bool sameFile = string.Equals(Path.GetFullPath(outPath), Path.GetFullPath(inPath), StringComparison.Ordinal);
-        if (sameFile && !inPlace)
-            throw new VerificationInputException($"-o {outPath} is the input model; IN is never modified unless you pass --in-place");
-
-        var inBytes = File.ReadAllBytes(inPath);
-        var model = ModelIO.Parse(inBytes, inPath);
-        var inDir = Path.GetDirectoryName(Path.GetFullPath(inPath))!;
-        bool external = ModelIO.AllTensors(model).Any(ExternalData.IsExternal);
-        long modelBytes = inBytes.LongLength + ModelIO.AllTensors(model).Where(ExternalData.IsExternal).Sum(TensorBytes);
-        if (verifyMode == VerifyMode.Auto) verifyMode = modelBytes < VerifyModelMaxBytes ? VerifyMode.Model : VerifyMode.Nodes;
-        bool noVerify = verifyMode == VerifyMode.None;
-        var before = OptimizeReport.OpCounts(model);
-        // The optimizer may edit what it is given: hand it a copy so the original stays intact for verification.
-        // External weights stay external (checked against the disk now, read one node at a time by the rewrites,
-        // relative to IN's folder); the output writes large tensors to a side file next to OUT.
-        var work = model.Clone();
-        if (external)
-        {
-            ModelIO.SetSourceDirectory(model, inDir);
-            ModelIO.SetSourceDirectory(work, inDir);
-            ModelIO.ValidateExternalData(work);
-        }
-        // Unless the whole rewritten model is run in memory anyway (--verify model), each node's new weights leave
-        // memory right after its rewrite, so a model bigger than memory is rewritten one node at a time.
-        using var spill = external && verifyMode is VerifyMode.Nodes or VerifyMode.None
-            ? NewSpill(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Path.GetFileName(outPath))
-            : null;
-        if (optimizeOptions.Target == Target.Auto && modelBytes >= CliHooks.AutoMaxModelBytes)
-        {
-            // Measuring needs every candidate's session (each with the node's weights) alive at once: several copies of
-            // the largest tensor. A model this big is lowered without measuring, keeping the one-node-at-a-time memory bound.
-            stderr.WriteLine($"warning: --target auto: {inPath} holds {modelBytes / (1024.0 * 1024.0):N0} MiB of model and weights, over the " +
-                             $"{CliHooks.AutoMaxModelBytes / (1024.0 * 1024.0):N0} MiB auto times node by node in memory; lowering with --target portable " +
-                             "instead (pass --target plugin or portable to choose)");
-            optimizeOptions = optimizeOptions with { Target = Target.Portable, PortableOnly = false, Cache = null, Progress = null };
-        }
-        var target = optimizeOptions.Target;
-        int spilled = 0;
-        var result = CliHooks.Optimizer(work, optimizeOptions with
-        {
-            // The lowerings write large rearranged weights straight into the spill, slice by slice.
-            Spill = spill,
-            AfterNode = spill is null ? null : m =>
-            {
-                // The node's weights (read, and any new ones built in memory) are garbage once spilled; collect them
-                // now so the peak is one node's weights, not however many the GC would let pile up on the large
-                // object heap (measured on the 2.3 GB model with --verify none: 302 MiB with this, 1,849 MiB without).
-                spill.SpillInitializers(m);
-                if (spill.Tensors == spilled) return;
-                spilled = spill.Tensors;
-                GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-            },
+            InputPath = inPath, OutputPath = outPath, InPlace = inPlace, Options = optimizeOptions, Verify = verifyMode,
+            VerifyOptions = verifyOptions, Optimizer = CliHooks.Optimizer, AutoMaxModelBytes = CliHooks.AutoMaxModelBytes,
+            Warn = w => stderr.WriteLine($"warning: {w}"),
         });
         progress.Erase(); // the bar goes before the report is printed
+        var result = o.Result;
         foreach (var w in result.Warnings) stderr.WriteLine($"warning: {w}");
+        var before = OptimizeReport.OpCounts(o.Input);
         var after = OptimizeReport.OpCounts(result.Model);
         var console = VerifyCli.Console(stdout);
-
+        string target = o.Target.ToString().ToLowerInvariant();
         if (!result.Changed)
         {
-            bool otherFolder = !string.Equals(Path.GetDirectoryName(Path.GetFullPath(outPath)), inDir, StringComparison.Ordinal);
-            if (!sameFile && external && otherFolder)
-                // The side files are relative to IN's folder: carry them along (the model bytes stay as they were).
-                Write(outPath, () => ModelIO.Save(model, outPath, new ModelSaveOptions { SourceDirectory = inDir, SortTopologically = false }));
-            else if (!sameFile)
-                Write(outPath, () => AtomicFile.WriteAllBytes(outPath, inBytes));
-            string note = sameFile ? $"nothing to rewrite: {inPath} left unchanged" : $"nothing to rewrite: wrote {outPath} as a byte-identical copy of {inPath}";
-            var unchangedMemory = Memory(model, result.Model, modelBytes);
-            if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, null, verifySkipped: false, written: !sameFile, note, null, unchangedMemory);
+            if (json) WriteJson(stdout, inPath, o.OutputPath, target, before, after, result, null, verifySkipped: false, o.Written, o.Message, null, o.Memory);
             else
             {
-                stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
+                stdout.WriteLine($"optimize {inPath} -> {o.OutputPath} (target {target})");
                 if (result.Nodes.Count > 0) console.Write(OptimizeReport.NodeTable(result.Nodes));
                 WritePatterns(console, result);
                 WriteAuto(console, stdout, result);
-                stdout.WriteLine(note);
-                WriteMemory(stdout, unchangedMemory);
+                stdout.WriteLine(o.Message);
+                WriteMemory(stdout, o.Memory);
             }
             return ExitCodes.Ok;
         }
 
-        VerificationReport? verification = null;
-        if (!noVerify)
-        {
-            try
-            {
-                verification = verifyMode == VerifyMode.Nodes
-                    ? NodeVerifier.Verify(model, result.Model, verifyOptions)
-                    : Verifier.Verify(ModelSource.FromFile(inPath),
-                        ModelSource.FromModel(result.Model, "rewritten model", external ? inDir : null),
-                        verifyOptions);
-            }
-            catch (VerificationInputException e)
-            {
-                throw new VerificationInputException($"cannot verify the rewrite, {outPath} not written: {e.Message} (or pass --no-verify to skip verification)", e);
-            }
-        }
-        bool ok = verification?.Passed ?? true;
-        string outcome = !ok ? $"verification failed: {outPath} NOT written"
-            : noVerify ? $"verification skipped (--no-verify): wrote {outPath} UNVERIFIED"
-            : verifyMode == VerifyMode.Nodes ? $"verified node by node: wrote {outPath}"
-            : $"verified: wrote {outPath}";
-        if (ok)
-            Write(outPath, () => ModelIO.Save(result.Model, outPath, external
-                ? new ModelSaveOptions { ExternalDataThreshold = ExternalDataThreshold, SourceDirectory = inDir }
-                : new ModelSaveOptions()));
-
-        var memory = Memory(model, result.Model, modelBytes);
-        string? mode = noVerify ? null : verifyMode.ToString().ToLowerInvariant();
-        if (json) WriteJson(stdout, inPath, outPath, target, before, after, result, verification, noVerify, written: ok, outcome, mode, memory);
+        bool noVerify = o.VerifyMode == VerifyMode.None;
+        string? mode = noVerify ? null : o.VerifyMode.ToString().ToLowerInvariant();
+        if (json) WriteJson(stdout, inPath, o.OutputPath, target, before, after, result, o.Verification, noVerify, o.Written, o.Message, mode, o.Memory);
         else
         {
-            stdout.WriteLine($"optimize {inPath} -> {outPath} (target {target.ToString().ToLowerInvariant()})");
+            stdout.WriteLine($"optimize {inPath} -> {o.OutputPath} (target {target})");
             console.Write(OptimizeReport.OpTable(before, after));
             console.Write(OptimizeReport.NodeTable(result.Nodes));
             WritePatterns(console, result);
             WriteAuto(console, stdout, result);
-            if (verification is not null)
+            if (o.Verification is { } verification)
             {
-                stdout.WriteLine(verifyMode == VerifyMode.Nodes
+                stdout.WriteLine(o.VerifyMode == VerifyMode.Nodes
                     ? "verification: each rewritten node in isolation (--verify nodes), one node's weights in memory at a time"
                     : "verification: whole model (--verify model)");
                 VerifyCli.WriteVerification(console, stdout, verification);
             }
-            stdout.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {outcome}");
-            WriteMemory(stdout, memory);
-            if (ok) PluginNotice.Write(stdout, result.Model);
+            stdout.WriteLine($"{result.Nodes.Count(n => n.Rewritten)} node(s) rewritten, {result.Nodes.Count(n => !n.Rewritten)} skipped; {o.Message}");
+            WriteMemory(stdout, o.Memory);
+            if (o.Written) PluginNotice.Write(stdout, result.Model);
         }
-        if (!ok) stderr.WriteLine($"error: {outcome} (the rewritten model does not match {inPath}; see the table)");
-        return ok ? ExitCodes.Ok : ExitCodes.VerificationFailed;
+        if (!o.Passed) stderr.WriteLine($"error: {o.Message} (the rewritten model does not match {inPath}; see the table)");
+        return o.Passed ? ExitCodes.Ok : ExitCodes.VerificationFailed;
     }
 
     private static void WritePatterns(IAnsiConsole console, OptimizeResult result)
@@ -273,48 +181,6 @@ internal static class OptimizeCommand
             stdout.WriteLine(OptimizeReport.WholeModelLine(w));
     }
 
-    private static SpillFile NewSpill(string outDir, string outName)
-    {
-        try { return new SpillFile(outDir, outName, SpillThreshold); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new ModelFormatException($"{Path.Combine(outDir, outName)}: cannot create a spill file for the rewritten weights in {outDir}: {e.Message}", e); }
-    }
-
-    /// <summary>Bytes of a tensor's data (external length or inline size); 0 when its shape is unusable.</summary>
-    private static long TensorBytes(TensorProto t)
-    {
-        try
-        {
-            if (ExternalData.IsExternal(t)) return ExternalData.ExpectedByteLength(t) ?? 0;
-            return t.HasRawData ? t.RawData.Length : ExternalData.ExpectedByteLength(t) ?? 0;
-        }
-        catch (Exception e) when (e is InvalidDataException or OverflowException) { return 0; }
-    }
-
-    /// <summary>Peak memory of this run next to the largest tensor, so the report shows how far from "one tensor at a time" it was.</summary>
-    internal sealed record MemoryReport(long? PeakRssBytes, long LargestTensorBytes, long ModelBytes);
-
-    private static MemoryReport Memory(ModelProto input, ModelProto output, long modelBytes)
-    {
-        long largest = ModelIO.AllTensors(input).Concat(ModelIO.AllTensors(output)).Select(TensorBytes).DefaultIfEmpty(0).Max();
-        return new MemoryReport(PeakRss(), largest, modelBytes);
-    }
-
-    /// <summary>The process's peak resident set (VmHWM in /proc/self/status), or the runtime's peak working set elsewhere.</summary>
-    internal static long? PeakRss()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal)
-                    && long.TryParse(line["VmHWM:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture, out var kb))
-                    return kb * 1024;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-        try { return System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64; }
-        catch (PlatformNotSupportedException) { return null; }
-    }
-
     private static void WriteMemory(TextWriter stdout, MemoryReport m)
     {
         static string Mib(long b) => $"{b / (1024.0 * 1024.0):N1} MiB";
@@ -322,14 +188,7 @@ internal static class OptimizeCommand
                          $"largest tensor {Mib(m.LargestTensorBytes)}, model with its data {Mib(m.ModelBytes)}");
     }
 
-    private static void Write(string outPath, Action write)
-    {
-        try { write(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new ModelFormatException($"{outPath}: cannot write the output model: {e.Message}", e); }
-    }
-
-    private static void WriteJson(TextWriter stdout, string inPath, string outPath, Target target,
+    private static void WriteJson(TextWriter stdout, string inPath, string outPath, string target,
         IReadOnlyDictionary<string, int> before, IReadOnlyDictionary<string, int> after, OptimizeResult result,
         VerificationReport? verification, bool verifySkipped, bool written, string message, string? verifyMode, MemoryReport memory)
     {
@@ -337,7 +196,7 @@ internal static class OptimizeCommand
         {
             input = inPath,
             output = outPath,
-            target = target.ToString().ToLowerInvariant(),
+            target,
             changed = result.Changed,
             written,
             message,

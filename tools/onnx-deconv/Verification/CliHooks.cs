@@ -24,7 +24,7 @@ internal static class CliHooks
     /// for a model with more weights than this (as --verify auto's whole-model limit), that would hold several copies of
     /// the largest tensor, so optimize lowers it with the portable target instead (tests lower the limit).
     /// </summary>
-    public static long AutoMaxModelBytes => AutoMaxModelBytesOverride.Value ?? Commands.OptimizeCommand.VerifyModelMaxBytes;
+    public static long AutoMaxModelBytes => AutoMaxModelBytesOverride.Value ?? OptimizeSession.LargeModelBytes;
 
     /// <summary>How --target auto times candidates: null = in ONNX Runtime; tests script it.</summary>
     public static ICandidateTimer? Timer => TimerOverride.Value;
