@@ -142,6 +142,9 @@ public static class Ops
     public static class ConstantOfShape { public const string OpType = "ConstantOfShape"; public const string Value = "value"; }
     public static class ConvInteger { public const string OpType = "ConvInteger"; }
     public static class QLinearConv { public const string OpType = "QLinearConv"; }
+    /// <summary>QuantizeLinear(x, y_scale, y_zero_point) and DequantizeLinear(x, x_scale, x_zero_point): axis = per-channel axis.</summary>
+    public static class QuantizeLinear { public const string OpType = "QuantizeLinear"; public const string Axis = "axis"; public const string Saturate = "saturate"; public const string BlockSize = "block_size"; public const string OutputDtype = "output_dtype"; }
+    public static class DequantizeLinear { public const string OpType = "DequantizeLinear"; public const string Axis = "axis"; public const string BlockSize = "block_size"; }
     public static class LpPool { public const string OpType = "LpPool"; }
     public static class SpaceToDepth { public const string OpType = "SpaceToDepth"; public const string BlockSize = "blocksize"; }
 

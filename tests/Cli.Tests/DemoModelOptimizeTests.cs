@@ -16,7 +16,8 @@ public sealed class DemoModelOptimizeTests : IDisposable
     public static TheoryData<string, string> Cases()
     {
         var data = new TheoryData<string, string>();
-        foreach (var m in Directory.GetFiles(RepoPaths.DemoModels, "*.onnx").Order(StringComparer.Ordinal))
+        // QDQ models: their ConvTransposes need the QDQ site (issue 15 items 1-2); tests/GraphRewrite.Tests/Quantized covers them.
+        foreach (var m in Directory.GetFiles(RepoPaths.DemoModels, "*.onnx").Where(p => !p.EndsWith("_qdq.onnx", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
             foreach (var t in new[] { "portable", "plugin" })
                 data.Add(Path.GetFileName(m), t);
         return data;

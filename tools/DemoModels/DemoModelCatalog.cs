@@ -26,6 +26,9 @@ public static class DemoModelCatalog
         new("depthwise_convtranspose.onnx", "Depthwise ConvT (group = channels) k4 s2 p1, pointwise Conv 1x1, ReLU", DepthwiseConvTranspose()),
         new("fp16_decoder.onnx", "float16 decoder: ConvT k4 s2 p1, ReLU, Resize nearest x2, Conv 3x3, LeakyReLU 0.2, Conv 3x3, Tanh (every tensor float16)", Fp16Decoder()),
         new("upfirdn_zero_insertion.onnx", "upfirdn-style x2 zero insertion: Reshape [N,C,H,1,W,1], Pad, Reshape [N,C,2H,2W], Pad, Conv k4", UpfirdnZeroInsertion()),
+        new("dcgan_generator_qdq.onnx", "DCGAN generator in QDQ (ORT static quantizer layout: uint8 activations MinMax-calibrated on 8 seeded inputs, int8 weights per channel, int32 bias; BatchNorm folded, Relu in the ranges)", Qdq.QdqDemoModels.Quantize(DcganGenerator())),
+        new("unet_decoder_block_qdq.onnx", "U-Net decoder block in QDQ (uint8 activations, int8 per-channel weights, int32 bias, Relu in the ranges)", Qdq.QdqDemoModels.Quantize(UnetDecoderBlock())),
+        new("sr_block_qdq.onnx", "Super-resolution block in QDQ (uint8 activations, int8 per-channel weights, int32 bias, Relu in the ranges)", Qdq.QdqDemoModels.Quantize(SrBlock())),
     ];
 
     /// <summary>Writes every demo model into <paramref name="directory"/> (atomic writes); returns the paths written.</summary>

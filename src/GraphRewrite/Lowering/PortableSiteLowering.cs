@@ -23,6 +23,7 @@ internal sealed class PortableSiteLowering(string name, PhaseForm form) : ISiteL
 
     public string? CanLower(ConvTransposeSite site)
     {
+        if (site.Quantized is not null) return QdqPortableLowering.CanLower(site);
         try
         {
             _ = Prepare(site, Form);
@@ -61,6 +62,7 @@ internal sealed class PortableSiteLowering(string name, PhaseForm form) : ISiteL
 
     public LoweredSite Lower(ConvTransposeSite site, GraphEditor editor, LoweringEnvironment environment)
     {
+        if (site.Quantized is not null) return QdqPortableLowering.Lower(site, editor);
         var p = Prepare(site, Form);
         string stem = string.IsNullOrEmpty(site.Node.Name) ? site.Output : site.Node.Name;
         // float16/bfloat16: lowered from exact float32 copies (values only rearranged) and narrowed back; the spill

@@ -100,11 +100,14 @@ internal sealed class KeepOriginal : ISiteLowering
     }
 
     /// <summary>Puts the user's nodes back in place of their derived ConvTranspose, with the initializers the pre-passes dropped.</summary>
+    /// The derived node's own constants (e.g. BatchNorm-folded weights) go when nothing else reads them.
     public static void Restore(GraphEditor editor, NodeProto derived, SiteOrigin origin)
     {
+        var derivedInputs = derived.Input.Where(i => i.Length > 0).Distinct().ToList();
         editor.ReplaceNode(derived, [.. origin.Nodes.Select(n => n.Clone())]);
         var have = editor.Graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var t in origin.Initializers.Where(t => !have.Contains(t.Name)))
             editor.AddInitializer(t.Clone(), keepIrConvention: !editor.Graph.Input.Any(i => i.Name == t.Name));
+        foreach (var v in derivedInputs) editor.RemoveIfUnused(v);
     }
 }

@@ -42,6 +42,7 @@ public static class ConvTransposeMatcher
         if (opset is null) return "the model does not import the default ONNX domain";
 
         string x = node.Input[0], wName = node.Input[1];
+        if (QdqConvTransposeMatcher.Applies(index, node)) return QdqConvTransposeMatcher.Check(index, node, opset.Value, out site);
         var w = index.ConstantWeight(wName);
         if (w is null)
             return index.IsGraphInput(wName)
@@ -139,7 +140,7 @@ public static class ConvTransposeMatcher
     private static ConvTransposeSite Clone(ConvTransposeSite s, ConvTransposeGeometry g) => new()
     {
         Model = s.Model, Node = s.Node, Attributes = s.Attributes, Geometry = g, WeightTensor = s.WeightTensor, BiasTensor = s.BiasTensor,
-        Opset = s.Opset, StaticSpatial = true, MacsNote = null, Activation = s.Activation, Epilogue = s.Epilogue, Origin = s.Origin,
+        Opset = s.Opset, StaticSpatial = true, MacsNote = null, Activation = s.Activation, Epilogue = s.Epilogue, Origin = s.Origin, Quantized = s.Quantized,
     };
 
     /// <summary>External data is read lazily, one site at a time; that needs the folder it is relative to.</summary>

@@ -40,6 +40,8 @@ public sealed class ConvTransposeSite
     public Epilogue Epilogue { get; init; } = Epilogue.None;
     /// <summary>For a ConvTranspose a pre-pass derived (Resize+Conv, zero insertion, BatchNorm fold): the user's nodes; else null.</summary>
     public SiteOrigin? Origin { get; init; }
+    /// <summary>A QDQ site (<see cref="QdqConvTransposeMatcher"/>): the quantization around it; <see cref="WeightTensor"/> is then the int8 weights.</summary>
+    public QdqSiteParams? Quantized { get; init; }
 
     /// <summary>The site's element type (its weights'; X, B and Y have it too): FLOAT, FLOAT16 or BFLOAT16.</summary>
     public TensorProto.Types.DataType ElementType => (TensorProto.Types.DataType)WeightTensor.DataType;
@@ -68,7 +70,7 @@ public sealed class ConvTransposeSite
     public ConvTransposeSite WithOrigin(SiteOrigin? origin) => new()
     {
         Model = Model, Node = Node, Attributes = Attributes, Geometry = Geometry, WeightTensor = WeightTensor, BiasTensor = BiasTensor,
-        Opset = Opset, StaticSpatial = StaticSpatial, MacsNote = MacsNote, Activation = Activation, Epilogue = Epilogue, Origin = origin,
+        Opset = Opset, StaticSpatial = StaticSpatial, MacsNote = MacsNote, Activation = Activation, Epilogue = Epilogue, Origin = origin, Quantized = Quantized,
         _weights = _weights, _bias = _bias,
     };
 

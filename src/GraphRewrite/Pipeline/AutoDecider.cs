@@ -49,6 +49,9 @@ internal sealed class AutoDecider(OptimizeOptions options, int threads, ICandida
         Decision Keep(string reason, IReadOnlyList<CandidateTiming>? candidates = null) =>
             new(position, description, Unchanged, candidates ?? [], false, reason);
 
+        // The isolated-node timer builds float inputs and weights; a QDQ site is kept until it can time one.
+        if (site.Quantized is not null)
+            return Keep("QDQ site: auto does not time quantized sites yet (kept as it is); --target portable lowers it to QLinearConv (bench --suite qdq)");
         var lowerings = Lowerings.AutoCandidates(site, options.PortableOnly).Where(l => l != Lowerings.Keep && l != Lowerings.ConvTranspose).ToList();
         var refusals = lowerings.Select(l => options.Disabled.Contains(l.Name) ? "disabled" : l.CanLower(site)).ToList();
         if (refusals.All(r => r is not null))
@@ -178,8 +181,9 @@ internal sealed class AutoDecider(OptimizeOptions options, int threads, ICandida
     {
         var builder = new ModelBuilder("auto_candidate", site.Opset, Math.Max(site.Model.IrVersion, 4));
         builder.Input(site.Input, xShape, site.ElementType);
-        builder.Graph.Initializer.Add(Stored(site, site.WeightName, site.WeightTensor.Dims.ToArray(), site.Weights(weights)));
-        if (site.BiasName is { } b) builder.Graph.Initializer.Add(Stored(site, b, site.BiasTensor!.Dims.ToArray(), site.Bias(weights)));
+        // In the site's own type (float16 values were widened exactly, so storing them back is exact).
+        builder.Graph.Initializer.Add(HalfFloats.Tensor(site.WeightName, site.ElementType, site.WeightTensor.Dims.ToArray(), site.Weights(weights)));
+        if (site.BiasName is { } b) builder.Graph.Initializer.Add(HalfFloats.Tensor(b, site.ElementType, site.BiasTensor!.Dims.ToArray(), site.Bias(weights)));
         builder.Graph.Node.Add(site.Node.Clone());
         builder.Output(AddFusableActivation(builder, site), null);
         return builder.Build();
@@ -218,10 +222,6 @@ internal sealed class AutoDecider(OptimizeOptions options, int threads, ICandida
         builder.Output(AddFusableActivation(builder, site), null);
         return builder.Build();
     }
-
-    /// <summary>The site's values as an initializer of its own type (float16 values widened exactly, so narrowing is exact).</summary>
-    private static TensorProto Stored(ConvTransposeSite site, string name, long[] dims, float[] values) =>
-        site.IsHalf ? HalfFloats.Tensor(name, site.ElementType, dims, values) : Tensors.FromFloats(name, dims, values);
 
     /// <summary>Seeded uniform [-1, 1) input of the site's type: float16 sites are timed on float16 inputs.</summary>
     private static TensorValue RandomInput(string name, long[] shape, TensorProto.Types.DataType type)

@@ -56,7 +56,8 @@ public static class AutoTuner
         var decisions = new List<Decision>();
         foreach (var node in nodes)
         {
-            options.Progress?.Invoke($"node {decisions.Count + 1}/{nodes.Count}: {Attributes.Describe(node)}");
+            // Nodes and the whole-model comparison are the steps; the comparison is the last one.
+            options.Progress?.Invoke(new ProgressStep(decisions.Count, nodes.Count + 1, $"node {decisions.Count + 1}/{nodes.Count}: {Attributes.Describe(node)}"));
             int position = IndexOf(prePassed.Graph, node);
             if (!ConvTransposeMatcher.TryMatch(index, node, out var site, out var reason, origin: SiteOrigins.Find(original, prePassed, node)) || site is null)
             {
@@ -97,7 +98,8 @@ public static class AutoTuner
                 }
                 else
                 {
-                    options.Progress?.Invoke(revertedOrder.Count == 0 ? "whole model: original vs optimized" : $"whole model: original vs optimized with {revertedOrder.Count} choice(s) undone");
+                    options.Progress?.Invoke(new ProgressStep(nodes.Count, nodes.Count + 1, revertedOrder.Count == 0
+                        ? "whole model: original vs optimized" : $"whole model: original vs optimized with {revertedOrder.Count} choice(s) undone"));
                     times = timer.Time("whole model", [
                         new TimedModel("original", originalBytes, inputs.Value, OnnxDeconvSessionOptions.UsesPlugin(original)),
                         new TimedModel("auto", resultBytes, inputs.Value, OnnxDeconvSessionOptions.UsesPlugin(model)),

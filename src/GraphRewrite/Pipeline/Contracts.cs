@@ -16,6 +16,15 @@ public enum Target
     ConvTranspose,
 }
 
+/// <summary>
+/// One step of a long run: <paramref name="Done"/> of <paramref name="Total"/> steps finished, <paramref name="What"/> is
+/// being worked on now (e.g. "node 3/5: /up2/ConvTranspose"). A front end draws a bar or prints a line from it.
+/// </summary>
+public sealed record ProgressStep(int Done, int Total, string What)
+{
+    public double Fraction => Total <= 0 ? 1 : Math.Clamp((double)Done / Total, 0, 1);
+}
+
 public sealed record OptimizeOptions
 {
     public Target Target { get; init; } = Target.Portable;
@@ -30,7 +39,7 @@ public sealed record OptimizeOptions
     /// <summary><see cref="Target.Auto"/>: where decisions are remembered; null = no cache.</summary>
     public DecisionCache? Cache { get; init; }
     /// <summary><see cref="Target.Auto"/>: told what is being timed (timing a large model takes a while), or null.</summary>
-    public Action<string>? Progress { get; init; }
+    public Action<ProgressStep>? Progress { get; init; }
     /// <summary><see cref="Target.Auto"/>: how candidates are timed; null = in ONNX Runtime, round-robin (<see cref="OrtCandidateTimer"/>).</summary>
     public ICandidateTimer? Timer { get; init; }
 

@@ -38,7 +38,7 @@ public static class Optimizer
         // Then explicit zero insertion + Conv becomes a ConvTranspose, and BatchNormalization after any ConvTranspose is folded.
         var sources = ZeroInsertConvToConvTranspose.RewriteAll(result, options.AfterNode)
             .Concat(FoldBatchNormIntoConvTranspose.RewriteAll(result, options.AfterNode)).ToList();
-        if (options.Target == Target.Auto) return AutoTuner.Run(model, result, reports, sources, options);
+        if (options.Target == Target.Auto) return DropLeftovers(model, AutoTuner.Run(model, result, reports, sources, options));
 
         // Every ConvTranspose becomes a site (one matcher for every target) and is lowered by the target's lowering.
         var lowering = options.Target switch
@@ -62,6 +62,37 @@ public static class Optimizer
                 lowered = [.. candidates.Zip(lowered, (n, r) => r.Rewritten && specialised.Contains(n) ? r with { Lowering = $"{r.Lowering}; {pinned}" } : r)];
         }
         reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, lowered));
-        return new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports);
+        return DropLeftovers(model, new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports));
+    }
+
+    /// <summary>
+    /// The saved model holds no initializer (or Constant) that no node reads unless the input model held it unread too:
+    /// each rewrite removes what it leaves unused, and this catches any path that did not (e.g. a revert), so no
+    /// weight is ever left behind for ONNX Runtime to warn about and the file to carry.
+    /// </summary>
+    internal static OptimizeResult DropLeftovers(ModelProto input, OptimizeResult result)
+    {
+        if (ReferenceEquals(input, result.Model)) return result;
+        var unusedBefore = UnreadConstants(input).ToHashSet(StringComparer.Ordinal);
+        var leftovers = UnreadConstants(result.Model).Where(n => !unusedBefore.Contains(n)).ToList();
+        if (leftovers.Count == 0) return result;
+        var editor = new GraphEditor(result.Model);
+        foreach (var name in leftovers) editor.RemoveIfUnused(name);
+        return result;
+    }
+
+    /// <summary>Main-graph initializers and Constant outputs that no node (at any depth) and no graph output reads.</summary>
+    internal static IEnumerable<string> UnreadConstants(ModelProto model)
+    {
+        var reads = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var g in Topology.AllGraphs(model))
+            foreach (var n in g.Node) foreach (var r in Topology.NodeReads(n)) reads.Add(r);
+        foreach (var o in model.Graph.Output) reads.Add(o.Name);
+        // In IR >= 4 an initializer also listed as a graph input is part of the interface (a default the caller may override).
+        var interfaceInputs = model.IrVersion >= 4 ? model.Graph.Input.Select(i => i.Name).ToHashSet(StringComparer.Ordinal) : [];
+        foreach (var t in model.Graph.Initializer)
+            if (!reads.Contains(t.Name) && !interfaceInputs.Contains(t.Name)) yield return t.Name;
+        foreach (var n in model.Graph.Node.Where(n => n.OpType == Ops.Constant.OpType && Ops.IsDefaultDomain(n.Domain)))
+            foreach (var o in n.Output.Where(o => o.Length > 0 && !reads.Contains(o))) yield return o;
     }
 }

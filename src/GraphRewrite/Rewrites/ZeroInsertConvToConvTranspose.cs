@@ -97,11 +97,16 @@ public static class ZeroInsertConvToConvTranspose
     {
         var reports = new List<SourceRewrite>();
         GraphIndex? index = null;
+        Func<string, long[]?>? known = null;
         foreach (var conv in model.Graph.Node.Where(ZeroInsertion.IsConv).ToList())
         {
-            index ??= new GraphIndex(model); // rebuilt only after a rewrite changed the graph
+            if (index is null)
+            {
+                index = new GraphIndex(model); // rebuilt only after a rewrite changed the graph
+                known = StaticShapes(model, index);
+            }
             if (!model.Graph.Node.Contains(conv)) continue;
-            if (!ZeroInsertion.TryMatch(index, conv, out var match, out var reason) || match is null)
+            if (!ZeroInsertion.TryMatch(index, conv, out var match, out var reason, known) || match is null)
             {
                 if (ZeroInsertion.LooksLikeZeroInsertion(index, conv))
                     reports.Add(new SourceRewrite(new NodeReport { Node = Attributes.Describe(conv), Pattern = PatternName, Nodes = [Attributes.Describe(conv)], Rewritten = false, Reason = reason }, null));
@@ -112,6 +117,20 @@ public static class ZeroInsertConvToConvTranspose
             index = null;
         }
         return reports;
+    }
+
+    /// <summary>
+    /// Shapes propagated from the graph inputs when every input is fully static: then the propagation is exact (no
+    /// symbolic dim stood in for), so a zero-insertion probe may run on a value without value_info. Exporters that
+    /// hard-code the batch rarely write value_info; an earlier layer rewritten to ConvTranspose lets the next one
+    /// propagate.
+    /// </summary>
+    private static Func<string, long[]?>? StaticShapes(ModelProto model, GraphIndex index)
+    {
+        var inputs = model.Graph.Input.Where(i => index.Initializer(i.Name) is null).ToList();
+        if (inputs.Any(i => index.Shape(i.Name) is not { } s || s.Any(d => d <= 0))) return null;
+        Dictionary<string, long[]>? hints = null;
+        return name => (hints ??= ShapeHints.Infer(model)).GetValueOrDefault(name);
     }
 
     /// <summary>Replaces the matched pattern by the derived ConvTranspose (named like the Conv); drops what became unused.</summary>

@@ -26,6 +26,10 @@ public sealed record OutputComparison
     public Tolerance? Tolerance { get; init; }
     /// <summary>Why the output fails beyond plain numeric error (missing, shape or type mismatch, NaN), else null.</summary>
     public string? Problem { get; init; }
+    /// <summary>For a quantized output (<see cref="QuantizedOutputs"/>): the rule it was held to, in words; else null.</summary>
+    public string? QuantizedRule { get; init; }
+    /// <summary>For a quantized output: elements exactly one quantization step off (allowed up to 1%).</summary>
+    public long? StepsOff { get; init; }
 
     public string Describe()
     {

@@ -134,9 +134,15 @@ public static class Verifier
         }
         finally { rewRunner.Dispose(); } // before a noise-floor judgement loads sessions of its own
 
-        var comparisons = outputNames
-            .Select(n => OutputComparer.Compare(n, expected.First(t => t.Name == n), actual.FirstOrDefault(t => t.Name == n), options.Tolerance))
-            .ToList();
+        // Quantized outputs (DequantizeLinear of a QuantizeLinear, or uint8/int8) are held to one quantization step.
+        var steps = QuantizedOutputs.Find(QuantizedOutputs.Load(original));
+        var comparisons = outputNames.Select(n =>
+        {
+            var e = expected.First(t => t.Name == n);
+            var a = actual.FirstOrDefault(t => t.Name == n);
+            var c = OutputComparer.Compare(n, e, a, options.Tolerance);
+            return steps.TryGetValue(n, out var q) && a is not null ? QuantizedOutputs.Judge(c, e, a, q) : c;
+        }).ToList();
         bool passed = comparisons.All(c => c.Passed);
         NoiseFloor.Judgement? floor = null;
         if (!passed && options.NoiseFloor && Verification.NoiseFloor.Applies(comparisons))

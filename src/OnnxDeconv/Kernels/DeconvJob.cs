@@ -41,7 +41,13 @@ internal abstract unsafe class DeconvJob
 
     public abstract void Execute(int item);
 
-    public static DeconvJob Create(KernelIsa isa, DeconvPlan plan) => plan.Gemm is not null ? isa switch
+    public static DeconvJob Create(KernelIsa isa, DeconvPlan plan) => plan.OnePixel is not null ? isa switch
+    {
+        KernelIsa.Avx512 => new OnePixelJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
+        KernelIsa.Avx2 => new OnePixelJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),
+        KernelIsa.Vector => new OnePixelJob<VectorOps, System.Numerics.Vector<float>>(),
+        _ => new OnePixelJob<ScalarOps, float>(),
+    } : plan.Gemm is not null ? isa switch
     {
         KernelIsa.Avx512 => new PhaseGemmJob<Avx512Ops, System.Runtime.Intrinsics.Vector512<float>>(),
         KernelIsa.Avx2 => new PhaseGemmJob<Avx2Ops, System.Runtime.Intrinsics.Vector256<float>>(),

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Serialization;
+using OnnxDeconv.Cli.Output;
+using OnnxDeconv.GraphRewrite.Pipeline;
 using OnnxDeconv.GraphRewrite.Timing;
 using OnnxDeconv.Kernels;
 
@@ -37,7 +39,7 @@ public static class LayerBench
 
     /// <param name="afterLayer">Called with the results so far after each layer (to publish partial results).</param>
     public static List<LayerResult> Run(IReadOnlyList<Layer> layers, IReadOnlyList<Candidate> candidates, int[] threads, double seconds,
-        TextWriter progress, Action<List<LayerResult>>? afterLayer = null)
+        ProgressLog progress, Action<List<LayerResult>>? afterLayer = null)
     {
         var results = new List<LayerResult>();
         var inv = CultureInfo.InvariantCulture;
@@ -48,6 +50,8 @@ public static class LayerBench
             var cols = candidates.Where(c => c.Kinds.Contains(layer.Kind)).ToList();
             foreach (int t in threads)
             {
+                progress.Step(new ProgressStep(li * threads.Length + Array.IndexOf(threads, t), layers.Count * threads.Length,
+                    string.Create(inv, $"{layer.Name} at {t} thread(s)")));
                 var prepared = new List<IPrepared>();
                 try
                 {
@@ -68,13 +72,14 @@ public static class LayerBench
                         convT ? 4L * g.OutChannelsPerGroup * g.Axes.Aggregate(1L, (p, a) => p * a.Kernel * a.Input) * g.Group : 0,
                         agreement, layer.Target, layer.Kind);
                     results.Add(r);
-                    progress.WriteLine(string.Create(inv, $"[{li + 1}/{layers.Count}] {layer.Name,-36} {t}T ") + string.Join("  ", r.Candidates.Select(c =>
+                    progress.Line(string.Create(inv, $"[{li + 1}/{layers.Count}] {layer.Name,-36} {t}T ") + string.Join("  ", r.Candidates.Select(c =>
                         string.Create(inv, $"{c.Name} {c.Timing.MedianMs:F3} ms"))));
                 }
                 finally { foreach (var p in prepared) p.Dispose(); }
             }
             afterLayer?.Invoke(results);
         }
+        progress.Erase();
         return results;
     }
 

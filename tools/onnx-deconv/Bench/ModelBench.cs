@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
 using OnnxDeconv.Cli.Commands;
+using OnnxDeconv.Cli.Output;
 using OnnxDeconv.Cli.Verification;
 using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Onnx;
@@ -74,7 +75,7 @@ public static class ModelBench
     public sealed record Options(IReadOnlyDictionary<string, long[]> Shapes, IReadOnlyList<BenchTarget> Targets, int[] Threads, double Seconds,
         int Seed = 0, int ProfileRuns = 10);
 
-    public static ModelBenchResult Run(string path, Options options, TextWriter progress)
+    public static ModelBenchResult Run(string path, Options options, ProgressLog progress)
     {
         var model = CliSupport.LoadModel(path);
         if (Directory.Exists(path)) path = Path.Combine(path, "model.onnx");
@@ -113,7 +114,7 @@ public static class ModelBench
         string name = Path.GetFileName(path);
         foreach (int threads in options.Threads)
         {
-            progress.WriteLine($"bench {name}: {threads} thread(s): checking {variants.Count - 1} rewrite(s) against the original, then timing for ~{options.Seconds.ToString(CultureInfo.InvariantCulture)} s");
+            progress.Line($"bench {name}: {threads} thread(s): checking {variants.Count - 1} rewrite(s) against the original, then timing for ~{options.Seconds.ToString(CultureInfo.InvariantCulture)} s");
             var sessions = new List<OrtTimedSession>();
             TimingStats[] timings;
             try
@@ -124,9 +125,16 @@ public static class ModelBench
                 timings = RoundRobinTimer.Measure(sessions, new TimingBudget(TimeSpan.FromSeconds(options.Seconds), MinRounds: 5, Block: LayerBench.BlockRuns),
                     (round, elapsed) =>
                     {
+                        if (progress.Interactive)
+                        {
+                            // The bar follows the time budget: the run ends when it is spent (and the minimum rounds are done).
+                            int permille = (int)Math.Min(999, 1000 * elapsed.TotalSeconds / Math.Max(options.Seconds, 1e-3));
+                            progress.Step(new ProgressStep(permille, 1000, $"{name} at {threads} thread(s): {round} round(s), {elapsed.TotalSeconds:F0} s"));
+                            return;
+                        }
                         if (elapsed - lastReport < TimeSpan.FromSeconds(5)) return;
                         lastReport = elapsed;
-                        progress.WriteLine($"  ... {round} round(s), {elapsed.TotalSeconds:F0} s");
+                        progress.Line($"  ... {round} round(s), {elapsed.TotalSeconds:F0} s");
                     });
             }
             finally { foreach (var s in sessions) s.Dispose(); }
@@ -140,6 +148,7 @@ public static class ModelBench
             }
             runs.Add(new ThreadResult(threads, list));
         }
+        progress.Erase();
         return new ModelBenchResult(name, string.Join(", ", inputs.Select(i => $"{i.Name}={string.Join("x", i.Dims)}")), summaries, runs);
     }
 

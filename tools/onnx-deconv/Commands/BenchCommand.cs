@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using OnnxDeconv.Cli.Bench;
+using OnnxDeconv.Cli.Output;
 using OnnxDeconv.Cli.Verification;
 using OnnxDeconv.GraphRewrite.Timing;
 using OnnxDeconv.GraphRewrite.Verification;
@@ -19,8 +20,8 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Argument<string?>("model") { Description = "The model to time against its rewrites (.onnx); omit with --suite", Arity = ArgumentArity.ZeroOrOne };
-        var suite = new Option<string?>("--suite") { Description = "layers: the layer suite (ConvTranspose and Resize+Conv layers); all: the layer suite and every demo model in --models; sweep: the broad sweep of layers from real architectures plus seeded random shapes (docs/sweep.md)" };
-        suite.AcceptOnlyFromAmong("layers", "all", "sweep");
+        var suite = new Option<string?>("--suite") { Description = "layers: the layer suite (ConvTranspose and Resize+Conv layers); all: the layer suite and every demo model in --models; sweep: the broad sweep of layers from real architectures plus seeded random shapes (docs/sweep.md); qdq: the group-1 suite layers quantized (QDQ), rewritten vs original" };
+        suite.AcceptOnlyFromAmong("layers", "all", "sweep", "qdq");
         var layers = new Option<string?>("--layers") { Description = "Suite layers to run, by short name (dcgan1-4, unet1-2, sr, dw, 1d, 3d, resize64, resize256); default all" };
         var candidates = new Option<string?>("--candidates") { Description = "Suite columns besides the reference 'ort': zero-insert, portable, plugin, plugin-so, kernel (default all)" };
         var targets = new Option<string?>("--targets") { Description = "Rewrites of MODEL to time against it: " + string.Join(", ", BenchTarget.Known.Select(t => t.Name)) + " (default all)" };
@@ -71,6 +72,12 @@ internal static class BenchCommand
                     }
                     if (pr.GetValue(targets) is not null || (pr.GetValue(shape)?.Length ?? 0) > 0)
                         throw new UsageException("--targets and --shape apply to a MODEL (the suite times every target on its own shapes)");
+                    if (suiteName == "qdq")
+                    {
+                        if (pr.GetValue(candidates) is not null) throw new UsageException("--candidates does not apply to --suite qdq (original vs rewritten QDQ model)");
+                        var qdqLayers = LayerBench.Select(Split(pr.GetValue(layers)), QdqLayerBench.Suite);
+                        return QdqLayerBench.Report(stdout, QdqLayerBench.Run(qdqLayers, settings.Threads, s, stderr), settings.Json, settings.CommandLine);
+                    }
                     bool sweep = suiteName == "sweep";
                     var layerList = LayerBench.Select(Split(pr.GetValue(layers)), sweep ? SweepSuite.Layers : Layer.Suite);
                     // The sweep leaves zero insertion out unless asked: on its large-stride layers (ISTFT, FCN-32s) it costs minutes.
@@ -150,7 +157,8 @@ internal static class BenchCommand
     private static int RunSuite(TextWriter stdout, TextWriter stderr, Settings settings, List<Layer> layers, List<Candidate> cols, List<string> demo)
     {
         MeasurePeak(stderr, settings);
-        var results = LayerBench.Run(layers, cols, settings.Threads, settings.Seconds, stderr,
+        using var progress = new ProgressLog(stderr, "bench", plainPrefix: null);
+        var results = LayerBench.Run(layers, cols, settings.Threads, settings.Seconds, progress,
             partial => Publish(settings, partial, [], partial: true));
         var console = CliSupport.Console(stdout);
         console.Write(LayerTable(results, cols));
@@ -170,9 +178,10 @@ internal static class BenchCommand
         var layers = layerResults ?? [];
         var results = new List<ModelBenchResult>();
         var console = CliSupport.Console(stdout);
+        using var progress = new ProgressLog(stderr, "bench", plainPrefix: null);
         foreach (var path in paths)
         {
-            var r = ModelBench.Run(path, opts, stderr);
+            var r = ModelBench.Run(path, opts, progress);
             results.Add(r);
             Publish(settings, layers, results, partial: true);
             WriteModel(console, stdout, r, settings.Top);

@@ -53,7 +53,7 @@ internal static class InfoCommand
         var wanted = cts.SelectMany(n => n.Input.Take(2).Concat(n.Output.Take(1)))
             .Concat(resizes.SelectMany(n => n.Input.Take(1).Concat(n.Output.Take(1))))
             .Concat(resizes.SelectMany(n => n.Output.Take(1)).SelectMany(o => index.Consumers(o)).Where(c => c.OpType == Ops.Conv.OpType).SelectMany(c => c.Output.Take(1)))
-            .Concat(index.Graph.Node.Where(n => ZeroInsertion.LooksLikeZeroInsertion(index, n)).SelectMany(n => n.Output.Take(1)))
+            .Concat(index.Graph.Node.Where(n => ZeroInsertion.LooksLikeZeroInsertion(index, n)).SelectMany(n => n.Output.Take(1).Concat(ZeroInsertion.ChainValues(index, n))))
             .Concat(index.Graph.Output.Select(o => o.Name));
         var shapes = ModelShapes.Resolve(model, path, overrides, wanted);
 
@@ -63,7 +63,7 @@ internal static class InfoCommand
         try { pairs = ResizeConvPair.FindAll(index, shapes.Of); }
         catch (AttributeException e) { problems.Add($"Resize/Upsample -> Conv pairs not analysed: {e.Message}"); }
         var pairRewrites = pairs.Select(p => RewriteOf(index, p, shapes)).ToList();
-        var zeroInsertions = index.Graph.Node.Where(n => ZeroInsertion.LooksLikeZeroInsertion(index, n)).Select(ZeroInsertionOf(index)).ToList();
+        var zeroInsertions = index.Graph.Node.Where(n => ZeroInsertion.LooksLikeZeroInsertion(index, n)).Select(ZeroInsertionOf(index, shapes)).ToList();
         foreach (var i in infos.Where(i => i.Malformed))
         {
             problems.Add($"{Attributes.Describe(i.Node)}: {i.Problem}");
@@ -89,9 +89,9 @@ internal static class InfoCommand
             : new PairRewrite(0, 0, reason ?? "not rewritable");
     }
 
-    private static Func<NodeProto, ZeroInsertionInfo> ZeroInsertionOf(GraphIndex index) => conv =>
+    private static Func<NodeProto, ZeroInsertionInfo> ZeroInsertionOf(GraphIndex index, ModelShapes shapes) => conv =>
     {
-        if (!ZeroInsertion.TryMatch(index, conv, out var m, out var reason) || m is null)
+        if (!ZeroInsertion.TryMatch(index, conv, out var m, out var reason, shapes.Of) || m is null)
             return new ZeroInsertionInfo(conv, null, 0, 0, reason ?? "not a zero insertion this rewrite understands");
         var derived = ZeroInsertConvToConvTranspose.Derive(m);
         return new ZeroInsertionInfo(conv, m, m.ConvMacs, ZeroInsertConvToConvTranspose.ConvTransposeMacs(m, derived), derived.Note);

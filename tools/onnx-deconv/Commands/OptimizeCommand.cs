@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using OnnxDeconv.Cli.Output;
 using OnnxDeconv.Cli.Verification;
 using OnnxDeconv.Geometry;
 using OnnxDeconv.GraphRewrite.Graph;
@@ -68,6 +69,8 @@ internal static class OptimizeCommand
                 if (pr.GetValue(budgetMs) <= 0) throw new VerificationInputException($"--budget-ms must be > 0, got {pr.GetValue(budgetMs)}");
                 if (pr.GetValue(threads) is { } n && n <= 0) throw new VerificationInputException($"--threads must be > 0, got {n}");
                 var shapes = ShapeOverrides.Parse(pr.GetValue(shape));
+                // Disposed (the bar erased) before any catch below prints an error.
+                using var progress = new ProgressLog(stderr, "auto", plainPrefix: "auto: timing ");
                 var optimizeOptions = new OptimizeOptions
                 {
                     Target = t,
@@ -77,9 +80,9 @@ internal static class OptimizeCommand
                     Shapes = shapes,
                     Cache = t == Target.Auto && !pr.GetValue(noCache) ? new DecisionCache(CliHooks.CacheDirectory) : null,
                     Timer = CliHooks.Timer,
-                    Progress = t == Target.Auto ? m => stderr.WriteLine($"auto: timing {m}") : null,
+                    Progress = t == Target.Auto ? progress.Step : null,
                 };
-                return Run(stdout, stderr, inPath, pr.GetValue(output), optimizeOptions,
+                return Run(stdout, stderr, progress, inPath, pr.GetValue(output), optimizeOptions,
                     pr.GetValue(noVerify) ? VerifyMode.None : Enum.Parse<VerifyMode>(pr.GetValue(verify)!, ignoreCase: true),
                     pr.GetValue(inPlace), pr.GetValue(json), new VerifyOptions
                     {
@@ -115,7 +118,7 @@ internal static class OptimizeCommand
 
     internal enum VerifyMode { Auto, Model, Nodes, None }
 
-    private static int Run(TextWriter stdout, TextWriter stderr, string inPath, string? outPath, OptimizeOptions optimizeOptions,
+    private static int Run(TextWriter stdout, TextWriter stderr, ProgressLog progress, string inPath, string? outPath, OptimizeOptions optimizeOptions,
         VerifyMode verifyMode, bool inPlace, bool json, VerifyOptions verifyOptions)
     {
         if (!File.Exists(inPath)) throw new ModelFormatException($"{inPath}: input model file not found");
@@ -177,6 +180,7 @@ internal static class OptimizeCommand
                 GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             },
         });
+        progress.Erase(); // the bar goes before the report is printed
         foreach (var w in result.Warnings) stderr.WriteLine($"warning: {w}");
         var after = OptimizeReport.OpCounts(result.Model);
         var console = VerifyCli.Console(stdout);

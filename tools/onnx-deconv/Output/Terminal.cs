@@ -46,6 +46,15 @@ internal static class Terminal
     /// <summary>True when <paramref name="writer"/> is the real console's stdout or stderr and that is not redirected.</summary>
     public static bool IsInteractive(TextWriter writer) => Override.Value?.Interactive ?? IsConsole(writer);
 
+    /// <summary>
+    /// A progress bar may be drawn on <paramref name="writer"/>: a terminal, and not a CI job (whose log may be a pseudo
+    /// terminal that keeps every redraw). A pinned terminal (tests) decides alone.
+    /// </summary>
+    public static bool DrawsProgress(TextWriter writer) => Override.Value?.Interactive ?? (IsConsole(writer) && !IsCi());
+
+    private static bool IsCi() =>
+        Environment.GetEnvironmentVariable("CI") is { Length: > 0 } ci && !ci.Equals("false", StringComparison.OrdinalIgnoreCase);
+
     private static bool IsConsole(TextWriter writer) =>
         (ReferenceEquals(writer, Console.Out) && !Console.IsOutputRedirected)
         || (ReferenceEquals(writer, Console.Error) && !Console.IsErrorRedirected);

@@ -95,12 +95,16 @@ internal static class VerifyCli
             writer.WriteLine($"noise floor rule: {NoiseFloor.Rule} (docs/verification.md)");
         }
         foreach (var rule in HalfRules(report)) writer.WriteLine($"  {rule}");
+        foreach (var rule in QuantizedRules(report)) writer.WriteLine($"  {rule}");
     }
 
     /// <summary>The widened rule of each 16-bit float type among the outputs (float16: one float16 step), in words.</summary>
     public static IEnumerable<string> HalfRules(VerificationReport report) =>
         report.Outputs.Select(o => o.ExpectedType ?? o.ActualType).OfType<TensorProto.Types.DataType>().Distinct()
             .Select(t => report.Tolerance.RuleFor(t)).OfType<string>();
+
+    /// <summary>The one-quantization-step rule of each quantized output, in words.</summary>
+    public static IEnumerable<string> QuantizedRules(VerificationReport report) => report.Outputs.Select(o => o.QuantizedRule).OfType<string>();
 
     public static readonly JsonSerializerOptions Json = new()
     {
@@ -118,6 +122,7 @@ internal static class VerifyCli
         inputSource = r.InputSource,
         tolerance = new { atol = r.Tolerance.Atol, rtol = r.Tolerance.Rtol },
         halfPrecisionRules = HalfRules(r).ToList() is { Count: > 0 } rules ? rules : null,
+        quantizedRules = QuantizedRules(r).ToList() is { Count: > 0 } qrules ? qrules : null,
         inputs = r.Inputs.Select(i => new { name = i.Name, type = i.ElementType.ToString(), shape = i.Dims }),
         outputs = r.Outputs.Select(OutputJson),
         noiseFloor = r.NoiseFloor is not { } f ? null : new
@@ -147,5 +152,7 @@ internal static class VerifyCli
         problem = o.Problem,
         elementType = (o.ExpectedType ?? o.ActualType)?.ToString(),
         tolerance = o.Tolerance is { } t ? new { atol = t.Atol, rtol = t.Rtol } : null,
+        quantizedRule = o.QuantizedRule,
+        stepsOff = o.StepsOff,
     };
 }
