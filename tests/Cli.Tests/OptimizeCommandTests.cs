@@ -134,15 +134,31 @@ public sealed class OptimizeCommandShapeTests : IDisposable
         var output = _f.PathOf("out.onnx");
         using (CliHooks.Override(optimizer: FaithfulRewrite))
         {
+            // The batch would be taken as 1 (docs/shapes.md); H has no value: exit 3 naming it, nothing written.
             var (code, _, stderr) = Run("optimize", input, "-o", output);
             Assert.Equal(ExitCodes.InvalidInput, code);
-            Assert.Contains("input 'X' has symbolic dim 0 ('N')", stderr);
+            Assert.Contains("input 'X' has symbolic dim 2 ('H')", stderr);
+            Assert.Contains("--shape X=1,2,64,64", stderr);
             Assert.Contains("not written", stderr);
             Assert.False(File.Exists(output));
 
             var ok = Run("optimize", input, "-o", output, "--shape", "X=1,2,6,6");
             Assert.Equal(ExitCodes.Ok, ok.Exit);
             Assert.Contains("[1,3,13,13]", ok.Out);
+            Assert.True(File.Exists(output));
+        }
+    }
+
+    [Fact]
+    public void Optimize_SymbolicBatchOnly_WithoutShape_VerifiesAtBatchOne_AndSaysSo()
+    {
+        var input = _f.Save(ConvTranspose(batchOnly: true), "in.onnx");
+        var output = _f.PathOf("out.onnx");
+        using (CliHooks.Override(optimizer: FaithfulRewrite))
+        {
+            var (code, stdout, stderr) = Run("optimize", input, "-o", output, "--json");
+            Assert.True(code == ExitCodes.Ok, stdout + stderr);
+            Assert.True(stdout.Replace("\\u0027", "'").Contains("batch dimension 'N' taken as 1"), stdout); // JSON escapes quotes
             Assert.True(File.Exists(output));
         }
     }

@@ -59,7 +59,7 @@ public class ShapeProbeTests
     [Fact]
     public void Probe_ShapeForUnknownInput_ThrowsListingRealInputs()
     {
-        var e = Assert.Throws<ShapeProbeException>(() =>
+        var e = Assert.Throws<OnnxDeconv.GraphRewrite.Verification.VerificationInputException>(() =>
             ShapeProbe.Probe(Model([1, 2, 3, 3]), ["y"], new Dictionary<string, long[]> { ["nope"] = [1] }));
         Assert.Contains("'nope', which is not a graph input (inputs: x)", e.Message);
     }

@@ -67,16 +67,27 @@ public sealed class VerifyCommandTests : IDisposable
     }
 
     [Fact]
-    public void Verify_SymbolicDims_NeedShape_AndSayWhichInputAndDim()
+    public void Verify_SymbolicSpatialDims_NeedShape_AndSayWhichInputAndDim()
     {
+        // docs/shapes.md: the batch would be taken as 1; H has no value, so verify stops naming it with an example.
         var a = _f.Save(ConvTranspose(symbolic: true), "a.onnx");
         var (code, _, stderr) = Run("verify", a, a);
         Assert.Equal(ExitCodes.InvalidInput, code);
-        Assert.Contains("input 'X' has symbolic dim 0 ('N')", stderr);
-        Assert.Contains("--shape X=", stderr);
+        Assert.Contains("input 'X' has symbolic dim 2 ('H')", stderr);
+        Assert.Contains("--shape X=1,2,64,64", stderr);
         var ok = Run("verify", a, a, "--shape", "X=1,2,8,8");
         Assert.Equal(ExitCodes.Ok, ok.Exit);
         Assert.Contains("[1,3,17,17]", ok.Out);
+    }
+
+    [Fact]
+    public void Verify_SymbolicBatchOnly_TakenAsOne_AndSaysSo()
+    {
+        var a = _f.Save(ConvTranspose(batchOnly: true), "a.onnx");
+        var (code, stdout, stderr) = Run("verify", a, a, "--json");
+        Assert.True(code == ExitCodes.Ok, stdout + stderr);
+        Assert.True(stdout.Replace("\\u0027", "'").Contains("batch dimension 'N' taken as 1"), stdout); // JSON escapes quotes
+        Assert.Contains("[1,3,11,11]", stdout.Replace(" ", "").Replace("\n", ""));
     }
 
     [Fact]

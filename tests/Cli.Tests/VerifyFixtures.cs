@@ -32,14 +32,15 @@ public sealed class VerifyFixtures : IDisposable
     }
 
     /// <summary>X[1,2,5,5] (or symbolic) -> ConvTranspose(W[2,3,3,3], B, strides 2) -> Y.</summary>
-    public static ModelProto ConvTranspose(float weightScale = 1f, bool symbolic = false)
+    /// <param name="batchOnly">Only the batch dim symbolic ([N,2,5,5]): the shape policy takes it as 1 (docs/shapes.md).</param>
+    public static ModelProto ConvTranspose(float weightScale = 1f, bool symbolic = false, bool batchOnly = false)
     {
         var b = new ModelBuilder("ct");
-        b.Input("X", symbolic ? [-1, 2, -1, -1] : [1, 2, 5, 5], symbolic: ["N", "C", "H", "W"]);
+        b.Input("X", symbolic ? [-1, 2, -1, -1] : batchOnly ? [-1, 2, 5, 5] : [1, 2, 5, 5], symbolic: ["N", "C", "H", "W"]);
         b.Initializer("W", [2, 3, 3, 3], Random(54, 1).Select(v => v * weightScale).ToArray());
         b.Initializer("B", [3], Random(3, 2));
         b.Node(Ops.ConvTranspose.OpType, ["X", "W", "B"], [Attributes.Ints(Ops.ConvTranspose.Strides, [2, 2])], output: "Y", name: "up1");
-        b.Output("Y", symbolic ? [-1, 3, -1, -1] : [1, 3, 11, 11]);
+        b.Output("Y", symbolic ? [-1, 3, -1, -1] : batchOnly ? [-1, 3, 11, 11] : [1, 3, 11, 11]);
         return b.Build();
     }
 

@@ -13,6 +13,11 @@ public sealed record BackendTestOptions
     public Tolerance Tolerance { get; init; } = Tolerance.Default;
     /// <summary>Rewrites each model before it runs (null: run the model as stored).</summary>
     public Func<ModelProto, OptimizeResult>? Rewrite { get; init; }
+    /// <summary>
+    /// As <see cref="Rewrite"/>, given the case's input shapes (docs/shapes.md): those of its stored inputs
+    /// (test_data_set_0), else the <see cref="Shapes"/> that name its own inputs. Takes precedence over Rewrite.
+    /// </summary>
+    public Func<ModelProto, IReadOnlyDictionary<string, long[]>, OptimizeResult>? RewriteAt { get; init; }
     /// <summary>Graph inputs to bind as initializers from test_data_set_0 before rewriting: null = none, empty = all but the first.</summary>
     public IReadOnlyList<string>? FreezeInputs { get; init; }
     /// <summary>Configures the ONNX Runtime session (e.g. registers the OnnxDeconv custom op).</summary>
@@ -65,18 +70,19 @@ public static class BackendTestRunner
             {
                 // Nothing stored to compare with (e.g. a real model shipped without data): a rewrite can still be
                 // checked against the original model on seeded random inputs; a plain run cannot be checked at all.
-                if (options.Rewrite is null || options.FreezeInputs is not null)
+                if ((options.Rewrite is null && options.RewriteAt is null) || options.FreezeInputs is not null)
                     return Fail($"{testCase.Directory}: no {BackendTestCase.DataSetPrefix}* folder" +
-                        (options.Rewrite is null ? " (with --rewrite the rewritten model is compared with the original instead)" : " (--freeze-inputs needs test_data_set_0)"));
-                var rewritten = options.Rewrite(model.Clone());
+                        (options.Rewrite is null && options.RewriteAt is null ? " (with --rewrite the rewritten model is compared with the original instead)" : " (--freeze-inputs needs test_data_set_0)"));
+                // Shapes given for a whole run of cases: each case takes those of its own inputs.
+                var given = Shapes.ShapeSpecs.ApplicableTo(model, options.Shapes);
+                var rewritten = options.RewriteAt is { } at ? at(model.Clone(), given) : options.Rewrite!(model.Clone());
                 rewrites = rewritten.Nodes;
                 left = CountConvTranspose(rewritten.Model);
                 var v = Verifier.Verify(ModelSource.FromModel(model, testCase.ModelPath), ModelSource.FromModel(rewritten.Model, "rewritten model"),
                     new VerifyOptions
                     {
                         Tolerance = options.Tolerance, Seed = options.Seed, Configure = options.Configure,
-                        // Shapes given for a whole run of cases: each case takes those of its own inputs.
-                        Shapes = options.Shapes.Where(kv => inputNames.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value),
+                        Shapes = given,
                     });
                 var bad = v.Outputs.FirstOrDefault(o => !o.Passed);
                 return new BackendTestResult
@@ -95,9 +101,12 @@ public static class BackendTestRunner
                 var set0 = InputFiles.LoadInputs(testCase.DataSets[0], inputNames);
                 model = InputFreezer.Freeze(model, set0.Where(v => frozen.Contains(v.Name)));
             }
-            if (options.Rewrite is { } rewrite)
+            if (options.RewriteAt is not null || options.Rewrite is not null)
             {
-                var result = rewrite(model);
+                // The stored inputs' shapes are the shapes this case runs at (auto times its candidates there).
+                var stored = InputFiles.LoadInputs(testCase.DataSets[0], inputNames).Where(v => !frozen.Contains(v.Name))
+                    .ToDictionary(v => v.Name, v => v.Dims, StringComparer.Ordinal);
+                var result = options.RewriteAt is { } at ? at(model, stored) : options.Rewrite!(model);
                 rewrites = result.Nodes;
                 left = CountConvTranspose(result.Model);
                 model = result.Model;

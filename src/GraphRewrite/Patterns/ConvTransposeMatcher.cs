@@ -76,8 +76,18 @@ public static class ConvTransposeMatcher
         if (xShape is not null && xShape[1] > 0 && xShape[1] != wShape[0])
             return $"input '{x}' has {xShape[1]} channels but weights '{wName}' expect {wShape[0]}";
         bool staticSpatial = xShape is not null && xShape.Skip(2).All(d => d > 0);
+        string? specialised = null;
         if (attrs.OutputShape is not null && !staticSpatial)
-            return "output_shape with an unknown input size: the pads it implies depend on the input size";
+        {
+            // The pads output_shape implies depend on the input size: known from the resolved input shapes (--shape,
+            // inference, probe), the site is lowered for that size only, and the caller declares the graph input with
+            // it (SpecialisedSites), so the written model refuses other sizes instead of computing them wrongly.
+            if (shapeHints is null || !shapeHints.TryGetValue(x, out var known) || known.Length != wShape.Length || known.Skip(2).Any(d => d <= 0))
+                return "output_shape with an unknown input size: the pads it implies depend on the input size (give the input's size with --shape)";
+            xShape = [known[0] > 0 ? known[0] : 1, known[1], .. known.Skip(2)];
+            staticSpatial = true;
+            specialised = $"specialised to input size {string.Join("x", known.Skip(2))} (output_shape's pads depend on it)";
+        }
 
         // Pads from explicit pads or auto_pad do not depend on the input size, so unknown dims take placeholders (large
         // enough that no crop empties them); only the reported MACs depend on them. An inferred shape is better.
@@ -86,7 +96,7 @@ public static class ConvTransposeMatcher
         shape[1] = wShape[0];
         for (int i = 0; i < rank; i++)
             shape[i + 2] = xShape is not null && xShape[i + 2] > 0 ? xShape[i + 2] : DynamicDimPlaceholder;
-        string? note = staticSpatial ? null : $"MACs for dynamic spatial dims taken at {DynamicDimPlaceholder}";
+        string? note = specialised ?? (staticSpatial ? null : $"MACs for dynamic spatial dims taken at {DynamicDimPlaceholder}");
         ConvTransposeGeometry? geometry = null;
         if (!staticSpatial && shapeHints is not null && shapeHints.TryGetValue(x, out var hint) && hint.Length == shape.Length)
         {

@@ -29,6 +29,8 @@ public static class Optimizer
         if (options.PortableOnly && options.Target != Target.Auto)
             throw new ArgumentException($"{nameof(OptimizeOptions.PortableOnly)} applies to target {Target.Auto} only", nameof(options));
 
+        // A --shape naming no graph input is invalid input, found before any work (docs/shapes.md).
+        Shapes.ShapeSpecs.CheckNames(model, options.Shapes);
         var result = model.Clone();
         ModelIO.InheritSource(model, result); // external weights stay external and are read where the input's are
         // Pre-pass: Resize/Upsample(nearest)+Conv pairs become ConvTransposes, which the loops below then lower.
@@ -49,8 +51,15 @@ public static class Optimizer
         if (lowering is not null && result.Graph.Node.Any(ConvTransposeMatcher.IsCandidate))
         {
             var environment = new LoweringEnvironment { Weights = options.Weights ?? ModelWeightSource.Instance, Spill = options.Spill };
-            // Shapes of values without value_info, for the MAC columns only (lowerings are shape-agnostic there).
-            lowered = LoweringPass.Run(result, lowering, environment, options.AfterNode, options.Disabled, ShapeHints.Infer(result));
+            // Shapes of values without value_info from the resolved input shapes: for the MAC columns, and for an
+            // output_shape site whose input size only they know (lowered for that size; the inputs are then declared with it).
+            var inputShapes = Shapes.SpecialisedSites.ResolvedInputs(result, options.Shapes);
+            var candidates = result.Graph.Node.Where(ConvTransposeMatcher.IsCandidate).ToList();
+            var specialised = Shapes.SpecialisedSites.Find(result).ToHashSet(ReferenceEqualityComparer.Instance);
+            lowered = LoweringPass.Run(result, lowering, environment, options.AfterNode, options.Disabled, ShapeHints.Infer(result, inputShapes));
+            if (candidates.Zip(lowered).Any(p => p.Second.Rewritten && specialised.Contains(p.First))
+                && Shapes.SpecialisedSites.Pin(result, inputShapes) is { } pinned)
+                lowered = [.. candidates.Zip(lowered, (n, r) => r.Rewritten && specialised.Contains(n) ? r with { Lowering = $"{r.Lowering}; {pinned}" } : r)];
         }
         reports.AddRange(ZeroInsertConvToConvTranspose.MergeReports(sources, lowered));
         return DropLeftovers(model, new OptimizeResult(reports.Any(r => r.Rewritten) ? result : model.Clone(), reports));

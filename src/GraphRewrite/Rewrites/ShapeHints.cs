@@ -8,7 +8,9 @@ namespace OnnxDeconv.GraphRewrite.Rewrites;
 /// <summary>
 /// Best-effort static shapes of values without value_info, propagated from the graph inputs through the few ops that
 /// usually precede a ConvTranspose (Conv, ConvTranspose, pooling, BatchNorm, activations, same-shape binary ops,
-/// Concat). Used only to report MACs: rewrite decisions rely on declared shapes, never on these hints.
+/// Concat), seeded with the graph inputs' shapes as the symbolic-dims policy resolves them (--shape, declared, batch 1:
+/// docs/shapes.md). Used for MACs, and for a ConvTranspose with output_shape whose input size only these know (the
+/// site is then specialised to that size and the graph input declared with it).
 /// </summary>
 internal static class ShapeHints
 {
@@ -23,10 +25,12 @@ internal static class ShapeHints
         Ops.Add.OpType, Ops.Sub.OpType, Ops.Mul.OpType, Ops.Div.OpType,
     };
 
-    public static Dictionary<string, long[]> Infer(ModelProto model)
+    public static Dictionary<string, long[]> Infer(ModelProto model, IReadOnlyDictionary<string, long[]>? inputShapes = null)
     {
         var index = new GraphIndex(model);
         var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        foreach (var (name, dims) in inputShapes ?? new Dictionary<string, long[]>())
+            if (index.IsGraphInput(name)) shapes[name] = dims;
         long[]? Known(string name)
         {
             if (shapes.TryGetValue(name, out var s)) return s;

@@ -37,37 +37,24 @@ public static class ShapeProbe
         var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
         var assumptions = new List<string>();
         var missing = new List<string>();
-        foreach (var name in (overrides?.Keys ?? []).Where(n => !model.Graph.Input.Any(i => i.Name == n)))
-            throw new ShapeProbeException($"--shape names '{name}', which is not a graph input (inputs: {string.Join(", ", RealInputs(model, initializers).Select(i => i.Name))})");
+        Shapes.ShapeSpecs.CheckNames(model, overrides); // before any work: exit 3 naming the graph inputs
         foreach (var input in RealInputs(model, initializers))
         {
-            if (overrides is not null && overrides.TryGetValue(input.Name, out var given))
+            var given = overrides?.GetValueOrDefault(input.Name);
+            if (input.Type?.TensorType is null)
+                throw new ShapeProbeException($"graph input '{input.Name}' is not a tensor; shapes cannot be probed");
+            var declared = Shapes.SymbolicDims.Declared(input);
+            if (declared is null)
             {
-                if (given.Any(d => d < 0))
-                    throw new ShapeProbeException($"--shape {input.Name}: dimensions must be >= 0, got [{string.Join(",", given)}]");
-                shapes[input.Name] = given;
+                if (given is not null) shapes[input.Name] = given;
+                else missing.Add(input.Name);
                 continue;
             }
-            var tt = input.Type?.TensorType;
-            if (tt is null)
-                throw new ShapeProbeException($"graph input '{input.Name}' is not a tensor; shapes cannot be probed");
-            if (tt.Shape is null) { missing.Add(input.Name); continue; }
-            var dims = new long[tt.Shape.Dim.Count];
-            bool ok = true;
-            for (int i = 0; i < dims.Length; i++)
-            {
-                var d = tt.Shape.Dim[i];
-                if (d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue >= 0) dims[i] = d.DimValue;
-                else if (i == 0 && dims.Length >= 2)
-                {
-                    dims[i] = 1;
-                    string sym = d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam ? $"'{d.DimParam}'" : "unknown";
-                    assumptions.Add($"input '{input.Name}': batch dimension {sym} taken as 1");
-                }
-                else ok = false;
-            }
-            if (ok) shapes[input.Name] = dims;
-            else missing.Add(input.Name);
+            // The one policy (docs/shapes.md): --shape, else declared, else a symbolic batch taken as 1.
+            var resolved = Shapes.SymbolicDims.TryResolve(input.Name, declared.Value.Dims, declared.Value.Names, given, out _);
+            if (resolved is null) { missing.Add(input.Name); continue; }
+            shapes[input.Name] = resolved.Dims;
+            if (resolved.Assumption is not null) assumptions.Add(resolved.Assumption);
         }
         return new ProbeInputs(shapes, assumptions, missing);
     }

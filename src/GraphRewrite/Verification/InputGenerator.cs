@@ -16,6 +16,10 @@ public static class InputGenerator
     public const long MaxRandomInputElements = 1L << 25;
 
     public static IReadOnlyList<TensorValue> Generate(InferenceSession session, IReadOnlyDictionary<string, long[]> shapes, int seed)
+        => Generate(session, shapes, seed, null);
+
+    /// <summary>As above; what the symbolic-dims policy assumed (a batch taken as 1) is added to <paramref name="assumptions"/>.</summary>
+    public static IReadOnlyList<TensorValue> Generate(InferenceSession session, IReadOnlyDictionary<string, long[]> shapes, int seed, List<string>? assumptions)
     {
         var names = session.InputNames;
         foreach (var given in shapes.Keys)
@@ -29,7 +33,9 @@ public static class InputGenerator
             var meta = session.InputMetadata[name];
             if (!meta.IsTensor)
                 throw new VerificationInputException($"input '{name}' is a {meta.OnnxValueType}, not a tensor: random inputs support tensors only (use --inputs)");
-            var dims = ResolveShape(name, meta.Dimensions, meta.SymbolicDimensions, shapes.GetValueOrDefault(name));
+            var resolved = Shapes.SymbolicDims.Resolve(name, meta.Dimensions.Select(d => (long)d).ToArray(), meta.SymbolicDimensions, shapes.GetValueOrDefault(name));
+            var dims = resolved.Dims;
+            if (resolved.Assumption is not null) assumptions?.Add(resolved.Assumption);
             var type = (DataType)(int)meta.ElementDataType;
             long count = OnnxDeconv.GraphRewrite.IO.Tensors.ElementCount(dims);
             if (count > MaxRandomInputElements)
@@ -39,35 +45,9 @@ public static class InputGenerator
         return values;
     }
 
-    /// <summary>Declared dims, with symbolic ones taken from <paramref name="given"/>; says exactly which dim is missing.</summary>
-    public static long[] ResolveShape(string name, int[] declared, string[] symbolic, long[]? given)
-    {
-        string Declared() => "[" + string.Join(",", declared.Select((d, i) => d >= 0 ? d.ToString() : Sym(symbolic, i))) + "]";
-        if (given is not null)
-        {
-            if (given.Length != declared.Length)
-                throw new VerificationInputException($"--shape {name}: gives {given.Length} dims, the input has rank {declared.Length} {Declared()}");
-            for (int i = 0; i < declared.Length; i++)
-                if (declared[i] >= 0 && declared[i] != given[i])
-                    throw new VerificationInputException($"--shape {name}: dim {i} is fixed to {declared[i]} in the model, --shape gives {given[i]} (declared {Declared()})");
-            return given;
-        }
-        var dims = new long[declared.Length];
-        for (int i = 0; i < declared.Length; i++)
-        {
-            if (declared[i] < 0)
-                throw new VerificationInputException(
-                    $"input '{name}' has symbolic dim {i} ('{Sym(symbolic, i)}') in shape {Declared()}: pass --shape {name}={Example(declared)}");
-            dims[i] = declared[i];
-        }
-        return dims;
-    }
-
-    private static string Sym(string[] symbolic, int i) =>
-        i < symbolic.Length && !string.IsNullOrEmpty(symbolic[i]) ? symbolic[i] : "?";
-
-    private static string Example(int[] declared) =>
-        string.Join(",", declared.Select((d, i) => d >= 0 ? d : (i == 0 ? 1 : 64)));
+    /// <summary>Declared dims resolved by the one symbolic-dims policy (<see cref="Shapes.SymbolicDims"/>).</summary>
+    public static long[] ResolveShape(string name, int[] declared, string[] symbolic, long[]? given) =>
+        Shapes.SymbolicDims.Resolve(name, declared.Select(d => (long)d).ToArray(), symbolic, given).Dims;
 
     private static Array Fill(string name, DataType type, int n, Random rng)
     {

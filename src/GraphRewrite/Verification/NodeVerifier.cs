@@ -57,14 +57,26 @@ public static class NodeVerifier
             .Where(v => v.Length > 0 && shared.Contains(v) && Changed(v))
             .Distinct(StringComparer.Ordinal)
             .ToList();
-        Dictionary<string, long[]>? hints = null;
+        // Shapes by the one policy (docs/shapes.md): the graph inputs' from --shape / declared / batch 1, the cut-out
+        // models' inputs inferred from them, and probed in one run when inference cannot reach them. The cut-out
+        // models get concrete inputs, so --shape (which names the whole model's inputs) is not passed on to them.
+        Shapes.ShapeSpecs.CheckNames(original, options.Shapes);
+        var inputShapes = Shapes.SpecialisedSites.ResolvedInputs(original, options.Shapes);
+        var hints = ShapeHints.Infer(original, inputShapes);
+        var unknown = targets.SelectMany(y => Walk(oIndex, y, shared).Boundary).Distinct(StringComparer.Ordinal)
+            .Where(b => !(oIndex.Shape(b) is { } s && s.All(d => d >= 0)) && !hints.ContainsKey(b)).ToList();
+        if (unknown.Count > 0)
+        {
+            try { foreach (var (k, v) in ShapeProbe.Probe(original, unknown, options.Shapes, ModelIO.DataDirectory(original, new TensorProto())).Shapes) hints[k] = v; }
+            catch (ShapeProbeException e) { throw new VerificationInputException($"node-by-node verification needs the shapes of {string.Join(", ", unknown.Take(3).Select(u => $"'{u}'"))}{(unknown.Count > 3 ? ", ..." : "")}: {e.Message}", e); }
+        }
+        options = options with { Shapes = new Dictionary<string, long[]>(StringComparer.Ordinal) };
 
         var outputs = new List<OutputComparison>();
         var inputs = new List<TensorValue>();
         string? error = null;
         foreach (var y in targets)
         {
-            hints ??= ShapeHints.Infer(original);
             var (o, oFolder) = Extract(original, oIndex, y, shared, hints);
             ModelProto r;
             string? rFolder;
@@ -115,27 +127,7 @@ public static class NodeVerifier
     /// </summary>
     private static (ModelProto Model, string? Folder) Extract(ModelProto model, GraphIndex index, string y, HashSet<string> shared, Dictionary<string, long[]> hints)
     {
-        var nodes = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
-        var boundary = new List<string>();
-        var initializers = new List<string>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var pending = new Stack<string>();
-        pending.Push(y);
-        while (pending.Count > 0)
-        {
-            var v = pending.Pop();
-            if (v.Length == 0 || !seen.Add(v)) continue;
-            if (index.Initializer(v) is not null) { initializers.Add(v); continue; }
-            if (v != y && shared.Contains(v)) { boundary.Add(v); continue; }
-            var producer = index.Producer(v)
-                           ?? throw new VerificationInputException($"'{v}' is neither computed in the main graph nor an input of it");
-            if (nodes.Add(producer))
-            {
-                foreach (var i in producer.Input) pending.Push(i);
-                foreach (var sg in Topology.Subgraphs(producer))
-                    foreach (var r in Topology.OuterReads(sg)) pending.Push(r);
-            }
-        }
+        var (nodes, boundary, initializers) = Walk(index, y, shared);
 
         var sub = new ModelProto { IrVersion = model.IrVersion, Graph = new GraphProto { Name = $"isolated_{y}" } };
         sub.OpsetImport.AddRange(model.OpsetImport.Select(o => o.Clone()));
@@ -173,5 +165,33 @@ public static class NodeVerifier
         var yType = index.ValueInfo(y)?.Type?.TensorType?.ElemType is int yt and not 0 ? (DataType)yt : DataType.Float;
         sub.Graph.Output.Add(ModelBuilder.ValueInfo(y, yType, null));
         return (sub, folder);
+    }
+
+    /// <summary>The nodes computing <paramref name="y"/> from shared values, the shared values they read, and their initializers.</summary>
+    private static (HashSet<NodeProto> Nodes, List<string> Boundary, List<string> Initializers) Walk(GraphIndex index, string y, HashSet<string> shared)
+    {
+        var nodes = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
+        var boundary = new List<string>();
+        var initializers = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<string>();
+        pending.Push(y);
+        while (pending.Count > 0)
+        {
+            var v = pending.Pop();
+            if (v.Length == 0 || !seen.Add(v)) continue;
+            if (index.Initializer(v) is not null) { initializers.Add(v); continue; }
+            if (v != y && shared.Contains(v)) { boundary.Add(v); continue; }
+            var producer = index.Producer(v)
+                           ?? throw new VerificationInputException($"'{v}' is neither computed in the main graph nor an input of it");
+            if (nodes.Add(producer))
+            {
+                foreach (var i in producer.Input) pending.Push(i);
+                foreach (var sg in Topology.Subgraphs(producer))
+                    foreach (var r in Topology.OuterReads(sg)) pending.Push(r);
+            }
+        }
+
+        return (nodes, boundary, initializers);
     }
 }

@@ -95,10 +95,12 @@ public static class Verifier
         using var _ = origRunner;
 
         var inputNames = origRunner.Session.InputNames.ToList();
+        var assumed = new List<string>();
         IReadOnlyList<TensorValue> inputs = options.InputsDir is not null
             ? InputFiles.LoadInputs(options.InputsDir, inputNames)
-            : InputGenerator.Generate(origRunner.Session, options.Shapes, options.Seed);
-        string source = options.InputsDir is not null ? $"files in {options.InputsDir}" : $"random, seed {options.Seed}";
+            : InputGenerator.Generate(origRunner.Session, options.Shapes, options.Seed, assumed);
+        string source = (options.InputsDir is not null ? $"files in {options.InputsDir}" : $"random, seed {options.Seed}")
+            + string.Concat(assumed.Select(a => $"; {a}"));
 
         var outputNames = origRunner.Session.OutputNames.ToList();
         IReadOnlyList<TensorValue> expected;

@@ -51,16 +51,31 @@ public class VerifierTests
     }
 
     [Fact]
-    public void Verify_SymbolicDims_WithoutShape_NamesInputAndDim_WithShape_Passes()
+    public void Verify_SymbolicBatchOnly_WithoutShape_TakesBatchAsOne_AndSaysSo()
     {
+        // docs/shapes.md: a symbolic batch (dim 0) is taken as 1 and the report says so.
+        var m = VerificationModels.ConvTranspose(dims: [-1, 2, 5, 5]);
+        var r = Verifier.Verify(ModelSource.FromModel(m), ModelSource.FromModel(m));
+        Assert.True(r.Passed);
+        Assert.Equal(new long[] { 1, 2, 5, 5 }, r.Inputs.Single(t => t.Name == "X").Dims);
+        Assert.Contains("batch dimension 'N' taken as 1", r.InputSource);
+        Assert.Contains("--shape X=1,2,5,5", r.InputSource);
+    }
+
+    [Fact]
+    public void Verify_SymbolicSpatialDims_WithoutShape_NamesInputAndDim_WithShape_Passes()
+    {
+        // The batch is taken as 1, the first symbolic spatial dim has no value: the error names it and an example --shape.
         var m = VerificationModels.ConvTranspose(dims: [-1, 2, -1, -1]);
         var e = Assert.Throws<VerificationInputException>(() => Verifier.Verify(ModelSource.FromModel(m), ModelSource.FromModel(m)));
         Assert.Contains("input 'X'", e.Message);
-        Assert.Contains("dim 0 ('N')", e.Message);
+        Assert.Contains("dim 2 ('H')", e.Message);
+        Assert.Contains("--shape X=1,2,64,64", e.Message);
         var r = Verifier.Verify(ModelSource.FromModel(m), ModelSource.FromModel(m),
             new VerifyOptions { Shapes = ShapeOverrides.Parse(["X=2,2,4,6"]) });
         Assert.True(r.Passed);
         Assert.Equal(new long[] { 2, 3, 9, 13 }, r.Outputs[0].ActualDims);
+        Assert.DoesNotContain("taken as 1", r.InputSource);
     }
 
     [Fact]

@@ -52,21 +52,8 @@ internal static class CliSupport
         return values;
     }
 
-    /// <summary>Parses repeated "--shape name=1,3,64,64" values.</summary>
-    public static Dictionary<string, long[]> ParseShapes(IEnumerable<string>? specs)
-    {
-        var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
-        foreach (var spec in specs ?? [])
-        {
-            int eq = spec.LastIndexOf('=');
-            if (eq <= 0 || eq == spec.Length - 1)
-                throw new UsageException($"--shape: '{spec}' must look like name=1,3,64,64");
-            var dims = ParseList("--shape", spec[(eq + 1)..])!;
-            if (dims.Any(d => d <= 0)) throw new UsageException($"--shape: '{spec}': every dimension must be positive");
-            shapes[spec[..eq]] = dims;
-        }
-        return shapes;
-    }
+    /// <summary>Parses repeated "--shape name=1,3,64,64" values (the one parser: <see cref="OnnxDeconv.GraphRewrite.Shapes.ShapeSpecs"/>).</summary>
+    public static IReadOnlyDictionary<string, long[]> ParseShapes(IEnumerable<string>? specs) => OnnxDeconv.GraphRewrite.Shapes.ShapeSpecs.Parse(specs);
 
     /// <summary>
     /// A Spectre console writing to <paramref name="writer"/> at the terminal's width (<see cref="Terminal.Width"/>):

@@ -77,7 +77,7 @@ internal static class ExplainCommand
         return cmd;
     }
 
-    private static int ExplainModel(string path, Dictionary<string, long[]> overrides, bool json, TextWriter stdout, TextWriter stderr)
+    private static int ExplainModel(string path, IReadOnlyDictionary<string, long[]> overrides, bool json, TextWriter stdout, TextWriter stderr)
     {
         var model = LoadModel(path);
         var index = new GraphIndex(model);

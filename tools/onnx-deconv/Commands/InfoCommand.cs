@@ -44,7 +44,7 @@ internal static class InfoCommand
     /// <summary>A Conv reading a zero-stuffed tensor: the match (null with the reason when refused) and its MACs.</summary>
     private sealed record ZeroInsertionInfo(NodeProto Conv, ZeroInsertionMatch? Match, long MacsBefore, long MacsAfter, string Note);
 
-    private static int Run(string path, Dictionary<string, long[]> overrides, bool json, TextWriter stdout, TextWriter stderr)
+    private static int Run(string path, IReadOnlyDictionary<string, long[]> overrides, bool json, TextWriter stdout, TextWriter stderr)
     {
         var model = LoadModel(path);
         var index = new GraphIndex(model);

@@ -5,6 +5,7 @@ using OnnxDeconv.GraphRewrite.BackendTests;
 using OnnxDeconv.GraphRewrite.IO;
 using OnnxDeconv.GraphRewrite.Pipeline;
 using OnnxDeconv.GraphRewrite.Verification;
+using OnnxDeconv.GraphRewrite.Shapes;
 
 namespace OnnxDeconv.Cli.Commands;
 
@@ -68,7 +69,8 @@ internal static class TestCommand
                 var options = new BackendTestOptions
                 {
                     Tolerance = VerifyCli.ReadTolerance(pr, atol, rtol),
-                    Rewrite = doRewrite ? m => optimizer(m, optimizeOptions) : null,
+                    // Each case is rewritten at its own shapes: its stored inputs', else the --shape naming its inputs.
+                    RewriteAt = doRewrite ? (m, caseShapes) => optimizer(m, optimizeOptions with { Shapes = caseShapes }) : null,
                     FreezeInputs = pr.GetResult(freeze) is null ? null : freezeNames,
                     Configure = CliHooks.ConfigureSession,
                     Shapes = shapes,
@@ -76,6 +78,13 @@ internal static class TestCommand
                 };
                 // Find every case first, so a mistyped folder fails fast instead of after a long run.
                 var cases = folders.SelectMany(BackendTestCase.Discover).ToList();
+                // A --shape applies to the cases that have that input; one no case has is a mistake (docs/shapes.md).
+                if (shapes.Count > 0)
+                {
+                    var names = cases.SelectMany(c => ShapeSpecs.InputNames(ModelIO.Load(c.ModelPath))).ToHashSet(StringComparer.Ordinal);
+                    if (shapes.Keys.FirstOrDefault(k => !names.Contains(k)) is { } stray)
+                        throw new VerificationInputException($"--shape names '{stray}', which is not a graph input of any case (inputs: {string.Join(", ", names.Order(StringComparer.Ordinal))})");
+                }
                 var results = new List<BackendTestResult>(cases.Count);
                 foreach (var c in cases)
                 {
