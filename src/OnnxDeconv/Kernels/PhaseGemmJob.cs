@@ -76,34 +76,106 @@ internal sealed unsafe class PhaseGemmJob<TS, TV> : DeconvJob where TS : struct,
                         PhaseRowsKernel<TS, TV>.Dispatch(cnt, l.Nr, xb, tapOff, res.Taps, cc, xs,
                             wg + res.WeightOffset + (long)c0 * res.Taps, (long)res.Taps * p.Cig, t0, c0 > 0);
                     }
-                    if (last)
-                        for (int ph = 0; ph < stack.Phases.Length; ph++) Store(p, stack, ph, tile + (long)ph * nb, yg, bg, outPix, count, nb);
+                    if (last) StoreAll(p, stack, tile, nb, yg, bg, outPix, segs, segStart, count);
+                    continue;
+                }
+                long tileStride = (long)p.Cog * nb;
+                if (stack.RowGroups is { } groups)
+                {
+                    // A row group's s tiles side by side, stored interleaved (every output line written once).
+                    foreach (var grpPhases in groups)
+                    {
+                        for (int k = 0; k < grpPhases.Length; k++)
+                        {
+                            int ph = grpPhases[k];
+                            ComputePhase(p, l, stack, ph, xb, xs, tapOff, shiftOff, wg, c0, cc, l.TileAllPhases ? tile + ph * tileStride : tile + k * tileStride);
+                        }
+                        if (last) StoreGroup(p, stack, grpPhases, tile, l.TileAllPhases ? -1 : tileStride, tileStride, yg, bg, outPix, segs, segStart, count);
+                    }
                     continue;
                 }
                 for (int ph = 0; ph < stack.Phases.Length; ph++)
                 {
-                    var res = stack.Phases[ph];
-                    float* t0 = l.TileAllPhases ? tile + (long)ph * p.Cog * nb : tile;
-                    if (res.Taps == 0)
-                        new Span<float>(t0, p.Cog * nb).Clear();
-                    else
-                    {
-                        for (int t = 0; t < res.Taps; t++) tapOff[t] = shiftOff[stack.TapShift[ph][t]];
-                        float* wph = wg + res.WeightOffset;
-                        for (int cb = 0; cb < p.Cog; cb += p.Block)
-                        {
-                            int bw = Math.Min(p.Block, p.Cog - cb);
-                            float* wb = wph + (long)cb * p.Cig * res.Taps + (long)c0 * res.Taps * bw;
-                            for (int j = 0; j < bw; j += l.Mr)
-                            {
-                                int mr = Math.Min(l.Mr, bw - j);
-                                MicroKernel<TS, TV>.Dispatch(mr, l.Nr, xb, tapOff, res.Taps, cc, xs, wb + j, bw,
-                                    t0 + (long)(cb + j) * nb, c0 > 0 && l.TileAllPhases);
-                            }
-                        }
-                    }
+                    float* t0 = l.TileAllPhases ? tile + ph * tileStride : tile;
+                    ComputePhase(p, l, stack, ph, xb, xs, tapOff, shiftOff, wg, c0, cc, t0);
                     if (last) Store(p, stack, ph, t0, yg, bg, outPix, count, nb);
                 }
+            }
+        }
+    }
+
+    /// <summary>One phase's tile (all output channels x the block) from the slice c0..c0+cc of the panel or x.</summary>
+    private static void ComputePhase(DeconvPlan p, PhaseGemmLayout l, PhaseStack stack, int ph, float* xb, long xs, int* tapOff, int* shiftOff,
+        float* wg, int c0, int cc, float* t0)
+    {
+        int nb = l.PixelBlock;
+        var res = stack.Phases[ph];
+        if (res.Taps == 0)
+        {
+            new Span<float>(t0, p.Cog * nb).Clear();
+            return;
+        }
+        for (int t = 0; t < res.Taps; t++) tapOff[t] = shiftOff[stack.TapShift[ph][t]];
+        float* wph = wg + res.WeightOffset;
+        for (int cb = 0; cb < p.Cog; cb += p.Block)
+        {
+            int bw = Math.Min(p.Block, p.Cog - cb);
+            float* wb = wph + (long)cb * p.Cig * res.Taps + (long)c0 * res.Taps * bw;
+            for (int j = 0; j < bw; j += l.Mr)
+            {
+                int mr = Math.Min(l.Mr, bw - j);
+                MicroKernel<TS, TV>.Dispatch(mr, l.Nr, xb, tapOff, res.Taps, cc, xs, wb + j, bw,
+                    t0 + (long)(cb + j) * nb, c0 > 0 && l.TileAllPhases);
+            }
+        }
+    }
+
+    /// <summary>One output channel: every phase's tile row (at ph * nb), by row groups when the stack has them.</summary>
+    private void StoreAll(DeconvPlan p, PhaseStack stack, float* tile, int nb, float* yg, float* bg, int* outPix, int segs, int* segStart, int count)
+    {
+        if (stack.RowGroups is { } groups)
+            foreach (var grpPhases in groups) StoreGroup(p, stack, grpPhases, tile, -1, nb, yg, bg, outPix, segs, segStart, count);
+        else
+            for (int ph = 0; ph < stack.Phases.Length; ph++) Store(p, stack, ph, tile + (long)ph * nb, yg, bg, outPix, count, nb);
+    }
+
+    /// <summary>
+    /// Bias and epilogue on the group's tiles, then the s tiles interleaved into each row segment's contiguous output
+    /// run. Member k's tile is at tile + k * memberStride, or (memberStride -1) at tile + phase * phaseStride.
+    /// </summary>
+    private void StoreGroup(DeconvPlan p, PhaseStack stack, int[] members, float* tile, long memberStride, long phaseStride,
+        float* yg, float* bg, int* outPix, int segs, int* segStart, int count)
+    {
+        int s = members.Length, nb = p.Gemm!.PixelBlock, lanes = TS.Lanes;
+        float** t = stackalloc float*[s];
+        for (int k = 0; k < s; k++) t[k] = memberStride < 0 ? tile + members[k] * phaseStride : tile + k * memberStride;
+        var ep = Epilogue;
+        float* yp = yg + stack.PhaseOut[members[0]];
+        int n = (count + lanes - 1) / lanes * lanes;
+        for (int co = 0; co < p.Cog; co++)
+        {
+            long rowOff = (long)co * nb;
+            TV b = TS.Splat(bg == null ? 0f : bg[co]);
+            for (int k = 0; k < s; k++)
+            {
+                float* row = t[k] + rowOff;
+                for (int j = 0; j < n; j += lanes) TS.Store(row + j, TS.Add(TS.Load(row + j), b));
+                ep.ApplyInPlace(new Span<float>(row, count));
+            }
+            float* yc = yp + (long)co * p.OutSpatial;
+            for (int sg = 0; sg < segs; sg++)
+            {
+                int j0 = segStart[sg], j1 = segStart[sg + 1];
+                float* yo = yc + outPix[j0];
+                int j = j0;
+                if (s == 2)
+                {
+                    float* r0 = t[0] + rowOff, r1 = t[1] + rowOff;
+                    for (; j + lanes <= j1; j += lanes)
+                        TS.StoreInterleaved2(yo + 2 * (j - j0), yo + 2 * (j - j0) + lanes, TS.Load(r0 + j), TS.Load(r1 + j));
+                }
+                for (; j < j1; j++)
+                    for (int k = 0; k < s; k++) yo[(j - j0) * s + k] = t[k][rowOff + j];
             }
         }
     }

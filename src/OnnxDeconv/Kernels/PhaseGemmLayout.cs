@@ -25,6 +25,12 @@ internal sealed class PhaseStack
     /// together with phases as the micro-kernel's rows (<see cref="PhaseRowsKernel{TS, TV}"/>).
     /// </summary>
     public (int First, int Count)[] Runs { get; init; } = [];
+    /// <summary>
+    /// The stack's phases as groups of the last axis's s phases that share every other axis's origin, ordered by their
+    /// first output on the last axis (0..s-1): a group's tiles interleave into contiguous output runs (k2 s3 writes each
+    /// output line once instead of s strided passes). Null when the stack does not hold whole groups.
+    /// </summary>
+    public int[][]? RowGroups { get; init; }
     /// <summary>Pixel blocks of this stack, and the first work item of its blocks (per image and group).</summary>
     public required int Blocks { get; init; }
     public required int FirstBlock { get; init; }
@@ -74,11 +80,33 @@ internal sealed class PhaseGemmLayout
         // The panel slice stays within ~16 KB of L1 while the micro-kernel sweeps every phase and channel block over it.
         CiSlice = Math.Clamp(4096 / (MaxShifts * PixelBlock), 1, cig);
         PanelFloats = (long)CiSlice * MaxShifts * PixelBlock;
-        TileFloats = (TileAllPhases ? MaxPhases : 1) * (long)cog * PixelBlock;
+        // One slice: the tiles of one row group (s phases) at a time, stored interleaved; several: every phase's.
+        int groupTiles = stacks.Where(st => st.RowGroups is not null).Select(st => st.RowGroups![0].Length).DefaultIfEmpty(1).Max();
+        TileFloats = (TileAllPhases ? MaxPhases : groupTiles) * (long)cog * PixelBlock;
         // Per block: each pixel's output offset, the row segments' starts and grid positions; the shifts' offsets
         // into x (direct blocks); one phase's tap offsets.
         IntsNeeded = PixelBlock * (2 + rank) + 1 + MaxShifts + maxTaps;
         ItemsPerImageGroup = stacks.Sum(s => s.Blocks);
+    }
+
+    /// <summary>
+    /// Groups of s phases (s = the last axis's stride) with equal origins on the leading axes and last-axis origins
+    /// 0..s-1, covering every phase of the stack; null when the phases do not form such groups (or s is 1).
+    /// </summary>
+    private static int[][]? RowGroupsOf(Residue[] phases, int s)
+    {
+        if (s < 2 || phases.Length % s != 0) return null;
+        int last = phases[0].O0.Length - 1;
+        var groups = new List<int[]>();
+        foreach (var lead in Enumerable.Range(0, phases.Length).GroupBy(i => string.Join(",", phases[i].O0.Take(last))))
+        {
+            var members = lead.OrderBy(i => phases[i].O0[last]).ToArray();
+            if (members.Length != s) return null;
+            for (int k = 0; k < s; k++)
+                if (phases[members[k]].O0[last] != k) return null;
+            groups.Add(members);
+        }
+        return [.. groups];
     }
 
     /// <summary>The phase-GEMM layout when this path is taken for <paramref name="g"/>, else null.</summary>
@@ -151,6 +179,7 @@ internal sealed class PhaseGemmLayout
             {
                 Phases = phases, Q = phases[0].Q, Pixels = pixels, Shift = shifts.SelectMany(s => s).ToArray(),
                 TapShift = tapShift, PhaseOut = phaseOut, Blocks = blocks, FirstBlock = firstBlock, Runs = [.. runs],
+                RowGroups = RowGroupsOf(phases, (int)g.Axes[^1].Stride),
             });
             firstBlock += blocks;
         }

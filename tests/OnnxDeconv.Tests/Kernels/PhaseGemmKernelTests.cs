@@ -22,6 +22,9 @@ public sealed class PhaseGemmKernelTests
         // Stride above the kernel: empty (bias-only) phases and one-tap phases in one stack.
         Geo(1, 24, 64, 1, [9, 7], [2, 2], strides: [3, 3], outputPadding: [1, 2]),
         Geo(1, 5, 7, 1, [11], [1], strides: [4], pads: [1, 0]),
+        // Output a multiple of the stride on the last axis: row groups of s phases stored interleaved; 13 channels (a tail),
+        // a pixel count that is not a multiple of the block, and a batch of 2.
+        Geo(2, 24, 13, 1, [5, 6], [2, 2], strides: [3, 3], outputPadding: [1, 1]),
         // Grouped one-tap 2D with stride above the kernel.
         Geo(2, 8, 12, 2, [6, 5], [2, 3], strides: [3, 4]),
         // One output channel, 1D: the phases share the panel (ISTFT-like k = 4 s; k9 s2/s3 and k16 s8 with pads).
@@ -47,6 +50,16 @@ public sealed class PhaseGemmKernelTests
                 Assert.Null(Compare(g, isa, ep, null, new ParallelForDouble(2), seed: 4, withBias: false));
             }
         }
+    }
+
+    [Fact]
+    public void OutputAMultipleOfTheStride_GroupsThePhasesIntoInterleavedRows()
+    {
+        var plan = DeconvKernel.GetPlan(Geo(2, 24, 13, 1, [5, 6], [2, 2], strides: [3, 3], outputPadding: [1, 1]), KernelIsa.Scalar, null);
+        Assert.All(plan.Gemm!.Stacks, st => Assert.Equal(3, st.RowGroups!.Length));
+        // The last axis's output (22) is not a multiple of 3: its phases have different grids, stored one by one.
+        var ragged = DeconvKernel.GetPlan(Geo(1, 24, 64, 1, [9, 7], [2, 2], strides: [3, 3], outputPadding: [1, 2]), KernelIsa.Scalar, null);
+        Assert.Contains(ragged.Gemm!.Stacks, st => st.RowGroups is null);
     }
 
     [Fact]
