@@ -49,9 +49,8 @@ internal sealed class AutoDecider(OptimizeOptions options, int threads, ICandida
         Decision Keep(string reason, IReadOnlyList<CandidateTiming>? candidates = null) =>
             new(position, description, Unchanged, candidates ?? [], false, reason);
 
-        // The isolated-node timer builds float inputs and weights; a QDQ site is kept until it can time one.
-        if (site.Quantized is not null)
-            return Keep("QDQ site: auto does not time quantized sites yet (kept as it is); --target portable lowers it to QLinearConv (bench --suite qdq)");
+        // A QDQ site is timed as it runs (QdqAutoSite): uint8/int8 in and out, QLinearConv fusion on.
+        bool qdq = site.Quantized is not null;
         var lowerings = Lowerings.AutoCandidates(site, options.PortableOnly).Where(l => l != Lowerings.Keep && l != Lowerings.ConvTranspose).ToList();
         var refusals = lowerings.Select(l => options.Disabled.Contains(l.Name) ? "disabled" : l.CanLower(site)).ToList();
         if (refusals.All(r => r is not null))
@@ -79,21 +78,22 @@ internal sealed class AutoDecider(OptimizeOptions options, int threads, ICandida
             if (options.Disabled.Contains(l.Name)) { notes.Add(new CandidateTiming(l.Name, null, "disabled")); continue; }
             if (l.CanLower(timed) is { } why) { notes.Add(new CandidateTiming(l.Name, null, $"not applicable: {why}")); continue; }
             // One phase: both portable forms are the same Conv, timed once.
-            if (l == Lowerings.PortablePerPhase && PortableSiteLowering.Prepare(timed, PhaseForm.PerPhase).Choice.Form != PhaseForm.PerPhase) continue;
+            if (l == Lowerings.PortablePerPhase && (qdq || PortableSiteLowering.Prepare(timed, PhaseForm.PerPhase).Choice.Form != PhaseForm.PerPhase)) continue;
             applicable.Add(l);
         }
         if (options.PortableOnly) notes.Add(new CandidateTiming(AutoTuner.Plugin, null, "excluded (--portable-only)"));
         if (applicable.Count == 0) return Keep("no lowering applies at this shape", notes);
 
         var labels = (origin is null ? new List<string> { Unchanged } : [Unchanged, DerivedConvTranspose]).Concat(applicable.Select(l => l.Name)).ToList();
-        string key = CacheKey(timed, xShape, threads, labels) + (origin is null ? "" : $"|origin={origin.Ops}");
+        string key = CacheKey(timed, xShape, threads, labels) + (origin is null ? "" : $"|origin={origin.Ops}")
+            + (qdq ? $"|{QdqAutoSite.CacheKeyPart(site)}" : "");
         string baselineName = origin is null ? "the unchanged ConvTranspose" : $"the original {origin.Ops}";
         if (cache is not null && cache.TryGet(key, out var hit) && hit is not null && labels.Contains(hit.Choice))
             return new Decision(position, description, hit.Choice, hit.Candidates, true,
                 hit.Choice == Unchanged ? $"no candidate was {WinMargin * 100:0}% faster than {baselineName} (cached)" : null, origin);
 
         // A miss: build the candidates on the node isolated at its real shape, from the site's weights read once.
-        var isolated = Isolate(site, xShape);
+        var isolated = qdq ? QdqAutoSite.Isolate(site, xShape) : Isolate(site, xShape);
         var originalIsolated = origin is null ? null : IsolatePattern(site, origin, xShape);
         var models = originalIsolated is null
             ? new List<(string Label, ModelProto Model)> { (Unchanged, isolated) }
@@ -102,17 +102,17 @@ internal sealed class AutoDecider(OptimizeOptions options, int threads, ICandida
         {
             var copy = isolated.Clone();
             var editor = new GraphEditor(copy);
-            if (!ConvTransposeMatcher.TryMatch(editor.Index, copy.Graph.Node[0], out var candidate, out var why) || candidate is null)
+            if (!ConvTransposeMatcher.TryMatch(editor.Index, copy.Graph.Node.First(ConvTransposeMatcher.IsCandidate), out var candidate, out var why) || candidate is null)
             {
                 notes.Add(new CandidateTiming(l.Name, null, $"not applicable: {why}"));
                 continue;
             }
-            candidate.ShareWeights(site, weights);
+            if (!qdq) candidate.ShareWeights(site, weights); // a QDQ lowering reads the int8 values, not floats
             l.Lower(candidate, editor, LoweringEnvironment.Default with { Weights = weights });
             models.Add((l.Name, copy));
         }
 
-        var xValue = RandomInput(site.Input, xShape, site.ElementType);
+        var xValue = qdq ? QdqAutoSite.RandomInput(site, xShape, InputSeed) : RandomInput(site.Input, xShape, site.ElementType);
         var candidates = new List<TimedModel>();
         IReadOnlyList<TensorValue>? expected = null;
         foreach (var (label, m) in models)
@@ -138,7 +138,7 @@ internal sealed class AutoDecider(OptimizeOptions options, int threads, ICandida
                 if (problem is not null) return Keep($"the node alone does not run in ONNX Runtime: {problem}", notes);
                 expected = got;
             }
-            else if (problem is null) problem = Mismatch(expected!, got!);
+            else if (problem is null) problem = qdq ? QdqAutoSite.Mismatch(site, expected!, got!) : Mismatch(expected!, got!);
             if (problem is not null) notes.Add(new CandidateTiming(label, null, problem));
             else candidates.Add(new TimedModel(label, bytes, [xValue], plugin));
         }

@@ -126,18 +126,6 @@ public sealed class QdqRewriteTests(ITestOutputHelper output)
         AssertLeftAlone(model, "per tensor or per output channel on axis 1");
     }
 
-    [Fact]
-    public void QdqDemo_Auto_KeepsQdqSiteWithReason_UntilItCanTimeOne()
-    {
-        var model = Load("sr_block_qdq.onnx");
-        var bytes = ModelIO.Serialize(model);
-        var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto });
-        var node = Assert.Single(result.Nodes);
-        Assert.False(node.Rewritten);
-        Assert.Contains("QDQ site: auto does not time quantized sites", node.Reason);
-        Assert.Equal(bytes, ModelIO.Serialize(result.Model));
-    }
-
     private void AssertLeftAlone(ModelProto model, string reason)
     {
         var bytes = ModelIO.Serialize(model);
