@@ -110,12 +110,7 @@ public sealed class QdqAutoTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void QdqSite_DynamicWeightScale_AutoLeavesItByteIdenticalWithReason()
     {
-        var model = Load("unet_decoder_block_qdq.onnx");
-        var ct = model.Graph.Node.Single(n => n.OpType == Ops.ConvTranspose.OpType);
-        var dqW = model.Graph.Node.Single(n => n.Output.Contains(ct.Input[1]));
-        var scale = model.Graph.Initializer.Single(t => t.Name == dqW.Input[1]);
-        model.Graph.Initializer.Remove(scale);
-        model.Graph.Input.Add(ModelBuilder.ValueInfo(scale.Name, TensorProto.Types.DataType.Float, scale.Dims.ToArray()));
+        var model = QdqRewriteTests.DynamicWeightScaleModel();
         var bytes = ModelIO.Serialize(model);
         var timer = ScriptedTimer.Prefer(AutoTuner.PortableCombined);
         var result = Optimizer.Run(model, new OptimizeOptions { Target = Target.Auto, Timer = timer });

@@ -23,6 +23,18 @@ public sealed class QdqRewriteTests(ITestOutputHelper output)
 
     private static ModelProto Load(string name) => ModelIO.Load(Path.Combine(RepoPaths.DemoModels, name));
 
+    /// <summary>The U-Net QDQ demo with its ConvTranspose's weight scale turned into a graph input (a run-time value).</summary>
+    internal static ModelProto DynamicWeightScaleModel()
+    {
+        var model = Load("unet_decoder_block_qdq.onnx");
+        var ct = model.Graph.Node.Single(n => n.OpType == Ops.ConvTranspose.OpType);
+        var dqW = model.Graph.Node.Single(n => n.Output.Contains(ct.Input[1]));
+        var scale = model.Graph.Initializer.Single(t => t.Name == dqW.Input[1]);
+        model.Graph.Initializer.Remove(scale);
+        model.Graph.Input.Add(ModelBuilder.ValueInfo(scale.Name, TensorProto.Types.DataType.Float, scale.Dims.ToArray()));
+        return model;
+    }
+
     private static OptimizeResult Portable(ModelProto m) => Optimizer.Run(m, new OptimizeOptions { Target = Target.Portable });
 
     [Theory]
@@ -104,12 +116,7 @@ public sealed class QdqRewriteTests(ITestOutputHelper output)
     public void QdqConvTranspose_DynamicWeightScale_LeftByteIdenticalWithReason()
     {
         // The weight scale is a graph input: it can change at run time, the int8 values cannot be carried over.
-        var model = Load("unet_decoder_block_qdq.onnx");
-        var ct = model.Graph.Node.Single(n => n.OpType == Ops.ConvTranspose.OpType);
-        var dqW = model.Graph.Node.Single(n => n.Output.Contains(ct.Input[1]));
-        var scale = model.Graph.Initializer.Single(t => t.Name == dqW.Input[1]);
-        model.Graph.Initializer.Remove(scale);
-        model.Graph.Input.Add(ModelBuilder.ValueInfo(scale.Name, TensorProto.Types.DataType.Float, scale.Dims.ToArray()));
+        var model = DynamicWeightScaleModel();
         AssertLeftAlone(model, "not a constant float tensor");
     }
 
